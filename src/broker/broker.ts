@@ -1,0 +1,138 @@
+/**
+ * The broker seam: where publications are ordered, numbered, kept as history and delivered to every
+ * hub node. The hub never parses event ids; the broker decides their form (the memory broker uses
+ * `<epoch>-<seq>`, a Redis broker a cursor vector over its partitions) and hands the hub a
+ * {@link Cursor} per connection that turns publications into ids and drops duplicates.
+ *
+ * Routing keys: the hub maps every target onto plain string keys before they reach the broker: a
+ * topic `T` is the key `T`, a client id `C` is `@c/C`, a broadcast is `@all`. User topics cannot
+ * start with `@`, so the spaces never collide, and a broker needs to know nothing about targets.
+ */
+
+/** What the hub asks a broker to publish. */
+export interface PublishRequest {
+  /** Routing keys (topics, `@c/<clientId>`, `@all`), deduplicated, at least one. */
+  readonly keys: readonly string[]
+  /** Event type name. */
+  readonly event?: string
+  /** Payload, already a string. */
+  readonly data: string
+  /** Reconnection delay to send with the event, in ms. */
+  readonly retry?: number
+  /** This is the last event of its topic keys (a finite topic). */
+  readonly close?: boolean
+}
+
+/**
+ * A published event as the broker numbered it. Brokers may return a subtype with their own
+ * position fields; only their own {@link Cursor} reads those.
+ */
+export interface Publication {
+  /** Broker-assigned id; increases in the broker's order. Opaque to the hub and clients. */
+  readonly id: string
+  /** Routing keys it was published to. */
+  readonly keys: readonly string[]
+  /** Event type name. */
+  readonly event: string | undefined
+  /** Payload. */
+  readonly data: string
+  /** Reconnection delay, in ms. */
+  readonly retry: number | undefined
+  /** True on the last event of a finite topic. */
+  readonly close: boolean
+  /** Publish time, ms since the epoch. */
+  readonly time: number
+}
+
+/** One connection's position in the broker's log. Created by {@link Broker.resume}. */
+export interface Cursor {
+  /**
+   * Moves past `publication` and returns the SSE id that names the new position, or `null` when
+   * the cursor is already at or past it (a duplicate from the history/live overlap: skip it).
+   */
+  advance(publication: Publication): string | null
+  /** The SSE id that names the current position (sent in id-only frames). */
+  readonly id: string
+}
+
+/** Why a connection's history could not be replayed exactly. */
+export type ResetReason =
+  /** The id is older than the retained history: events were trimmed. */
+  | 'expired'
+  /** The id is from another epoch: the broker restarted or lost its history. */
+  | 'epoch'
+  /** The id is malformed or ahead of the log. */
+  | 'unknown'
+
+/** One replayed event and the SSE id to send with it. */
+export interface ReplayItem {
+  /** The event. */
+  readonly publication: Publication
+  /** The id to send with it. */
+  readonly id: string
+}
+
+/** What a connection missed, as {@link Broker.resume} found it. */
+export interface Resume {
+  /** The connection's cursor, positioned after the replay (live events at or before it are dropped). */
+  readonly cursor: Cursor
+  /** Events to send before live ones, in order, without duplicates. */
+  readonly replay: readonly ReplayItem[]
+  /** Set when history could not be replayed exactly: the client must reload state. */
+  readonly reset: { readonly reason: ResetReason; readonly keys: readonly string[] } | null
+  /**
+   * Topic keys that have ended (their final event was published) and whose final event this
+   * connection has already received: nothing more will come on them.
+   */
+  readonly ended: ReadonlySet<string>
+}
+
+/** A command that every hub node must run (e.g. closing a client's connections everywhere). */
+export type BrokerCommand = { readonly type: 'close-client'; readonly clientId: string }
+
+/** Where a broker delivers what it reads: the hub. */
+export interface BrokerSink {
+  /** A publication from any node, in log order. */
+  publication(publication: Publication): void
+  /** A command from any node. */
+  command(command: BrokerCommand): void
+  /** The broker hit an operational error (it keeps running and recovers by itself). */
+  error(error: Error): void
+}
+
+/** The broker's health, for `/healthz`. */
+export interface BrokerHealth {
+  /** True when publishes can succeed now. */
+  readonly ok: boolean
+  /** Broker name, e.g. `memory`, `redis`. */
+  readonly broker: string
+  /** Free-form details (history size, connection state...). */
+  readonly details?: Readonly<Record<string, unknown>>
+}
+
+/**
+ * The interface every broker implements (memory now, Redis for several nodes). A contract test
+ * suite (`test/broker/contract.ts`) runs against each implementation.
+ */
+export interface Broker {
+  /** Connects the broker to its hub. Called once, before any other method. */
+  start(sink: BrokerSink): Promise<void>
+  /**
+   * Appends a publication to the log and resolves once it is durable in the broker's terms. The
+   * publication reaches every node's sink (this one included) in log order.
+   */
+  publish(request: PublishRequest): Promise<Publication>
+  /**
+   * Resolves what a connection following `keys` missed since `lastEventId` (or, without one, where
+   * it starts). Must snapshot the live position **synchronously**, in the same tick as the call:
+   * the hub registers the connection first and queues live publications while this resolves, and
+   * the cursor drops the overlap.
+   */
+  resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume>
+  /** Runs `command` on every node (this one included). */
+  command(command: BrokerCommand): Promise<void>
+  /** Health for `/healthz`. */
+  health(): BrokerHealth
+  /** Stops the broker; pending work is abandoned. */
+  close(): Promise<void>
+}

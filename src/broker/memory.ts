@@ -1,0 +1,238 @@
+import type {
+  Broker,
+  BrokerCommand,
+  BrokerHealth,
+  BrokerSink,
+  Cursor,
+  Publication,
+  PublishRequest,
+  ReplayItem,
+  Resume,
+  ResetReason,
+} from './broker.js'
+
+/** Options of {@link MemoryBroker}. */
+export interface MemoryBrokerOptions {
+  /**
+   * How many events the history keeps (all topics together). Older ones are dropped; a client
+   * whose Last-Event-ID is older than the history gets a reset event.
+   * @default 10000
+   */
+  readonly historyMaxEvents?: number
+  /**
+   * How long an event stays in the history, in ms. `null` keeps events until the count bound drops them.
+   * @default 3600000 (one hour)
+   */
+  readonly historyMaxAgeMs?: number | null
+  /**
+   * How long a finished topic (one that got its `close` event) is remembered, in ms: a client that
+   * reconnects within it gets the final event or `204`.
+   * @default 3600000 (one hour)
+   */
+  readonly endedTopicTtlMs?: number
+  /**
+   * How many finished topics are remembered at most; the oldest are forgotten first.
+   * @default 10000
+   */
+  readonly maxEndedTopics?: number
+  /** The epoch (a new random one by default). Fixed in tests only. */
+  readonly epoch?: string
+}
+
+interface MemoryPublication extends Publication {
+  readonly seq: number
+}
+
+const idPattern = /^([0-9a-z]{1,16})-(0|[1-9][0-9]{0,15})$/
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(
+      `Expected \`${name}\` to be a positive integer, got \`${String(value)}\` (${typeof value})`,
+    )
+  }
+  return value
+}
+
+/** Ids are `<epoch>-<seq>`: the epoch tells "same log" from "the hub restarted". */
+class MemoryCursor implements Cursor {
+  constructor(
+    private readonly epoch: string,
+    private seq: number,
+  ) {}
+
+  advance(publication: Publication): string | null {
+    const seq = (publication as MemoryPublication).seq
+    if (seq <= this.seq) return null
+    this.seq = seq
+    return publication.id
+  }
+
+  get id(): string {
+    return `${this.epoch}-${this.seq}`
+  }
+}
+
+/**
+ * The default broker: one process, history in a bounded in-memory ring. Publications are
+ * delivered to the hub synchronously inside {@link MemoryBroker.publish}, so they are in order.
+ */
+export class MemoryBroker implements Broker {
+  /** The epoch of this broker's ids; a restart makes a new one, so old ids get a reset. */
+  readonly epoch: string
+  private readonly maxEvents: number
+  private readonly maxAgeMs: number | null
+  private readonly endedTtlMs: number
+  private readonly maxEnded: number
+  private sink: BrokerSink | null = null
+  private seq = 0
+  // The ring: `ring[head..]` holds events in seq order; compacted when the dead prefix grows.
+  private ring: MemoryPublication[] = []
+  private head = 0
+  // Finished topics, oldest first (re-ending a topic moves it to the end).
+  private readonly ended = new Map<string, { publication: MemoryPublication; at: number }>()
+  private closed = false
+
+  constructor(options: MemoryBrokerOptions = {}) {
+    this.maxEvents = positiveInt('historyMaxEvents', options.historyMaxEvents ?? 10_000)
+    const age = options.historyMaxAgeMs === undefined ? 3_600_000 : options.historyMaxAgeMs
+    this.maxAgeMs = age === null ? null : positiveInt('historyMaxAgeMs', age)
+    this.endedTtlMs = positiveInt('endedTopicTtlMs', options.endedTopicTtlMs ?? 3_600_000)
+    this.maxEnded = positiveInt('maxEndedTopics', options.maxEndedTopics ?? 10_000)
+    this.epoch = options.epoch ?? Math.random().toString(36).slice(2, 10).padEnd(8, '0')
+    if (!/^[0-9a-z]{1,16}$/.test(this.epoch)) {
+      throw new RangeError(`Expected \`epoch\` to be 1-16 chars of [0-9a-z], got \`${this.epoch}\``)
+    }
+  }
+
+  start(sink: BrokerSink): Promise<void> {
+    this.sink = sink
+    return Promise.resolve()
+  }
+
+  publish(request: PublishRequest): Promise<Publication> {
+    if (this.closed) return Promise.reject(new Error('The memory broker is closed.'))
+    const now = Date.now()
+    const publication: MemoryPublication = {
+      seq: ++this.seq,
+      id: `${this.epoch}-${this.seq}`,
+      keys: request.keys,
+      event: request.event,
+      data: request.data,
+      retry: request.retry,
+      close: request.close === true,
+      time: now,
+    }
+    this.ring.push(publication)
+    this.trim(now)
+    for (const key of request.keys) {
+      if (publication.close) {
+        this.ended.delete(key)
+        this.ended.set(key, { publication, at: now })
+      } else if (this.ended.size > 0) {
+        // Publishing again to a finished topic reopens it.
+        this.ended.delete(key)
+      }
+    }
+    this.pruneEnded(now)
+    this.sink?.publication(publication)
+    return Promise.resolve(publication)
+  }
+
+  resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume> {
+    const now = Date.now()
+    this.trim(now)
+    this.pruneEnded(now)
+    const current = this.seq
+    let from = current
+    let reset: ResetReason | null = null
+    if (lastEventId !== undefined) {
+      const match = idPattern.exec(lastEventId)
+      const seq = match === null ? NaN : Number(match[2])
+      if (match === null || seq > current) reset = 'unknown'
+      else if (match[1] !== this.epoch) reset = 'epoch'
+      else if (seq < this.firstRetainedSeq() - 1) reset = 'expired'
+      else from = seq
+    }
+    const wanted = new Set(keys)
+    const replay: ReplayItem[] = []
+    for (let i = this.head + Math.max(0, from - this.firstRetainedSeq() + 1); i < this.ring.length; i++) {
+      const publication = this.ring[i]!
+      if (matches(publication, wanted)) replay.push({ publication, id: publication.id })
+    }
+    const ended = new Set<string>()
+    const finals: MemoryPublication[] = []
+    for (const key of wanted) {
+      const entry = this.ended.get(key)
+      if (entry === undefined) continue
+      if (entry.publication.seq > from) continue // its final event is in the replay
+      if (lastEventId !== undefined && reset === null) ended.add(key)
+      // A client that never saw the final event (new, or reset) gets it: it tells the end.
+      else if (!finals.includes(entry.publication)) finals.push(entry.publication)
+    }
+    finals.sort((a, b) => a.seq - b.seq)
+    for (const publication of finals) replay.unshift({ publication, id: publication.id })
+    return Promise.resolve({
+      cursor: new MemoryCursor(this.epoch, current),
+      replay,
+      reset: reset === null ? null : { reason: reset, keys },
+      ended,
+    })
+  }
+
+  command(command: BrokerCommand): Promise<void> {
+    this.sink?.command(command)
+    return Promise.resolve()
+  }
+
+  health(): BrokerHealth {
+    return {
+      ok: !this.closed,
+      broker: 'memory',
+      details: {
+        epoch: this.epoch,
+        lastId: `${this.epoch}-${this.seq}`,
+        historyEvents: this.ring.length - this.head,
+        endedTopics: this.ended.size,
+      },
+    }
+  }
+
+  close(): Promise<void> {
+    this.closed = true
+    this.sink = null
+    return Promise.resolve()
+  }
+
+  private firstRetainedSeq(): number {
+    // With an empty ring every event up to `seq` was dropped (or none was published).
+    return this.ring[this.head]?.seq ?? this.seq + 1
+  }
+
+  private trim(now: number): void {
+    let first = this.head + Math.max(0, this.ring.length - this.head - this.maxEvents)
+    if (this.maxAgeMs !== null) {
+      const oldest = now - this.maxAgeMs
+      while (first < this.ring.length && this.ring[first]!.time < oldest) first++
+    }
+    if (first === this.head) return
+    this.head = first
+    // Compact once the dead prefix is as large as the live part: amortised O(1) per event.
+    if (this.head >= this.ring.length - this.head) {
+      this.ring = this.ring.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  private pruneEnded(now: number): void {
+    for (const [key, entry] of this.ended) {
+      if (this.ended.size <= this.maxEnded && entry.at >= now - this.endedTtlMs) break
+      this.ended.delete(key)
+    }
+  }
+}
+
+function matches(publication: Publication, wanted: ReadonlySet<string>): boolean {
+  for (const key of publication.keys) if (wanted.has(key)) return true
+  return false
+}

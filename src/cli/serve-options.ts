@@ -1,0 +1,163 @@
+import type { HubServerOptions } from '../server/server.js'
+import { UsageError } from './io.js'
+
+/** How one flag is read. */
+type Kind = 'int' | 'nullable-int' | 'string' | 'flag' | 'overflow' | 'origins'
+
+interface Spec {
+  readonly flag: string
+  readonly kind: Kind
+  readonly key: keyof HubServerOptions | 'port' | 'host'
+  readonly help: string
+  readonly default: string
+}
+
+/**
+ * Every `ssehub serve` flag, its env var (`SSEHUB_` + the flag in upper snake case) and the server
+ * option it maps onto. `--help` is generated from this table, so they cannot drift apart.
+ */
+export const serveSpecs: readonly Spec[] = [
+  { flag: 'port', kind: 'int', key: 'port', default: '8080', help: 'TCP port (0 picks a free one)' },
+  { flag: 'host', kind: 'string', key: 'host', default: '127.0.0.1', help: 'address to listen on' },
+  { flag: 'publish-key', kind: 'string', key: 'publishKey', default: 'none', help: 'key required as `Authorization: Bearer <key>` by POST /publish and other mutating endpoints' },
+  { flag: 'allow-anonymous-publish', kind: 'flag', key: 'allowAnonymousPublish', default: 'false', help: 'allow a non-loopback --host without a publish key' },
+  { flag: 'cors-origins', kind: 'origins', key: 'corsOrigins', default: 'none', help: "allowed origins: '*' or a comma-separated list" },
+  { flag: 'max-body-bytes', kind: 'int', key: 'maxBodyBytes', default: '1048576', help: 'largest publish body (413 above)' },
+  { flag: 'heartbeat-ms', kind: 'nullable-int', key: 'heartbeatMs', default: '15000', help: "comment on idle streams every N ms ('off' to disable)" },
+  { flag: 'retry-ms', kind: 'nullable-int', key: 'retryMs', default: '2000', help: "`retry:` sent to clients on connect ('off' for none)" },
+  { flag: 'max-connection-age-ms', kind: 'nullable-int', key: 'maxConnectionAgeMs', default: 'off', help: 'close streams older than N ms (clients resume)' },
+  { flag: 'max-queued-bytes', kind: 'int', key: 'maxQueuedBytes', default: '262144', help: 'unsent bytes per connection before it is closed as a slow consumer' },
+  { flag: 'max-pending-events', kind: 'int', key: 'maxPendingEvents', default: '10000', help: 'live events queued per connection while its history replays' },
+  { flag: 'max-connections', kind: 'nullable-int', key: 'maxConnections', default: '10000', help: "open connections in all ('off' for no limit)" },
+  { flag: 'max-connections-per-client', kind: 'nullable-int', key: 'maxConnectionsPerClient', default: '100', help: "open connections per client id ('off' for no limit)" },
+  { flag: 'max-topics-per-connection', kind: 'int', key: 'maxTopicsPerConnection', default: '32', help: 'topics one connection may follow' },
+  { flag: 'max-topics-per-publish', kind: 'int', key: 'maxTopicsPerPublish', default: '100', help: 'topics one publish may target' },
+  { flag: 'overflow', kind: 'overflow', key: 'overflow', default: 'reject', help: "at a connection limit: 'reject' (503) or 'evict' (least recently active)" },
+  { flag: 'history-max-events', kind: 'int', key: 'historyMaxEvents', default: '10000', help: 'events kept for Last-Event-ID replay' },
+  { flag: 'history-max-age-ms', kind: 'nullable-int', key: 'historyMaxAgeMs', default: '3600000', help: "how long events stay in the history ('off': count bound only)" },
+  { flag: 'ended-topic-ttl-ms', kind: 'int', key: 'endedTopicTtlMs', default: '3600000', help: 'how long a finished topic is remembered (final event or 204 on reconnect)' },
+  { flag: 'max-ended-topics', kind: 'int', key: 'maxEndedTopics', default: '10000', help: 'finished topics remembered at most' },
+  { flag: 'max-topic-length', kind: 'int', key: 'maxTopicLength', default: '256', help: 'longest topic name' },
+  { flag: 'max-client-id-length', kind: 'int', key: 'maxClientIdLength', default: '256', help: 'longest client id' },
+  { flag: 'max-event-name-length', kind: 'int', key: 'maxEventNameLength', default: '128', help: 'longest event name' },
+  { flag: 'shutdown-timeout-ms', kind: 'int', key: 'shutdownTimeoutMs', default: '5000', help: 'graceful shutdown budget on SIGINT/SIGTERM' },
+  { flag: 'no-dashboard', kind: 'flag', key: 'dashboard', default: 'false', help: 'do not serve the dashboard at /' },
+  { flag: 'no-metrics', kind: 'flag', key: 'metrics', default: 'false', help: 'do not serve /metrics' },
+]
+
+/** The env var of a flag: `--max-body-bytes` -> `SSEHUB_MAX_BODY_BYTES`. */
+export function envName(flag: string): string {
+  return 'SSEHUB_' + flag.toUpperCase().replaceAll('-', '_')
+}
+
+/** `ssehub serve --help`. */
+export function serveHelp(): string {
+  const rows = serveSpecs.map((spec) => {
+    const left = `  --${spec.flag}${spec.kind === 'flag' ? '' : ' <value>'}`
+    return `${left.padEnd(40)} ${spec.help} [default: ${spec.default}; env ${envName(spec.flag)}]`
+  })
+  return [
+    'Usage: ssehub [serve] [options]',
+    '',
+    'Runs the hub server: GET /events, POST /publish, DELETE /clients/{id}, /stats, /metrics...',
+    'Every option is also read from its environment variable; a flag wins over the variable.',
+    '',
+    'Options:',
+    ...rows,
+    '  --help                                   show this help',
+    '',
+  ].join('\n')
+}
+
+const booleanWords: Record<string, boolean> = { '1': true, true: true, yes: true, '0': false, false: false, no: false }
+
+function parseValue(spec: Spec, raw: string, source: string): unknown {
+  switch (spec.kind) {
+    case 'string':
+      if (raw === '') throw new UsageError(`${source} needs a non-empty value`)
+      return raw
+    case 'int':
+    case 'nullable-int': {
+      if (spec.kind === 'nullable-int' && raw === 'off') return null
+      if (!/^\d{1,15}$/.test(raw) || (spec.key !== 'port' && Number(raw) === 0)) {
+        throw new UsageError(
+          `${source} expects a ${spec.key === 'port' ? 'non-negative' : 'positive'} integer${spec.kind === 'nullable-int' ? " or 'off'" : ''}, got ${JSON.stringify(raw)}`,
+        )
+      }
+      const value = Number(raw)
+      if (spec.key === 'port' && value > 65535) throw new UsageError(`${source} must be at most 65535, got ${raw}`)
+      return value
+    }
+    case 'flag': {
+      const value = booleanWords[raw.toLowerCase()]
+      if (value === undefined) throw new UsageError(`${source} expects true or false, got ${JSON.stringify(raw)}`)
+      return value
+    }
+    case 'overflow':
+      if (raw !== 'reject' && raw !== 'evict') {
+        throw new UsageError(`${source} expects 'reject' or 'evict', got ${JSON.stringify(raw)}`)
+      }
+      return raw
+    case 'origins': {
+      if (raw === '*') return '*'
+      const origins = raw.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+      for (const origin of origins) {
+        if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+          throw new UsageError(`${source}: ${JSON.stringify(origin)} is not an origin like https://app.example.com`)
+        }
+      }
+      return origins
+    }
+  }
+}
+
+/** Parsed `serve` command line: server options plus where to listen. */
+export interface ServeConfig {
+  readonly options: HubServerOptions
+  readonly port: number
+  readonly host: string
+  readonly help: boolean
+}
+
+/**
+ * Parses `serve` flags and `SSEHUB_*` env vars into server options.
+ * @throws {UsageError} on an unknown flag or a bad value (printed as one line, exit 2).
+ */
+export function parseServeArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ServeConfig {
+  const values = new Map<Spec, unknown>()
+  for (const spec of serveSpecs) {
+    const raw = env[envName(spec.flag)]
+    if (raw !== undefined && raw !== '') values.set(spec, parseValue(spec, raw, envName(spec.flag)))
+  }
+  let help = false
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--help' || arg === '-h') {
+      help = true
+      continue
+    }
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}; see ssehub --help`)
+    const eq = arg.indexOf('=')
+    const name = arg.slice(2, eq === -1 ? undefined : eq)
+    const spec = serveSpecs.find((candidate) => candidate.flag === name)
+    if (spec === undefined) throw new UsageError(`unknown option --${name}; see ssehub --help`)
+    if (spec.kind === 'flag') {
+      values.set(spec, eq === -1 ? true : parseValue(spec, arg.slice(eq + 1), `--${name}`))
+      continue
+    }
+    const raw = eq === -1 ? argv[++i] : arg.slice(eq + 1)
+    if (raw === undefined) throw new UsageError(`--${name} needs a value`)
+    values.set(spec, parseValue(spec, raw, `--${name}`))
+  }
+  const options: Record<string, unknown> = {}
+  let port = 8080
+  let host = '127.0.0.1'
+  for (const [spec, value] of values) {
+    if (spec.key === 'port') port = value as number
+    else if (spec.key === 'host') host = value as string
+    // --no-dashboard / --no-metrics turn a default-on feature off.
+    else if (spec.flag.startsWith('no-')) options[spec.key] = !(value as boolean)
+    else options[spec.key] = value
+  }
+  return { options: options as HubServerOptions, port, host, help }
+}

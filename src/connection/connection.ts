@@ -1,0 +1,296 @@
+import { encodeCommentText, encodeEventText } from '../wire/encode.js'
+import type { Transport } from './transport.js'
+
+/**
+ * Why a connection closed. A closed connection is not an error: it leaves every index at once and
+ * is reported with one of these.
+ */
+export type CloseReason =
+  /** The client went away (tab closed, network lost). */
+  | 'client-gone'
+  /** It reached the hub's `maxConnectionAgeMs`; the client reconnects and resumes. */
+  | 'timeout'
+  /** The application or an operator closed it (`close()`, `DELETE /clients/{id}`). */
+  | 'server-close'
+  /** A newer connection took its place under the `evict` overflow policy. */
+  | 'evicted'
+  /** Its unsent bytes passed `maxQueuedBytes`; it reconnects and catches up from history. */
+  | 'slow-consumer'
+  /** The hub is shutting down. */
+  | 'shutdown'
+  /** Every topic it followed got its final event (finite topics). */
+  | 'completed'
+
+/** A map of event names to payload types, for typed {@link Connection.send}. */
+export type EventMap = Record<string, unknown>
+
+/** The object form of {@link Connection.send}. */
+export type SendMessage<E extends EventMap> = {
+  [K in keyof E & string]: {
+    /** Event type; omitted means `message`. */
+    event?: K
+    /** Payload: a string is sent as is, anything else JSON-encoded. */
+    data: E[K]
+    /** Sets the client's last event id. Leave unset to keep the hub's resume position. */
+    id?: string
+    /** Reconnection delay for the client, in ms. */
+    retry?: number
+  }
+}[keyof E & string]
+
+/** Options of the positional form of {@link Connection.send}. */
+export interface SendOptions {
+  /** Sets the client's last event id. Leave unset to keep the hub's resume position. */
+  id?: string
+  /** Reconnection delay for the client, in ms. */
+  retry?: number
+}
+
+/** What a {@link Connection} is told at creation. */
+export interface ConnectionInit {
+  /** Connection id, unique in this process. */
+  readonly id: string
+  /** The application's client id, when given. */
+  readonly clientId: string | undefined
+  /** Topics followed. */
+  readonly topics: readonly string[]
+  /** Bytes that may wait unsent before the connection is closed as a slow consumer. */
+  readonly maxQueuedBytes: number
+  /** Called once, when the connection closed for any reason. */
+  readonly onClosed: (connection: Connection, reason: CloseReason) => void
+  /** Shared counters the connection adds its output to. */
+  readonly counters: { bytesOut: number }
+}
+
+/** Any iterable source a connection or topic can be fed from: a generator, a Node or Web stream. */
+export type EventSource<T> = AsyncIterable<T> | Iterable<T>
+
+/** Turns a payload into the `data` string: strings as is, bytes as UTF-8, anything else as JSON. */
+export function dataToString(data: unknown): string {
+  if (typeof data === 'string') return data
+  if (data instanceof Uint8Array) return Buffer.from(data).toString('utf8')
+  const json = JSON.stringify(data) as string | undefined
+  // JSON.stringify(undefined) and functions give undefined: send nothing rather than "undefined".
+  return json ?? ''
+}
+
+const heartbeatFrame = Buffer.from(':\n\n')
+
+/**
+ * One open event stream. The only object that writes to a socket (through its {@link Transport}).
+ *
+ * Sending never throws: on a closed connection it returns `false`, so a broadcast loop in an
+ * application cannot be broken by one client leaving. Events sent before the stream opened are
+ * kept in order and flushed when it opens (Spring's early-send buffering).
+ */
+export class Connection<E extends EventMap = EventMap> {
+  /** Connection id, unique in this process. */
+  readonly id: string
+  /** The application's client id (several connections may share one), if any. */
+  readonly clientId: string | undefined
+  /** Topics this connection follows. */
+  readonly topics: readonly string[]
+  /** When it was accepted, ms since the epoch. */
+  readonly connectedAt: number = Date.now()
+  /** Last time bytes were written to it, ms since the epoch (used by heartbeats and LRU eviction). */
+  lastWriteAt: number = this.connectedAt
+  /** Bytes written to it. */
+  bytesOut = 0
+  private stateValue: 'opening' | 'open' | 'closed' = 'opening'
+  // True until the hub finished the replay: application sends wait behind it, in order.
+  private buffering = true
+  private reasonValue: CloseReason | undefined
+  private early: Buffer[] = []
+  private earlyBytes = 0
+  private readonly maxQueuedBytes: number
+  private readonly onClosed: ConnectionInit['onClosed']
+  private readonly counters: ConnectionInit['counters']
+
+  /** @internal Created by the hub. */
+  constructor(
+    private readonly transport: Transport,
+    init: ConnectionInit,
+  ) {
+    this.id = init.id
+    this.clientId = init.clientId
+    this.topics = init.topics
+    this.maxQueuedBytes = init.maxQueuedBytes
+    this.onClosed = init.onClosed
+    this.counters = init.counters
+    transport.onClose(() => this.finish('client-gone'))
+  }
+
+  /** `opening` until the hub sent the stream's first bytes, `open`, then `closed`. */
+  get state(): 'opening' | 'open' | 'closed' {
+    return this.stateValue
+  }
+
+  /** Why it closed; `undefined` while open. */
+  get closeReason(): CloseReason | undefined {
+    return this.reasonValue
+  }
+
+  /** The peer's address. */
+  get remoteAddress(): string | undefined {
+    return this.transport.remoteAddress
+  }
+
+  /** Bytes waiting to be sent (the slow-consumer measure). */
+  get queuedBytes(): number {
+    return this.earlyBytes + (this.stateValue === 'open' ? this.transport.queuedBytes : 0)
+  }
+
+  /**
+   * Sends one event to this connection only. Returns `false` when the connection is closed (or
+   * closed by this send as a slow consumer), `true` otherwise.
+   *
+   * @example conn.send('progress', { pct: 50 })
+   * @throws {WireFieldError} when `event` or `id` contain CR/LF (or NUL in `id`): a programming error.
+   */
+  send<K extends keyof E & string>(event: K, data: E[K], options?: SendOptions): boolean
+  /** Sends one event, given as an object. */
+  send(message: SendMessage<E>): boolean
+  send(first: string | SendMessage<E>, data?: unknown, options: SendOptions = {}): boolean {
+    const message =
+      typeof first === 'string'
+        ? { event: first, data: dataToString(data), ...options }
+        : { ...first, data: dataToString(first.data) }
+    return this.sendFrame(Buffer.from(encodeEventText(message)))
+  }
+
+  /** Sends a comment line (ignored by clients; keeps proxies from timing out). */
+  comment(text = ''): boolean {
+    return this.sendFrame(Buffer.from(encodeCommentText(text)))
+  }
+
+  /**
+   * Sends every item of `source` as an event of type `event` (a generator of tokens becomes a
+   * stream of events). Resolves with the number sent; stops early when the connection closes.
+   */
+  async pipe<K extends keyof E & string>(source: EventSource<E[K]>, event?: K): Promise<number> {
+    let sent = 0
+    for await (const item of source) {
+      if (this.stateValue === 'closed') break
+      const ok =
+        event === undefined
+          ? this.send({ data: item } as SendMessage<E>)
+          : this.send(event, item)
+      if (!ok) break
+      sent++
+    }
+    return sent
+  }
+
+  /** Ends the stream (reason `server-close`); the client's EventSource will reconnect. */
+  close(): void {
+    this.end('server-close')
+  }
+
+  /** An application send: kept in order behind the replay until the stream is live. */
+  private sendFrame(frame: Buffer): boolean {
+    if (this.stateValue === 'closed') return false
+    if (!this.buffering) return this.writeFrame(frame)
+    this.early.push(frame)
+    this.earlyBytes += frame.length
+    if (this.earlyBytes > this.maxQueuedBytes) {
+      this.destroy('slow-consumer')
+      return false
+    }
+    return true
+  }
+
+  /**
+   * @internal Writes pre-encoded bytes: the hub's fan-out path. Returns false once closed.
+   * Checks the high-water mark after the write, so one stalled client is dropped, not buffered.
+   */
+  writeFrame(frame: Buffer): boolean {
+    if (this.stateValue !== 'open') return false
+    this.transport.write(frame)
+    this.bytesOut += frame.length
+    this.counters.bytesOut += frame.length
+    this.lastWriteAt = Date.now()
+    if (this.transport.queuedBytes > this.maxQueuedBytes) {
+      this.destroy('slow-consumer')
+      return false
+    }
+    return true
+  }
+
+  /** @internal Writes a heartbeat comment. */
+  heartbeat(): void {
+    this.writeFrame(heartbeatFrame)
+  }
+
+  /** @internal Resolves when the peer took the queued bytes (or the connection closed). */
+  drained(): Promise<void> {
+    return this.stateValue === 'open' ? this.transport.drained() : Promise.resolve()
+  }
+
+  /** @internal Sends the headers and `prelude`; application sends still wait for {@link Connection.live}. */
+  open(prelude: readonly Buffer[]): void {
+    if (this.stateValue !== 'opening') return
+    this.transport.open()
+    this.stateValue = 'open'
+    this.transport.cork()
+    for (const frame of prelude) this.writeFrame(frame)
+    this.transport.uncork()
+  }
+
+  /** @internal The replay is done: flush what the application sent meanwhile, then write directly. */
+  live(): void {
+    if (this.stateValue !== 'open' || !this.buffering) return
+    this.buffering = false
+    const early = this.early
+    this.early = []
+    this.earlyBytes = 0
+    if (early.length === 0) return
+    this.transport.cork()
+    for (const frame of early) this.writeFrame(frame)
+    this.transport.uncork()
+  }
+
+  /** @internal Answers with a status instead of a stream (204 for a finished topic, 4xx/5xx). */
+  reject(status: number, body?: string, headers?: Readonly<Record<string, string>>): void {
+    if (this.stateValue !== 'opening') return
+    this.transport.reject(status, body, headers)
+    this.finish('server-close')
+  }
+
+  /** @internal Corks the socket for a batch of writes. */
+  cork(): void {
+    if (this.stateValue === 'open') this.transport.cork()
+  }
+
+  /** @internal Uncorks after {@link Connection.cork}. */
+  uncork(): void {
+    if (this.stateValue === 'open') this.transport.uncork()
+  }
+
+  /** @internal Ends gracefully (queued bytes are still sent) with `reason`. */
+  end(reason: CloseReason): void {
+    if (this.stateValue === 'closed') return
+    if (this.stateValue === 'opening') {
+      // Not open yet: answer so the request does not hang (a reconnect may land elsewhere).
+      this.transport.reject(503, JSON.stringify({ error: { code: 'ERR_SSE_CLOSED', message: 'The connection was closed before it opened; reconnect.' } }), { 'retry-after': '1' })
+    } else {
+      this.transport.end()
+    }
+    this.finish(reason)
+  }
+
+  /** @internal Drops the stream at once with `reason` (queued bytes are discarded). */
+  destroy(reason: CloseReason): void {
+    if (this.stateValue === 'closed') return
+    this.finish(reason)
+    this.transport.destroy()
+  }
+
+  private finish(reason: CloseReason): void {
+    if (this.stateValue === 'closed') return
+    this.stateValue = 'closed'
+    this.reasonValue = reason
+    this.early = []
+    this.earlyBytes = 0
+    this.onClosed(this as unknown as Connection, reason)
+  }
+}

@@ -1,0 +1,91 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import { streamHeaders, type Transport } from './transport.js'
+
+/** A node:http or node:http2 (compat API) request. */
+export type NodeRequest = IncomingMessage | Http2ServerRequest
+/** A node:http or node:http2 (compat API) response. Express' `res` and Fastify's `reply.raw` are ones. */
+export type NodeResponse = ServerResponse | Http2ServerResponse
+
+/**
+ * Wraps a node:http (or http2 compat) response as a {@link Transport}. Works for Express'
+ * `res` and Fastify's `reply.raw` (call `reply.hijack()` first so Fastify leaves the response alone).
+ */
+export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transport {
+  const http1 = 'socket' in req && req.socket !== null && !('stream' in req)
+  let closeListener: (() => void) | null = null
+  let closed = false
+  const fireClose = (): void => {
+    if (closed) return
+    closed = true
+    const listener = closeListener
+    closeListener = null
+    listener?.()
+  }
+  // 'close' fires when the response finished or the peer went away; a write error (EPIPE,
+  // ECONNRESET) is a client leaving, which is normal for SSE and reported as a close, not an error.
+  res.on('close', fireClose)
+  res.on('error', fireClose)
+  if (http1) {
+    const socket = (req as IncomingMessage).socket
+    // An event stream is long-lived: no idle timeout, no Nagle delay on small frames.
+    socket.setTimeout(0)
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true)
+  }
+  return {
+    open() {
+      ;(res as ServerResponse).writeHead(200, streamHeaders)
+      // Push the headers out now, so that proxies and browsers see the stream open.
+      ;(res as ServerResponse).flushHeaders()
+    },
+    reject(status, body, headers = {}) {
+      const all: Record<string, string> = { ...headers }
+      if (body !== undefined) {
+        all['content-type'] = 'application/json; charset=utf-8'
+        all['content-length'] = String(Buffer.byteLength(body))
+      }
+      ;(res as ServerResponse).writeHead(status, all)
+      ;(res as ServerResponse).end(body)
+    },
+    write(chunk) {
+      if (closed) return
+      ;(res as ServerResponse).write(chunk)
+    },
+    get queuedBytes() {
+      return res.writableLength
+    },
+    cork() {
+      ;(res as ServerResponse).cork()
+    },
+    uncork() {
+      ;(res as ServerResponse).uncork()
+    },
+    end() {
+      if (!res.writableEnded) (res as ServerResponse).end()
+    },
+    destroy() {
+      ;(res as ServerResponse).destroy()
+      fireClose()
+    },
+    drained() {
+      if (closed || res.writableLength === 0) return Promise.resolve()
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          res.off('drain', done)
+          res.off('close', done)
+          resolve()
+        }
+        res.on('drain', done)
+        res.on('close', done)
+      })
+    },
+    onClose(listener) {
+      closeListener = listener
+      if (closed) fireClose()
+    },
+    get remoteAddress() {
+      return req.socket?.remoteAddress
+    },
+  }
+}

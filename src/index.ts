@@ -1,0 +1,57 @@
+/**
+ * `ssehub`: the embeddable library. Create a hub, subscribe requests from any server framework,
+ * publish to topics, client ids or everyone.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http'
+ * import { createHub } from 'ssehub'
+ * const hub = createHub()
+ * createServer((req, res) => {
+ *   if (req.url?.startsWith('/events')) hub.subscribe(req, res, { topics: ['news'] })
+ * }).listen(3000)
+ * await hub.publish({ topic: 'news', data: { title: 'Hello' } })
+ * ```
+ */
+export {
+  Hub,
+  createHub,
+  errorBody,
+  RESET_EVENT,
+  type HubOptions,
+  type HubEvents,
+  type HubStats,
+  type PublishInput,
+  type PublishResult,
+  type PublishTarget,
+  type SubscribeParams,
+  type ConnectionInfo,
+  type OverflowPolicy,
+} from './hub/hub.js'
+export {
+  Connection,
+  dataToString,
+  type CloseReason,
+  type EventMap,
+  type SendMessage,
+  type SendOptions,
+  type EventSource,
+} from './connection/connection.js'
+export { createNodeTransport, type NodeRequest, type NodeResponse } from './connection/node-http.js'
+export { createFetchTransport, type FetchTransport } from './connection/fetch.js'
+export { streamHeaders, type Transport } from './connection/transport.js'
+export { MemoryBroker, type MemoryBrokerOptions } from './broker/memory.js'
+export type {
+  Broker,
+  BrokerCommand,
+  BrokerHealth,
+  BrokerSink,
+  Cursor,
+  Publication,
+  PublishRequest,
+  ReplayItem,
+  Resume,
+  ResetReason,
+} from './broker/broker.js'
+export { SseError, isSseError, ErrorCodes, type ErrorCode, type SseErrorOptions } from './errors.js'
+export { encodeEvent, encodeEventText, WireFieldError, type SseEvent } from './wire/encode.js'
