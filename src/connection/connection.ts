@@ -201,18 +201,20 @@ export class Connection<E extends EventMap = EventMap> {
 
   /**
    * @internal Writes pre-encoded bytes: the hub's fan-out path. Returns false once closed.
-   * Checks the high-water mark after the write, so one stalled client is dropped, not buffered.
+   * A connection that still holds more than `maxQueuedBytes` unsent when the next frame comes is
+   * a slow consumer: it is dropped, not buffered. (Checked before the write, so one frame larger
+   * than the mark still goes out to a client that reads; memory stays under mark + one frame.)
    */
   writeFrame(frame: Buffer): boolean {
     if (this.stateValue !== 'open') return false
-    this.transport.write(frame)
-    this.bytesOut += frame.length
-    this.counters.bytesOut += frame.length
-    this.lastWriteAt = Date.now()
     if (this.transport.queuedBytes > this.maxQueuedBytes) {
       this.destroy('slow-consumer')
       return false
     }
+    this.transport.write(frame)
+    this.bytesOut += frame.length
+    this.counters.bytesOut += frame.length
+    this.lastWriteAt = Date.now()
     return true
   }
 
