@@ -254,8 +254,9 @@ export class Connection<E extends EventMap = EventMap> {
   /** @internal Answers with a status instead of a stream (204 for a finished topic, 4xx/5xx). */
   reject(status: number, body?: string, headers?: Readonly<Record<string, string>>): void {
     if (this.stateValue !== 'opening') return
-    this.transport.reject(status, body, headers)
+    // Record our reason before the transport reports its own close.
     this.finish('server-close')
+    this.transport.reject(status, body, headers)
   }
 
   /** @internal Corks the socket for a batch of writes. */
@@ -271,13 +272,21 @@ export class Connection<E extends EventMap = EventMap> {
   /** @internal Ends gracefully (queued bytes are still sent) with `reason`. */
   end(reason: CloseReason): void {
     if (this.stateValue === 'closed') return
-    if (this.stateValue === 'opening') {
-      // Not open yet: answer so the request does not hang (a reconnect may land elsewhere).
-      this.transport.reject(503, JSON.stringify({ error: { code: 'ERR_SSE_CLOSED', message: 'The connection was closed before it opened; reconnect.' } }), { 'retry-after': '1' })
-    } else {
-      this.transport.end()
-    }
+    const wasOpen = this.stateValue === 'open'
+    // Record our reason before the transport reports its own close.
     this.finish(reason)
+    if (wasOpen) {
+      this.transport.end()
+    } else {
+      // Not open yet: answer so the request does not hang (a reconnect may land elsewhere).
+      this.transport.reject(
+        503,
+        JSON.stringify({
+          error: { code: 'ERR_SSE_CLOSED', message: 'The connection was closed before it opened; reconnect.' },
+        }),
+        { 'retry-after': '1' },
+      )
+    }
   }
 
   /** @internal Drops the stream at once with `reason` (queued bytes are discarded). */

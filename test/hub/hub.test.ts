@@ -1,0 +1,175 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createHub, type Hub, type EventMap } from '../../src/index.js'
+import { waitFor } from '../helpers/wait.js'
+
+type Events = { progress: { pct: number }; welcome: { user: string }; token: string }
+
+const hubs: Hub<EventMap>[] = []
+function makeHub<E extends EventMap = Events>(options: Parameters<typeof createHub>[0] = {}): Hub<E> {
+  const hub = createHub<E>({ heartbeatMs: null, epoch: 'e1', ...options })
+  hubs.push(hub as unknown as Hub<EventMap>)
+  return hub
+}
+
+afterEach(async () => {
+  vi.useRealTimers()
+  for (const hub of hubs.splice(0)) await hub.close()
+})
+
+/** Reads a Web Response body as text as it arrives. */
+function reader(response: Response): { text(): string; done: Promise<void> } {
+  let text = ''
+  const decoder = new TextDecoder()
+  const body = response.body!.getReader()
+  const done = (async () => {
+    for (;;) {
+      const { value, done } = await body.read()
+      if (done) return
+      text += decoder.decode(value, { stream: true })
+    }
+  })()
+  return { text: () => text, done }
+}
+
+describe('subscribeWeb (fetch-style frameworks)', () => {
+  it('streams a Response with the stream headers and exact bytes', async () => {
+    const hub = makeHub()
+    const { connection, response } = hub.subscribeWeb(new Request('http://x/events?topic=a&clientId=u1'))
+    const res = await response
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('text/event-stream')
+    expect(res.headers.get('cache-control')).toBe('no-cache, no-transform')
+    expect(res.headers.get('connection')).toBeNull()
+    const body = reader(res)
+    expect(connection.clientId).toBe('u1')
+    await hub.publish({ topic: 'a', event: 'progress', data: { pct: 1 } })
+    await waitFor(() => body.text().endsWith('\n\n') && body.text().includes('pct'), 'event')
+    expect(body.text()).toBe('retry: 2000\n\nid: e1-0\n\nevent: progress\nid: e1-1\ndata: {"pct":1}\n\n')
+    connection.close()
+    await body.done
+  })
+
+  it('answers 400 as a JSON Response for bad params, and 204 for a finished topic', async () => {
+    const hub = makeHub()
+    const bad = await hub.subscribeWeb(new Request('http://x/events')).response
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('ERR_SSE_BAD_REQUEST')
+    await hub.publish({ topic: 'done', data: 'end', close: true })
+    const ended = await hub.subscribeWeb(new Request('http://x/events?topic=done', { headers: { 'last-event-id': 'e1-1' } })).response
+    expect(ended.status).toBe(204)
+  })
+
+  it('forgets a connection whose body the client cancelled', async () => {
+    const hub = makeHub()
+    const { response } = hub.subscribeWeb(new Request('http://x/events?topic=a'))
+    const res = await response
+    await waitFor(() => hub.stats().connections === 1, 'open')
+    await res.body!.cancel()
+    expect(hub.stats().connections).toBe(0)
+    expect(hub.stats().closed['client-gone']).toBe(1)
+  })
+})
+
+describe('Connection', () => {
+  it('keeps events sent before the stream opened, in order, after the replay (the welcome event)', async () => {
+    const hub = makeHub()
+    await hub.publish({ topic: 'a', data: 'missed' })
+    const { connection, response } = hub.subscribeWeb(new Request('http://x/?topic=a&lastEventId=e1-0'))
+    expect(connection.state).toBe('opening')
+    expect(connection.send('welcome', { user: 'ada' })).toBe(true)
+    expect(connection.send({ event: 'progress', data: { pct: 0 } })).toBe(true)
+    const body = reader(await response)
+    await waitFor(() => body.text().includes('pct'), 'early events')
+    expect(body.text()).toBe(
+      'retry: 2000\n\nid: e1-1\ndata: missed\n\nid: e1-1\n\nevent: welcome\ndata: {"user":"ada"}\n\nevent: progress\ndata: {"pct":0}\n\n',
+    )
+    connection.close()
+  })
+
+  it('type-checks payloads against the event map', () => {
+    const hub = makeHub()
+    const { connection } = hub.subscribeWeb(new Request('http://x/?topic=a'))
+    connection.send('progress', { pct: 50 })
+    // @ts-expect-error: a wrong payload type does not compile
+    connection.send('progress', { pct: 'half' })
+    // @ts-expect-error: an unknown event does not compile
+    connection.send('nope', 1)
+    connection.close()
+  })
+
+  it('reports false, never throws, when sending on a closed connection', async () => {
+    const hub = makeHub()
+    const { connection, response } = hub.subscribeWeb(new Request('http://x/?topic=a'))
+    await response
+    connection.close()
+    expect(connection.state).toBe('closed')
+    expect(connection.closeReason).toBe('server-close')
+    expect(connection.send('token', 'x')).toBe(false)
+    expect(connection.comment('hi')).toBe(false)
+  })
+
+  it('rejects CR/LF in event names and ids, and keeps comments on comment lines', async () => {
+    const hub = makeHub()
+    const { connection, response } = hub.subscribeWeb(new Request('http://x/?topic=a'))
+    const body = reader(await response)
+    expect(() => connection.send({ event: 'token' as const, data: 'x', id: 'a\nb' })).toThrow(/id/)
+    expect(() => connection.send('bad\nname' as 'token', 'x')).toThrow(/event name/)
+    connection.comment('one\ndata: injected')
+    await waitFor(() => body.text().includes('injected'), 'comment')
+    expect(body.text()).toContain(': one\n: data: injected\n\n')
+    connection.close()
+  })
+
+  it('pipes an async iterable into a connection, and a generator into a finite topic', async () => {
+    const hub = makeHub()
+    const { connection, response } = hub.subscribeWeb(new Request('http://x/?topic=answer'))
+    const body = reader(await response)
+    async function* tokens(): AsyncGenerator<string> {
+      yield 'Hel'
+      yield 'lo'
+    }
+    expect(await connection.pipe(tokens(), 'token')).toBe(2)
+    const ids = await hub.pipe({ topic: 'answer' }, tokens(), { event: 'token', close: { event: 'done', data: '' } })
+    expect(ids).toEqual(['e1-1', 'e1-2', 'e1-3'])
+    await body.done
+    expect(body.text()).toBe(
+      'retry: 2000\n\nid: e1-0\n\nevent: token\ndata: Hel\n\nevent: token\ndata: lo\n\n' +
+        'event: token\nid: e1-1\ndata: Hel\n\nevent: token\nid: e1-2\ndata: lo\n\nevent: done\nid: e1-3\ndata: \n\n',
+    )
+  })
+})
+
+describe('heartbeats', () => {
+  it('come from one timer and skip connections written to recently', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
+    const hub = makeHub({ heartbeatMs: 1000 })
+    const a = hub.subscribeWeb(new Request('http://x/?topic=a'))
+    const b = hub.subscribeWeb(new Request('http://x/?topic=b'))
+    const bodyA = reader(await a.response)
+    const bodyB = reader(await b.response)
+    await waitFor(() => bodyA.text().includes('id:') && bodyB.text().includes('id:'), 'open')
+    vi.advanceTimersByTime(400)
+    await hub.publish({ topic: 'a', data: 'busy' })
+    vi.advanceTimersByTime(100) // t=500: b idle 500 ms -> heartbeat; a written 100 ms ago -> skipped
+    await waitFor(() => bodyB.text().endsWith(':\n\n'), 'heartbeat on b')
+    await waitFor(() => bodyA.text().includes('busy'), 'event on a')
+    expect(bodyA.text()).not.toContain(':\n\n')
+    vi.advanceTimersByTime(500) // t=1000: a idle 600 ms -> heartbeat
+    await waitFor(() => bodyA.text().endsWith(':\n\n'), 'heartbeat on a')
+  })
+})
+
+describe('options', () => {
+  it('validates options up front with messages that name the option', () => {
+    expect(() => createHub({ heartbeatMs: -1 })).toThrow(/`heartbeatMs` to be a positive integer or null, got `-1`/)
+    expect(() => createHub({ maxQueuedBytes: 0 })).toThrow(/maxQueuedBytes/)
+    expect(() => createHub({ overflow: 'drop' as 'evict' })).toThrow(/overflow/)
+    expect(() => createHub({ historyMaxEvents: 1.5 })).toThrow(/historyMaxEvents/)
+  })
+
+  it('refuses publishes with a clear error code for programmatic callers', async () => {
+    const hub = makeHub()
+    await expect(hub.publish({ data: 'x' })).rejects.toMatchObject({ code: 'ERR_SSE_BAD_REQUEST', status: 400 })
+    await expect(hub.publish({ topic: 'a', data: 'x', event: 'a\rb' })).rejects.toMatchObject({ code: 'ERR_SSE_INVALID_FIELD' })
+  })
+})
