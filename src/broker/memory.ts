@@ -156,7 +156,11 @@ export class MemoryBroker implements Broker {
     }
     const wanted = new Set(keys)
     const replay: ReplayItem[] = []
-    for (let i = this.head + Math.max(0, from - this.firstRetainedSeq() + 1); i < this.ring.length; i++) {
+    for (
+      let i = this.head + Math.max(0, from - this.firstRetainedSeq() + 1);
+      i < this.ring.length;
+      i++
+    ) {
       const publication = this.ring[i]!
       if (matches(publication, wanted)) replay.push({ publication, id: publication.id })
     }

@@ -28,7 +28,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   try {
     if (first === undefined || first.startsWith('-')) {
       if (first === '--version') {
-        const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+        const pkg = JSON.parse(
+          readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+        ) as { version: string }
         io.stdout(`${pkg.version}\n`)
         return 0
       }
@@ -44,12 +46,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case 'publish':
         return await runPublish(rest, io)
       case 'listen':
-        return await (await loadListen())(rest, io)
+        return await (
+          await loadListen()
+        )(rest, io)
       case 'help':
         io.stdout(usage)
         return 0
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(first)}; commands: serve, listen, publish`)
+        throw new UsageError(
+          `unknown command ${JSON.stringify(first)}; commands: serve, listen, publish`,
+        )
     }
   } catch (error) {
     if (error instanceof UsageError) {

@@ -51,13 +51,17 @@ export async function runPublish(argv: string[], io: CliIo): Promise<number> {
     return 0
   }
   if (positionals.length !== 1) {
-    throw new UsageError(`publish takes exactly one DATA argument, got ${positionals.length}; see ssehub publish --help`)
+    throw new UsageError(
+      `publish takes exactly one DATA argument, got ${positionals.length}; see ssehub publish --help`,
+    )
   }
   if (values.topic === undefined && values.client === undefined && values.all !== true) {
     throw new UsageError('publish needs a target: --topic T, --client C or --all')
   }
   if (values.retry !== undefined && !/^\d{1,15}$/.test(values.retry)) {
-    throw new UsageError(`--retry expects a non-negative integer, got ${JSON.stringify(values.retry)}`)
+    throw new UsageError(
+      `--retry expects a non-negative integer, got ${JSON.stringify(values.retry)}`,
+    )
   }
   let data: unknown = positionals[0]!
   if (values.json === true) {
@@ -75,7 +79,9 @@ export async function runPublish(argv: string[], io: CliIo): Promise<number> {
     throw new UsageError(`--hub: ${JSON.stringify(hubUrl)} is not a URL`)
   }
   const body = {
-    ...(values.topic === undefined ? {} : { topic: values.topic.length === 1 ? values.topic[0] : values.topic }),
+    ...(values.topic === undefined
+      ? {}
+      : { topic: values.topic.length === 1 ? values.topic[0] : values.topic }),
     ...(values.client === undefined ? {} : { clientId: values.client }),
     ...(values.all === true ? { all: true } : {}),
     ...(values.event === undefined ? {} : { event: values.event }),

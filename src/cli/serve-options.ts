@@ -17,32 +17,182 @@ interface Spec {
  * option it maps onto. `--help` is generated from this table, so they cannot drift apart.
  */
 export const serveSpecs: readonly Spec[] = [
-  { flag: 'port', kind: 'int', key: 'port', default: '8080', help: 'TCP port (0 picks a free one)' },
+  {
+    flag: 'port',
+    kind: 'int',
+    key: 'port',
+    default: '8080',
+    help: 'TCP port (0 picks a free one)',
+  },
   { flag: 'host', kind: 'string', key: 'host', default: '127.0.0.1', help: 'address to listen on' },
-  { flag: 'publish-key', kind: 'string', key: 'publishKey', default: 'none', help: 'key required as `Authorization: Bearer <key>` by POST /publish and other mutating endpoints' },
-  { flag: 'allow-anonymous-publish', kind: 'flag', key: 'allowAnonymousPublish', default: 'false', help: 'allow a non-loopback --host without a publish key' },
-  { flag: 'cors-origins', kind: 'origins', key: 'corsOrigins', default: 'none', help: "allowed origins: '*' or a comma-separated list" },
-  { flag: 'max-body-bytes', kind: 'int', key: 'maxBodyBytes', default: '1048576', help: 'largest publish body (413 above)' },
-  { flag: 'heartbeat-ms', kind: 'nullable-int', key: 'heartbeatMs', default: '15000', help: "comment on idle streams every N ms ('off' to disable)" },
-  { flag: 'retry-ms', kind: 'nullable-int', key: 'retryMs', default: '2000', help: "`retry:` sent to clients on connect ('off' for none)" },
-  { flag: 'max-connection-age-ms', kind: 'nullable-int', key: 'maxConnectionAgeMs', default: 'off', help: 'close streams older than N ms (clients resume)' },
-  { flag: 'max-queued-bytes', kind: 'int', key: 'maxQueuedBytes', default: '262144', help: 'unsent bytes per connection before it is closed as a slow consumer' },
-  { flag: 'max-pending-events', kind: 'int', key: 'maxPendingEvents', default: '10000', help: 'live events queued per connection while its history replays' },
-  { flag: 'max-connections', kind: 'nullable-int', key: 'maxConnections', default: '10000', help: "open connections in all ('off' for no limit)" },
-  { flag: 'max-connections-per-client', kind: 'nullable-int', key: 'maxConnectionsPerClient', default: '100', help: "open connections per client id ('off' for no limit)" },
-  { flag: 'max-topics-per-connection', kind: 'int', key: 'maxTopicsPerConnection', default: '32', help: 'topics one connection may follow' },
-  { flag: 'max-topics-per-publish', kind: 'int', key: 'maxTopicsPerPublish', default: '100', help: 'topics one publish may target' },
-  { flag: 'overflow', kind: 'overflow', key: 'overflow', default: 'reject', help: "at a connection limit: 'reject' (503) or 'evict' (least recently active)" },
-  { flag: 'history-max-events', kind: 'int', key: 'historyMaxEvents', default: '10000', help: 'events kept for Last-Event-ID replay' },
-  { flag: 'history-max-age-ms', kind: 'nullable-int', key: 'historyMaxAgeMs', default: '3600000', help: "how long events stay in the history ('off': count bound only)" },
-  { flag: 'ended-topic-ttl-ms', kind: 'int', key: 'endedTopicTtlMs', default: '3600000', help: 'how long a finished topic is remembered (final event or 204 on reconnect)' },
-  { flag: 'max-ended-topics', kind: 'int', key: 'maxEndedTopics', default: '10000', help: 'finished topics remembered at most' },
-  { flag: 'max-topic-length', kind: 'int', key: 'maxTopicLength', default: '256', help: 'longest topic name' },
-  { flag: 'max-client-id-length', kind: 'int', key: 'maxClientIdLength', default: '256', help: 'longest client id' },
-  { flag: 'max-event-name-length', kind: 'int', key: 'maxEventNameLength', default: '128', help: 'longest event name' },
-  { flag: 'shutdown-timeout-ms', kind: 'int', key: 'shutdownTimeoutMs', default: '5000', help: 'graceful shutdown budget on SIGINT/SIGTERM' },
-  { flag: 'no-dashboard', kind: 'flag', key: 'dashboard', default: 'false', help: 'do not serve the dashboard at /' },
-  { flag: 'no-metrics', kind: 'flag', key: 'metrics', default: 'false', help: 'do not serve /metrics' },
+  {
+    flag: 'publish-key',
+    kind: 'string',
+    key: 'publishKey',
+    default: 'none',
+    help: 'key required as `Authorization: Bearer <key>` by POST /publish and other mutating endpoints',
+  },
+  {
+    flag: 'allow-anonymous-publish',
+    kind: 'flag',
+    key: 'allowAnonymousPublish',
+    default: 'false',
+    help: 'allow a non-loopback --host without a publish key',
+  },
+  {
+    flag: 'cors-origins',
+    kind: 'origins',
+    key: 'corsOrigins',
+    default: 'none',
+    help: "allowed origins: '*' or a comma-separated list",
+  },
+  {
+    flag: 'max-body-bytes',
+    kind: 'int',
+    key: 'maxBodyBytes',
+    default: '1048576',
+    help: 'largest publish body (413 above)',
+  },
+  {
+    flag: 'heartbeat-ms',
+    kind: 'nullable-int',
+    key: 'heartbeatMs',
+    default: '15000',
+    help: "comment on idle streams every N ms ('off' to disable)",
+  },
+  {
+    flag: 'retry-ms',
+    kind: 'nullable-int',
+    key: 'retryMs',
+    default: '2000',
+    help: "`retry:` sent to clients on connect ('off' for none)",
+  },
+  {
+    flag: 'max-connection-age-ms',
+    kind: 'nullable-int',
+    key: 'maxConnectionAgeMs',
+    default: 'off',
+    help: 'close streams older than N ms (clients resume)',
+  },
+  {
+    flag: 'max-queued-bytes',
+    kind: 'int',
+    key: 'maxQueuedBytes',
+    default: '262144',
+    help: 'unsent bytes per connection before it is closed as a slow consumer',
+  },
+  {
+    flag: 'max-pending-events',
+    kind: 'int',
+    key: 'maxPendingEvents',
+    default: '10000',
+    help: 'live events queued per connection while its history replays',
+  },
+  {
+    flag: 'max-connections',
+    kind: 'nullable-int',
+    key: 'maxConnections',
+    default: '10000',
+    help: "open connections in all ('off' for no limit)",
+  },
+  {
+    flag: 'max-connections-per-client',
+    kind: 'nullable-int',
+    key: 'maxConnectionsPerClient',
+    default: '100',
+    help: "open connections per client id ('off' for no limit)",
+  },
+  {
+    flag: 'max-topics-per-connection',
+    kind: 'int',
+    key: 'maxTopicsPerConnection',
+    default: '32',
+    help: 'topics one connection may follow',
+  },
+  {
+    flag: 'max-topics-per-publish',
+    kind: 'int',
+    key: 'maxTopicsPerPublish',
+    default: '100',
+    help: 'topics one publish may target',
+  },
+  {
+    flag: 'overflow',
+    kind: 'overflow',
+    key: 'overflow',
+    default: 'reject',
+    help: "at a connection limit: 'reject' (503) or 'evict' (least recently active)",
+  },
+  {
+    flag: 'history-max-events',
+    kind: 'int',
+    key: 'historyMaxEvents',
+    default: '10000',
+    help: 'events kept for Last-Event-ID replay',
+  },
+  {
+    flag: 'history-max-age-ms',
+    kind: 'nullable-int',
+    key: 'historyMaxAgeMs',
+    default: '3600000',
+    help: "how long events stay in the history ('off': count bound only)",
+  },
+  {
+    flag: 'ended-topic-ttl-ms',
+    kind: 'int',
+    key: 'endedTopicTtlMs',
+    default: '3600000',
+    help: 'how long a finished topic is remembered (final event or 204 on reconnect)',
+  },
+  {
+    flag: 'max-ended-topics',
+    kind: 'int',
+    key: 'maxEndedTopics',
+    default: '10000',
+    help: 'finished topics remembered at most',
+  },
+  {
+    flag: 'max-topic-length',
+    kind: 'int',
+    key: 'maxTopicLength',
+    default: '256',
+    help: 'longest topic name',
+  },
+  {
+    flag: 'max-client-id-length',
+    kind: 'int',
+    key: 'maxClientIdLength',
+    default: '256',
+    help: 'longest client id',
+  },
+  {
+    flag: 'max-event-name-length',
+    kind: 'int',
+    key: 'maxEventNameLength',
+    default: '128',
+    help: 'longest event name',
+  },
+  {
+    flag: 'shutdown-timeout-ms',
+    kind: 'int',
+    key: 'shutdownTimeoutMs',
+    default: '5000',
+    help: 'graceful shutdown budget on SIGINT/SIGTERM',
+  },
+  {
+    flag: 'no-dashboard',
+    kind: 'flag',
+    key: 'dashboard',
+    default: 'false',
+    help: 'do not serve the dashboard at /',
+  },
+  {
+    flag: 'no-metrics',
+    kind: 'flag',
+    key: 'metrics',
+    default: 'false',
+    help: 'do not serve /metrics',
+  },
 ]
 
 /** The env var of a flag: `--max-body-bytes` -> `SSEHUB_MAX_BODY_BYTES`. */
@@ -69,7 +219,14 @@ export function serveHelp(): string {
   ].join('\n')
 }
 
-const booleanWords: Record<string, boolean> = { '1': true, true: true, yes: true, '0': false, false: false, no: false }
+const booleanWords: Record<string, boolean> = {
+  '1': true,
+  true: true,
+  yes: true,
+  '0': false,
+  false: false,
+  no: false,
+}
 
 function parseValue(spec: Spec, raw: string, source: string): unknown {
   switch (spec.kind) {
@@ -85,12 +242,14 @@ function parseValue(spec: Spec, raw: string, source: string): unknown {
         )
       }
       const value = Number(raw)
-      if (spec.key === 'port' && value > 65535) throw new UsageError(`${source} must be at most 65535, got ${raw}`)
+      if (spec.key === 'port' && value > 65535)
+        throw new UsageError(`${source} must be at most 65535, got ${raw}`)
       return value
     }
     case 'flag': {
       const value = booleanWords[raw.toLowerCase()]
-      if (value === undefined) throw new UsageError(`${source} expects true or false, got ${JSON.stringify(raw)}`)
+      if (value === undefined)
+        throw new UsageError(`${source} expects true or false, got ${JSON.stringify(raw)}`)
       return value
     }
     case 'overflow':
@@ -100,10 +259,15 @@ function parseValue(spec: Spec, raw: string, source: string): unknown {
       return raw
     case 'origins': {
       if (raw === '*') return '*'
-      const origins = raw.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+      const origins = raw
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter((origin) => origin !== '')
       for (const origin of origins) {
         if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
-          throw new UsageError(`${source}: ${JSON.stringify(origin)} is not an origin like https://app.example.com`)
+          throw new UsageError(
+            `${source}: ${JSON.stringify(origin)} is not an origin like https://app.example.com`,
+          )
         }
       }
       return origins
@@ -123,7 +287,10 @@ export interface ServeConfig {
  * Parses `serve` flags and `SSEHUB_*` env vars into server options.
  * @throws {UsageError} on an unknown flag or a bad value (printed as one line, exit 2).
  */
-export function parseServeArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ServeConfig {
+export function parseServeArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ServeConfig {
   const values = new Map<Spec, unknown>()
   for (const spec of serveSpecs) {
     const raw = env[envName(spec.flag)]
@@ -136,7 +303,8 @@ export function parseServeArgs(argv: readonly string[], env: Readonly<Record<str
       help = true
       continue
     }
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}; see ssehub --help`)
+    if (!arg.startsWith('--'))
+      throw new UsageError(`unexpected argument ${JSON.stringify(arg)}; see ssehub --help`)
     const eq = arg.indexOf('=')
     const name = arg.slice(2, eq === -1 ? undefined : eq)
     const spec = serveSpecs.find((candidate) => candidate.flag === name)
@@ -159,5 +327,5 @@ export function parseServeArgs(argv: readonly string[], env: Readonly<Record<str
     else if (spec.flag.startsWith('no-')) options[spec.key] = !(value as boolean)
     else options[spec.key] = value
   }
-  return { options: options as HubServerOptions, port, host, help }
+  return { options: options, port, host, help }
 }

@@ -18,18 +18,29 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
   try {
     const address = await hubServer.listen(config.port, config.host)
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-    io.stdout(`ssehub listening on http://${host}:${address.port} (${hubServer.hub.broker.health().broker} broker)\n`)
+    io.stdout(
+      `ssehub listening on http://${host}:${address.port} (${hubServer.hub.broker.health().broker} broker)\n`,
+    )
   } catch (error) {
     await hubServer.close()
     if (isSseError(error)) throw new UsageError(error.message)
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE') throw new UsageError(`port ${config.port} on ${config.host} is in use; pick another with --port`)
-    if (code === 'EACCES') throw new UsageError(`no permission to listen on ${config.host}:${config.port}; use a port above 1023`)
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UsageError(`cannot listen on ${config.host}: no such local address`)
+    if (code === 'EADDRINUSE')
+      throw new UsageError(
+        `port ${config.port} on ${config.host} is in use; pick another with --port`,
+      )
+    if (code === 'EACCES')
+      throw new UsageError(
+        `no permission to listen on ${config.host}:${config.port}; use a port above 1023`,
+      )
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      throw new UsageError(`cannot listen on ${config.host}: no such local address`)
     throw error
   }
   if (!io.signal.aborted) {
-    await new Promise<void>((resolve) => io.signal.addEventListener('abort', () => resolve(), { once: true }))
+    await new Promise<void>((resolve) =>
+      io.signal.addEventListener('abort', () => resolve(), { once: true }),
+    )
   }
   io.stdout('ssehub: shutting down\n')
   await hubServer.close()

@@ -172,9 +172,7 @@ export class Connection<E extends EventMap = EventMap> {
     for await (const item of source) {
       if (this.stateValue === 'closed') break
       const ok =
-        event === undefined
-          ? this.send({ data: item } as SendMessage<E>)
-          : this.send(event, item)
+        event === undefined ? this.send({ data: item } as SendMessage<E>) : this.send(event, item)
       if (!ok) break
       sent++
     }
@@ -282,7 +280,10 @@ export class Connection<E extends EventMap = EventMap> {
       this.transport.reject(
         503,
         JSON.stringify({
-          error: { code: 'ERR_SSE_CLOSED', message: 'The connection was closed before it opened; reconnect.' },
+          error: {
+            code: 'ERR_SSE_CLOSED',
+            message: 'The connection was closed before it opened; reconnect.',
+          },
         }),
         { 'retry-after': '1' },
       )

@@ -72,7 +72,9 @@ export function createFetchTransport(remoteAddress?: string): FetchTransport {
     reject(status, body, headers = {}) {
       const all = new Headers(headers)
       if (body !== undefined) all.set('content-type', 'application/json; charset=utf-8')
-      resolveResponse(new Response(status === 204 ? null : (body ?? null), { status, headers: all }))
+      resolveResponse(
+        new Response(status === 204 ? null : (body ?? null), { status, headers: all }),
+      )
       fireClose()
     },
     write(chunk) {

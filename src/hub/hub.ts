@@ -8,7 +8,11 @@ import {
   type EventSource,
 } from '../connection/connection.js'
 import { createFetchTransport } from '../connection/fetch.js'
-import { createNodeTransport, type NodeRequest, type NodeResponse } from '../connection/node-http.js'
+import {
+  createNodeTransport,
+  type NodeRequest,
+  type NodeResponse,
+} from '../connection/node-http.js'
 import type { Transport } from '../connection/transport.js'
 import { ErrorCodes, SseError, isSseError } from '../errors.js'
 import { encodeDataLines, encodeEventText } from '../wire/encode.js'
@@ -249,9 +253,21 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     const retry = options.retryMs === undefined ? 2_000 : options.retryMs
     this.retryFrame =
       retry === null ? null : Buffer.from(`retry: ${validateRetryOption(retry)}\n\n`)
-    this.maxAgeMs = positiveIntegerOption('maxConnectionAgeMs', options.maxConnectionAgeMs ?? null, true)
-    this.maxQueuedBytes = positiveIntegerOption('maxQueuedBytes', options.maxQueuedBytes ?? 262_144, false)!
-    this.maxPending = positiveIntegerOption('maxPendingEvents', options.maxPendingEvents ?? 10_000, false)!
+    this.maxAgeMs = positiveIntegerOption(
+      'maxConnectionAgeMs',
+      options.maxConnectionAgeMs ?? null,
+      true,
+    )
+    this.maxQueuedBytes = positiveIntegerOption(
+      'maxQueuedBytes',
+      options.maxQueuedBytes ?? 262_144,
+      false,
+    )!
+    this.maxPending = positiveIntegerOption(
+      'maxPendingEvents',
+      options.maxPendingEvents ?? 10_000,
+      false,
+    )!
     this.maxConnections = positiveIntegerOption(
       'maxConnections',
       options.maxConnections === undefined ? 10_000 : options.maxConnections,
@@ -262,17 +278,39 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       options.maxConnectionsPerClient === undefined ? 100 : options.maxConnectionsPerClient,
       true,
     )
-    this.maxTopics = positiveIntegerOption('maxTopicsPerConnection', options.maxTopicsPerConnection ?? 32, false)!
-    this.maxTopicsPerPublish = positiveIntegerOption('maxTopicsPerPublish', options.maxTopicsPerPublish ?? 100, false)!
+    this.maxTopics = positiveIntegerOption(
+      'maxTopicsPerConnection',
+      options.maxTopicsPerConnection ?? 32,
+      false,
+    )!
+    this.maxTopicsPerPublish = positiveIntegerOption(
+      'maxTopicsPerPublish',
+      options.maxTopicsPerPublish ?? 100,
+      false,
+    )!
     const overflow = options.overflow ?? 'reject'
     if (overflow !== 'reject' && overflow !== 'evict') {
-      throw new RangeError(`Expected \`overflow\` to be 'reject' or 'evict', got \`${String(overflow)}\``)
+      throw new RangeError(
+        `Expected \`overflow\` to be 'reject' or 'evict', got \`${String(overflow)}\``,
+      )
     }
     this.overflow = overflow
     this.limits = {
-      maxTopicLength: positiveIntegerOption('maxTopicLength', options.maxTopicLength ?? 256, false)!,
-      maxClientIdLength: positiveIntegerOption('maxClientIdLength', options.maxClientIdLength ?? 256, false)!,
-      maxEventNameLength: positiveIntegerOption('maxEventNameLength', options.maxEventNameLength ?? 128, false)!,
+      maxTopicLength: positiveIntegerOption(
+        'maxTopicLength',
+        options.maxTopicLength ?? 256,
+        false,
+      )!,
+      maxClientIdLength: positiveIntegerOption(
+        'maxClientIdLength',
+        options.maxClientIdLength ?? 256,
+        false,
+      )!,
+      maxEventNameLength: positiveIntegerOption(
+        'maxEventNameLength',
+        options.maxEventNameLength ?? 128,
+        false,
+      )!,
     }
     this.ready = this.broker.start({
       publication: (publication) => this.deliver(publication),
@@ -306,7 +344,10 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       )
     }
     this.counters.eventsPublished++
-    return { id: publication.id, connections: this.reached.get(publication) ?? this.countMatching(publication.keys) }
+    return {
+      id: publication.id,
+      connections: this.reached.get(publication) ?? this.countMatching(publication.keys),
+    }
   }
 
   // Connections reached by the latest publications delivered synchronously (memory broker).
@@ -323,7 +364,11 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   ): Promise<string[]> {
     const ids: string[] = []
     for await (const data of source) {
-      const { id } = await this.publish({ ...target, ...(options.event === undefined ? {} : { event: options.event }), data })
+      const { id } = await this.publish({
+        ...target,
+        ...(options.event === undefined ? {} : { event: options.event }),
+        data,
+      })
       ids.push(id)
     }
     if (options.close !== undefined) {
@@ -375,7 +420,9 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       ;({ topics, clientId } = this.checkParams(params))
     } catch (error) {
       topics = []
-      failure = isSseError(error) ? error : new SseError(ErrorCodes.BAD_REQUEST, String(error), { status: 400 })
+      failure = isSseError(error)
+        ? error
+        : new SseError(ErrorCodes.BAD_REQUEST, String(error), { status: 400 })
     }
     const connection = new Connection<E>(transport, {
       id: (++this.nextId).toString(36),
@@ -390,7 +437,13 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       return connection
     }
     if (this.closing) {
-      connection.reject(503, errorBody(new SseError(ErrorCodes.CLOSED, 'The hub is shutting down; reconnect to another node.')), { 'retry-after': '1' })
+      connection.reject(
+        503,
+        errorBody(
+          new SseError(ErrorCodes.CLOSED, 'The hub is shutting down; reconnect to another node.'),
+        ),
+        { 'retry-after': '1' },
+      )
       return connection
     }
     const refusal = this.makeRoom(clientId)
@@ -420,7 +473,13 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
         this.reportError(asError(error))
         connection.reject(
           503,
-          errorBody(new SseError(ErrorCodes.BROKER_UNAVAILABLE, 'The history is unavailable right now; retry shortly.', { status: 503 })),
+          errorBody(
+            new SseError(
+              ErrorCodes.BROKER_UNAVAILABLE,
+              'The history is unavailable right now; retry shortly.',
+              { status: 503 },
+            ),
+          ),
           { 'retry-after': '2' },
         )
       },
@@ -501,8 +560,11 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   }
 
   private checkParams(params: SubscribeParams): { topics: string[]; clientId: string | undefined } {
-    const topics = [...new Set((params.topics ?? []).map((topic) => validateTopic(topic, this.limits)))]
-    const clientId = params.clientId === undefined ? undefined : validateClientId(params.clientId, this.limits)
+    const topics = [
+      ...new Set((params.topics ?? []).map((topic) => validateTopic(topic, this.limits))),
+    ]
+    const clientId =
+      params.clientId === undefined ? undefined : validateClientId(params.clientId, this.limits)
     if (topics.length === 0 && clientId === undefined) {
       throw new SseError(
         ErrorCodes.BAD_REQUEST,
@@ -527,19 +589,25 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     retry?: number
     close?: boolean
   } {
-    const bad = (message: string): SseError => new SseError(ErrorCodes.BAD_REQUEST, message, { status: 400 })
-    if (typeof input !== 'object' || input === null) throw bad('The publish body must be a JSON object.')
+    const bad = (message: string): SseError =>
+      new SseError(ErrorCodes.BAD_REQUEST, message, { status: 400 })
+    if (typeof input !== 'object' || input === null)
+      throw bad('The publish body must be a JSON object.')
     const keys: string[] = []
     if (input.topic !== undefined) {
       const topics = typeof input.topic === 'string' ? [input.topic] : input.topic
       if (!Array.isArray(topics)) throw bad('`topic` must be a string or an array of strings.')
       if (topics.length > this.maxTopicsPerPublish) {
-        throw bad(`A publish may target at most ${this.maxTopicsPerPublish} topics, got ${topics.length}.`)
+        throw bad(
+          `A publish may target at most ${this.maxTopicsPerPublish} topics, got ${topics.length}.`,
+        )
       }
       for (const topic of topics as unknown[]) keys.push(validateTopic(topic, this.limits))
     }
-    if (input.clientId !== undefined) keys.push(CLIENT_PREFIX + validateClientId(input.clientId, this.limits))
-    if (input.all !== undefined && typeof input.all !== 'boolean') throw bad('`all` must be true or false.')
+    if (input.clientId !== undefined)
+      keys.push(CLIENT_PREFIX + validateClientId(input.clientId, this.limits))
+    if (input.all !== undefined && typeof input.all !== 'boolean')
+      throw bad('`all` must be true or false.')
     if (input.all === true) keys.push(ALL_KEY)
     if (keys.length === 0) {
       throw bad('Give a target: `topic` (a string or an array), `clientId`, or `all: true`.')
@@ -547,7 +615,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     if (!('data' in input) || input.data === undefined) {
       throw bad('`data` is required: a string is sent as is, any other JSON value JSON-encoded.')
     }
-    if (input.close !== undefined && typeof input.close !== 'boolean') throw bad('`close` must be true or false.')
+    if (input.close !== undefined && typeof input.close !== 'boolean')
+      throw bad('`close` must be true or false.')
     if (input.close === true && (input.clientId !== undefined || input.all === true)) {
       throw bad(
         '`close: true` ends topics only; to end the connections of a client use DELETE /clients/{clientId}.',
@@ -594,7 +663,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   private evictLeastRecent(candidates: Iterable<Member>): void {
     let victim: Member | undefined
     for (const member of candidates) {
-      if (victim === undefined || member.connection.lastWriteAt < victim.connection.lastWriteAt) victim = member
+      if (victim === undefined || member.connection.lastWriteAt < victim.connection.lastWriteAt)
+        victim = member
     }
     if (victim === undefined) return
     this.counters.evictions++
@@ -654,7 +724,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     }
     // Live events that arrived meanwhile; more may arrive while we wait for the socket.
     // (An index, not shift(): the queue may hold up to maxPendingEvents entries.)
-    for (let i = 0; member.queue !== null && i < member.queue.length && isOpen(connection); ) {
+    for (let i = 0; member.queue !== null && i < member.queue.length && isOpen(connection);) {
       const publication = member.queue[i++]!
       const id = member.cursor.advance(publication)
       if (id !== null) this.write(member, publication, id, encodeFrame(publication, id))
@@ -723,7 +793,11 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     if (!publication.close) return
     for (const key of publication.keys) member.openTopics.delete(key)
     // Once live, a connection whose topics all ended completes; during the replay openMember does it.
-    if (member.queue === null && member.connection.topics.length > 0 && member.openTopics.size === 0) {
+    if (
+      member.queue === null &&
+      member.connection.topics.length > 0 &&
+      member.openTopics.size === 0
+    ) {
       member.connection.end('completed')
     }
   }
@@ -786,7 +860,9 @@ function isOpen(connection: Connection): boolean {
 
 function validateRetryOption(value: number): number {
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`Expected \`retryMs\` to be a non-negative integer or null, got \`${String(value)}\``)
+    throw new RangeError(
+      `Expected \`retryMs\` to be a non-negative integer or null, got \`${String(value)}\``,
+    )
   }
   return value
 }

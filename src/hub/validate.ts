@@ -7,20 +7,28 @@ export interface NameLimits {
   readonly maxEventNameLength: number
 }
 
-function bad(message: string, code: typeof ErrorCodes.BAD_REQUEST | typeof ErrorCodes.INVALID_FIELD = ErrorCodes.BAD_REQUEST): SseError {
+function bad(
+  message: string,
+  code: typeof ErrorCodes.BAD_REQUEST | typeof ErrorCodes.INVALID_FIELD = ErrorCodes.BAD_REQUEST,
+): SseError {
   return new SseError(code, message, { status: 400 })
 }
 
 // Control characters could inject SSE fields where names are echoed (reset events) or break logs.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const controlChars = /[\u0000-\u001f\u007f]/
 
 function checkName(kind: string, value: unknown, max: number, hint: string): string {
   if (typeof value !== 'string') {
-    throw bad(`\`${kind}\` must be a string, got ${value === null ? 'null' : typeof value}. ${hint}`)
+    throw bad(
+      `\`${kind}\` must be a string, got ${value === null ? 'null' : typeof value}. ${hint}`,
+    )
   }
   if (value.length === 0) throw bad(`\`${kind}\` must not be empty. ${hint}`)
   if (value.length > max) {
-    throw bad(`\`${kind}\` is ${value.length} characters long; the limit is ${max}. Use a shorter name.`)
+    throw bad(
+      `\`${kind}\` is ${value.length} characters long; the limit is ${max}. Use a shorter name.`,
+    )
   }
   if (controlChars.test(value)) {
     throw bad(
@@ -35,7 +43,9 @@ function checkName(kind: string, value: unknown, max: number, hint: string): str
 export function validateTopic(value: unknown, limits: NameLimits): string {
   const topic = checkName('topic', value, limits.maxTopicLength, 'Example: "news" or "orders/42".')
   if (topic.startsWith('@')) {
-    throw bad(`Topic names starting with "@" are reserved for the hub, got ${JSON.stringify(topic)}.`)
+    throw bad(
+      `Topic names starting with "@" are reserved for the hub, got ${JSON.stringify(topic)}.`,
+    )
   }
   return topic
 }
@@ -49,7 +59,9 @@ export function validateClientId(value: unknown, limits: NameLimits): string {
 export function validateEventName(value: unknown, limits: NameLimits): string {
   const name = checkName('event', value, limits.maxEventNameLength, 'Example: "progress".')
   if (name.startsWith('ssehub.')) {
-    throw bad(`Event names starting with "ssehub." are reserved for the hub, got ${JSON.stringify(name)}.`)
+    throw bad(
+      `Event names starting with "ssehub." are reserved for the hub, got ${JSON.stringify(name)}.`,
+    )
   }
   return name
 }
@@ -57,13 +69,19 @@ export function validateEventName(value: unknown, limits: NameLimits): string {
 /** Validates a `retry` delay: a non-negative integer of ms. */
 export function validateRetry(value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw bad(`\`retry\` must be a non-negative integer (milliseconds), got ${JSON.stringify(value) ?? typeof value}.`)
+    throw bad(
+      `\`retry\` must be a non-negative integer (milliseconds), got ${JSON.stringify(value) ?? typeof value}.`,
+    )
   }
   return value
 }
 
 /** Checks that `value` is a positive integer option (or `null` when `nullable`), else throws a RangeError. */
-export function positiveIntegerOption(name: string, value: number | null, nullable: boolean): number | null {
+export function positiveIntegerOption(
+  name: string,
+  value: number | null,
+  nullable: boolean,
+): number | null {
   if (value === null && nullable) return null
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw new RangeError(

@@ -31,7 +31,12 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     }
     const onError = (error: Error): void => {
       cleanup()
-      reject(new SseError(ErrorCodes.BAD_REQUEST, 'The request body could not be read.', { status: 400, cause: error }))
+      reject(
+        new SseError(ErrorCodes.BAD_REQUEST, 'The request body could not be read.', {
+          status: 400,
+          cause: error,
+        }),
+      )
     }
     const cleanup = (): void => {
       req.off('data', onData)
@@ -97,7 +102,9 @@ export function parsePublishBody(contentType: string | undefined, body: Buffer):
     const all = formBoolean('all', form.get('all'))
     const close = formBoolean('close', form.get('close'))
     if (retry !== null && !/^[0-9]{1,15}$/.test(retry)) {
-      throw badRequest(`\`retry\` must be a non-negative integer (milliseconds), got ${JSON.stringify(retry)}.`)
+      throw badRequest(
+        `\`retry\` must be a non-negative integer (milliseconds), got ${JSON.stringify(retry)}.`,
+      )
     }
     const data = form.get('data')
     return {

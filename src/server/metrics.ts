@@ -33,13 +33,35 @@ export function createMetrics(hub: Hub): Registry {
   gauge('ssehub_connections', 'Open event-stream connections.', () => hub.stats().connections)
   gauge('ssehub_client_ids', 'Distinct client ids connected.', () => hub.stats().clientIds)
   gauge('ssehub_topics', 'Distinct topics with at least one connection.', () => hub.stats().topics)
-  counter('ssehub_events_published_total', 'Publishes accepted by this node.', () => hub.stats().eventsPublished)
-  counter('ssehub_events_in_total', 'Publications received from the broker.', () => hub.stats().eventsIn)
-  counter('ssehub_events_out_total', 'Event frames written to connections.', () => hub.stats().eventsOut)
+  counter(
+    'ssehub_events_published_total',
+    'Publishes accepted by this node.',
+    () => hub.stats().eventsPublished,
+  )
+  counter(
+    'ssehub_events_in_total',
+    'Publications received from the broker.',
+    () => hub.stats().eventsIn,
+  )
+  counter(
+    'ssehub_events_out_total',
+    'Event frames written to connections.',
+    () => hub.stats().eventsOut,
+  )
   counter('ssehub_bytes_out_total', 'Bytes written to connections.', () => hub.stats().bytesOut)
-  counter('ssehub_slow_consumer_closes_total', 'Connections closed as slow consumers.', () => hub.stats().slowConsumerCloses)
+  counter(
+    'ssehub_slow_consumer_closes_total',
+    'Connections closed as slow consumers.',
+    () => hub.stats().slowConsumerCloses,
+  )
   counter('ssehub_evictions_total', 'Connections evicted at a limit.', () => hub.stats().evictions)
-  counter('ssehub_rejections_total', 'Connections refused at a limit.', () => hub.stats().rejections)
-  gauge('ssehub_broker_up', '1 when the broker accepts publishes.', () => (hub.broker.health().ok ? 1 : 0))
+  counter(
+    'ssehub_rejections_total',
+    'Connections refused at a limit.',
+    () => hub.stats().rejections,
+  )
+  gauge('ssehub_broker_up', '1 when the broker accepts publishes.', () =>
+    hub.broker.health().ok ? 1 : 0,
+  )
   return registry
 }

@@ -60,7 +60,12 @@ function sha256(value: string): Buffer {
   return createHash('sha256').update(value).digest()
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
   const body = JSON.stringify(value)
   res.writeHead(status, {
     ...headers,
@@ -71,7 +76,11 @@ function sendJson(res: ServerResponse, status: number, value: unknown, headers: 
   res.end(body)
 }
 
-function sendError(res: ServerResponse, error: SseError, headers: Record<string, string> = {}): void {
+function sendError(
+  res: ServerResponse,
+  error: SseError,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.destroy()
     return
@@ -108,11 +117,16 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
   const hub = options.hub ?? new Hub(options)
   const ownsHub = options.hub === undefined
   const keyDigest =
-    options.publishKey === undefined || options.publishKey === null ? null : sha256(options.publishKey)
-  if (options.publishKey === '') throw new RangeError('Expected `publishKey` to be a non-empty string or null')
+    options.publishKey === undefined || options.publishKey === null
+      ? null
+      : sha256(options.publishKey)
+  if (options.publishKey === '')
+    throw new RangeError('Expected `publishKey` to be a non-empty string or null')
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
-    throw new RangeError(`Expected \`maxBodyBytes\` to be a positive integer, got \`${String(maxBodyBytes)}\``)
+    throw new RangeError(
+      `Expected \`maxBodyBytes\` to be a positive integer, got \`${String(maxBodyBytes)}\``,
+    )
   }
   const cors = options.corsOrigins ?? null
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5_000
@@ -139,7 +153,11 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     }
   }
 
-  const requireKey = (req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): boolean => {
+  const requireKey = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: Record<string, string>,
+  ): boolean => {
     if (authorized(req)) return true
     sendError(
       res,
@@ -153,7 +171,11 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     return false
   }
 
-  const publish = async (req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> => {
+  const publish = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: Record<string, string>,
+  ): Promise<void> => {
     if (!requireKey(req, res, headers)) return
     const body = await readBody(req, maxBodyBytes)
     const input = parsePublishBody(req.headers['content-type'], body)
@@ -199,7 +221,11 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       if (count === 0) {
         return sendError(
           res,
-          new SseError(ErrorCodes.NOT_FOUND, `No connection of client ${JSON.stringify(clientId)} is open.`, { status: 404 }),
+          new SseError(
+            ErrorCodes.NOT_FOUND,
+            `No connection of client ${JSON.stringify(clientId)} is open.`,
+            { status: 404 },
+          ),
           headers,
         )
       }
@@ -222,7 +248,12 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     }
     if (path === '/healthz') {
       const broker = hub.broker.health()
-      return sendJson(res, broker.ok ? 200 : 503, { status: broker.ok ? 'ok' : 'degraded', broker }, headers)
+      return sendJson(
+        res,
+        broker.ok ? 200 : 503,
+        { status: broker.ok ? 'ok' : 'degraded', broker },
+        headers,
+      )
     }
     if (path === '/stats') return sendJson(res, 200, hub.stats(), headers)
     if (path === '/metrics' && metrics !== null) {
@@ -232,15 +263,22 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       return
     }
     if (path === '/' && dashboard) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' })
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-cache',
+      })
       res.end(dashboardHtml)
       return
     }
     sendError(
       res,
-      new SseError(ErrorCodes.NOT_FOUND, `No route for ${method} ${path}; see the API table in the README.`, {
-        status: 404,
-      }),
+      new SseError(
+        ErrorCodes.NOT_FOUND,
+        `No route for ${method} ${path}; see the API table in the README.`,
+        {
+          status: 404,
+        },
+      ),
       headers,
     )
   }
@@ -249,8 +287,12 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     route(req, res).catch((error: unknown) => {
       if (isSseError(error)) return sendError(res, error, corsHeaders(req))
       // A bug, not bad input: answer 500 and report it, never crash the process.
-      if (hub.listenerCount('error') > 0) (hub as unknown as { emit(e: 'error', err: unknown): void }).emit('error', error)
-      sendError(res, new SseError(ErrorCodes.BAD_REQUEST, 'Internal error; the hub logged it.', { status: 500 }))
+      if (hub.listenerCount('error') > 0)
+        (hub as unknown as { emit(e: 'error', err: unknown): void }).emit('error', error)
+      sendError(
+        res,
+        new SseError(ErrorCodes.BAD_REQUEST, 'Internal error; the hub logged it.', { status: 500 }),
+      )
     })
   }
 

@@ -32,7 +32,8 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
       const until = async (count: number): Promise<void> => {
         const deadline = Date.now() + 5000
         while (delivered.length < count) {
-          if (Date.now() > deadline) throw new Error(`only ${delivered.length} of ${count} publications delivered`)
+          if (Date.now() > deadline)
+            throw new Error(`only ${delivered.length} of ${count} publications delivered`)
           await new Promise((resolve) => setTimeout(resolve, 2))
         }
       }
@@ -42,7 +43,8 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
     it('numbers publications with distinct ids and delivers them in order', async () => {
       const { broker, delivered, until } = await start()
       const ids: string[] = []
-      for (let i = 0; i < 20; i++) ids.push((await broker.publish({ keys: [`t${i % 3}`], data: String(i) })).id)
+      for (let i = 0; i < 20; i++)
+        ids.push((await broker.publish({ keys: [`t${i % 3}`], data: String(i) })).id)
       await until(20)
       expect(new Set(ids).size).toBe(20)
       expect(delivered.map((p) => p.data)).toEqual(Array.from({ length: 20 }, (_, i) => String(i)))
@@ -51,9 +53,21 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
 
     it('keeps the fields of a publication', async () => {
       const { broker, delivered, until } = await start()
-      const published = await broker.publish({ keys: ['a', '@c/u'], event: 'e', data: 'x\ny', retry: 5 })
+      const published = await broker.publish({
+        keys: ['a', '@c/u'],
+        event: 'e',
+        data: 'x\ny',
+        retry: 5,
+      })
       await until(1)
-      expect(delivered[0]).toMatchObject({ id: published.id, keys: ['a', '@c/u'], event: 'e', data: 'x\ny', retry: 5, close: false })
+      expect(delivered[0]).toMatchObject({
+        id: published.id,
+        keys: ['a', '@c/u'],
+        event: 'e',
+        data: 'x\ny',
+        retry: 5,
+        close: false,
+      })
       expect(typeof delivered[0]!.time).toBe('number')
     })
 
@@ -149,7 +163,8 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
       const { broker, commands } = await start()
       await broker.command({ type: 'close-client', clientId: 'u1' })
       const deadline = Date.now() + 5000
-      while (commands.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
+      while (commands.length === 0 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 2))
       expect(commands).toEqual([{ type: 'close-client', clientId: 'u1' }])
       expect(broker.health().ok).toBe(true)
     })

@@ -23,14 +23,17 @@ describe('MemoryBroker', () => {
     expect(broker.health().details).toMatchObject({ historyEvents: 100, lastId: 'e-1000' })
     const resume = await broker.resume(['a'], 'e-900')
     expect(resume.reset).toBeNull()
-    expect(resume.replay.map((r) => r.publication.data)).toEqual(Array.from({ length: 100 }, (_, i) => String(900 + i)))
+    expect(resume.replay.map((r) => r.publication.data)).toEqual(
+      Array.from({ length: 100 }, (_, i) => String(900 + i)),
+    )
     expect((await broker.resume(['a'], 'e-899')).reset?.reason).toBe('expired')
   })
 
   it('forgets finished topics after endedTopicTtlMs and beyond maxEndedTopics', async () => {
     const broker = new MemoryBroker({ epoch: 'e', maxEndedTopics: 2 })
     await broker.start({ publication: () => {}, command: () => {}, error: () => {} })
-    for (const topic of ['t1', 't2', 't3']) await broker.publish({ keys: [topic], data: 'end', close: true })
+    for (const topic of ['t1', 't2', 't3'])
+      await broker.publish({ keys: [topic], data: 'end', close: true })
     expect(broker.health().details).toMatchObject({ endedTopics: 2 })
     expect([...(await broker.resume(['t1'], 'e-3')).ended]).toEqual([])
     expect([...(await broker.resume(['t3'], 'e-3')).ended]).toEqual(['t3'])

@@ -60,10 +60,18 @@ export function openStream(url: string, headers: Record<string, string> = {}): P
         ended: endedPromise,
         isEnded: () => ended,
         waitForText: async (needle, timeoutMs) => {
-          await waitFor(() => text.includes(needle), `text ${JSON.stringify(needle)} in ${JSON.stringify(text)}`, timeoutMs)
+          await waitFor(
+            () => text.includes(needle),
+            `text ${JSON.stringify(needle)} in ${JSON.stringify(text)}`,
+            timeoutMs,
+          )
         },
         waitForEvents: async (count, timeoutMs) => {
-          await waitFor(() => events.length >= count, `${count} events (have ${events.length}: ${JSON.stringify(text)})`, timeoutMs)
+          await waitFor(
+            () => events.length >= count,
+            `${count} events (have ${events.length}: ${JSON.stringify(text)})`,
+            timeoutMs,
+          )
           return events
         },
         lastEventId: () => lastId,

@@ -7,8 +7,9 @@ export async function waitFor<T>(
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await condition()
-    if (value !== undefined && value !== null && value !== false) return value as NonNullable<T>
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)
+    if (value !== undefined && value !== null && value !== false) return value
+    if (Date.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }

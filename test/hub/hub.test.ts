@@ -5,7 +5,9 @@ import { waitFor } from '../helpers/wait.js'
 type Events = { progress: { pct: number }; welcome: { user: string }; token: string }
 
 const hubs: Hub<EventMap>[] = []
-function makeHub<E extends EventMap = Events>(options: Parameters<typeof createHub>[0] = {}): Hub<E> {
+function makeHub<E extends EventMap = Events>(
+  options: Parameters<typeof createHub>[0] = {},
+): Hub<E> {
   const hub = createHub<E>({ heartbeatMs: null, epoch: 'e1', ...options })
   hubs.push(hub as unknown as Hub<EventMap>)
   return hub
@@ -34,7 +36,9 @@ function reader(response: Response): { text(): string; done: Promise<void> } {
 describe('subscribeWeb (fetch-style frameworks)', () => {
   it('streams a Response with the stream headers and exact bytes', async () => {
     const hub = makeHub()
-    const { connection, response } = hub.subscribeWeb(new Request('http://x/events?topic=a&clientId=u1'))
+    const { connection, response } = hub.subscribeWeb(
+      new Request('http://x/events?topic=a&clientId=u1'),
+    )
     const res = await response
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toBe('text/event-stream')
@@ -44,7 +48,9 @@ describe('subscribeWeb (fetch-style frameworks)', () => {
     expect(connection.clientId).toBe('u1')
     await hub.publish({ topic: 'a', event: 'progress', data: { pct: 1 } })
     await waitFor(() => body.text().endsWith('\n\n') && body.text().includes('pct'), 'event')
-    expect(body.text()).toBe('retry: 2000\n\nid: e1-0\n\nevent: progress\nid: e1-1\ndata: {"pct":1}\n\n')
+    expect(body.text()).toBe(
+      'retry: 2000\n\nid: e1-0\n\nevent: progress\nid: e1-1\ndata: {"pct":1}\n\n',
+    )
     connection.close()
     await body.done
   })
@@ -53,9 +59,13 @@ describe('subscribeWeb (fetch-style frameworks)', () => {
     const hub = makeHub()
     const bad = await hub.subscribeWeb(new Request('http://x/events')).response
     expect(bad.status).toBe(400)
-    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('ERR_SSE_BAD_REQUEST')
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe(
+      'ERR_SSE_BAD_REQUEST',
+    )
     await hub.publish({ topic: 'done', data: 'end', close: true })
-    const ended = await hub.subscribeWeb(new Request('http://x/events?topic=done', { headers: { 'last-event-id': 'e1-1' } })).response
+    const ended = await hub.subscribeWeb(
+      new Request('http://x/events?topic=done', { headers: { 'last-event-id': 'e1-1' } }),
+    ).response
     expect(ended.status).toBe(204)
   })
 
@@ -74,7 +84,9 @@ describe('Connection', () => {
   it('keeps events sent before the stream opened, in order, after the replay (the welcome event)', async () => {
     const hub = makeHub()
     await hub.publish({ topic: 'a', data: 'missed' })
-    const { connection, response } = hub.subscribeWeb(new Request('http://x/?topic=a&lastEventId=e1-0'))
+    const { connection, response } = hub.subscribeWeb(
+      new Request('http://x/?topic=a&lastEventId=e1-0'),
+    )
     expect(connection.state).toBe('opening')
     expect(connection.send('welcome', { user: 'ada' })).toBe(true)
     expect(connection.send({ event: 'progress', data: { pct: 0 } })).toBe(true)
@@ -129,7 +141,10 @@ describe('Connection', () => {
       yield 'lo'
     }
     expect(await connection.pipe(tokens(), 'token')).toBe(2)
-    const ids = await hub.pipe({ topic: 'answer' }, tokens(), { event: 'token', close: { event: 'done', data: '' } })
+    const ids = await hub.pipe({ topic: 'answer' }, tokens(), {
+      event: 'token',
+      close: { event: 'done', data: '' },
+    })
     expect(ids).toEqual(['e1-1', 'e1-2', 'e1-3'])
     await body.done
     expect(body.text()).toBe(
@@ -161,7 +176,9 @@ describe('heartbeats', () => {
 
 describe('options', () => {
   it('validates options up front with messages that name the option', () => {
-    expect(() => createHub({ heartbeatMs: -1 })).toThrow(/`heartbeatMs` to be a positive integer or null, got `-1`/)
+    expect(() => createHub({ heartbeatMs: -1 })).toThrow(
+      /`heartbeatMs` to be a positive integer or null, got `-1`/,
+    )
     expect(() => createHub({ maxQueuedBytes: 0 })).toThrow(/maxQueuedBytes/)
     expect(() => createHub({ overflow: 'drop' as 'evict' })).toThrow(/overflow/)
     expect(() => createHub({ historyMaxEvents: 1.5 })).toThrow(/historyMaxEvents/)
@@ -169,7 +186,12 @@ describe('options', () => {
 
   it('refuses publishes with a clear error code for programmatic callers', async () => {
     const hub = makeHub()
-    await expect(hub.publish({ data: 'x' })).rejects.toMatchObject({ code: 'ERR_SSE_BAD_REQUEST', status: 400 })
-    await expect(hub.publish({ topic: 'a', data: 'x', event: 'a\rb' })).rejects.toMatchObject({ code: 'ERR_SSE_INVALID_FIELD' })
+    await expect(hub.publish({ data: 'x' })).rejects.toMatchObject({
+      code: 'ERR_SSE_BAD_REQUEST',
+      status: 400,
+    })
+    await expect(hub.publish({ topic: 'a', data: 'x', event: 'a\rb' })).rejects.toMatchObject({
+      code: 'ERR_SSE_INVALID_FIELD',
+    })
   })
 })

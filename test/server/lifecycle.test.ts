@@ -95,7 +95,9 @@ describe('limits', () => {
     const response = await fetch(`${hub.url}/events?topic=a`)
     expect(response.status).toBe(503)
     expect(response.headers.get('retry-after')).toBe('5')
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('ERR_SSE_LIMIT_REACHED')
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe(
+      'ERR_SSE_LIMIT_REACHED',
+    )
     expect(hub.server.hub.stats().rejections).toBe(1)
   })
 
@@ -133,18 +135,46 @@ describe('introspection', () => {
     await s.waitForText('id: e1-0\n\n')
     await hub.publish({ topic: 'room/1', data: 'hi' })
     await s.waitForEvents(1)
-    const health = (await (await fetch(`${hub.url}/healthz`)).json()) as { status: string; broker: { broker: string; ok: boolean } }
+    const health = (await (await fetch(`${hub.url}/healthz`)).json()) as {
+      status: string
+      broker: { broker: string; ok: boolean }
+    }
     expect(health.status).toBe('ok')
     expect(health.broker).toMatchObject({ broker: 'memory', ok: true })
     const stats = (await (await fetch(`${hub.url}/stats`)).json()) as Record<string, number>
-    expect(stats).toMatchObject({ connections: 1, clientIds: 1, topics: 1, eventsPublished: 1, eventsOut: 1 })
+    expect(stats).toMatchObject({
+      connections: 1,
+      clientIds: 1,
+      topics: 1,
+      eventsPublished: 1,
+      eventsOut: 1,
+    })
     expect(stats.bytesOut).toBe(Buffer.byteLength(s.text()))
-    const clients = (await (await fetch(`${hub.url}/clients`)).json()) as { connections: { clientId: string; topics: string[]; remoteAddress: string; queuedBytes: number; connectedAt: string }[] }
+    const clients = (await (await fetch(`${hub.url}/clients`)).json()) as {
+      connections: {
+        clientId: string
+        topics: string[]
+        remoteAddress: string
+        queuedBytes: number
+        connectedAt: string
+      }[]
+    }
     expect(clients.connections).toHaveLength(1)
-    expect(clients.connections[0]).toMatchObject({ clientId: 'u1', topics: ['room/1'], remoteAddress: '127.0.0.1', queuedBytes: 0 })
+    expect(clients.connections[0]).toMatchObject({
+      clientId: 'u1',
+      topics: ['room/1'],
+      remoteAddress: '127.0.0.1',
+      queuedBytes: 0,
+    })
     expect(Date.parse(clients.connections[0]!.connectedAt)).toBeGreaterThan(0)
-    expect(await (await fetch(`${hub.url}/topics/room%2F1`)).json()).toEqual({ topic: 'room/1', subscribers: 1 })
-    expect(await (await fetch(`${hub.url}/topics/none`)).json()).toEqual({ topic: 'none', subscribers: 0 })
+    expect(await (await fetch(`${hub.url}/topics/room%2F1`)).json()).toEqual({
+      topic: 'room/1',
+      subscribers: 1,
+    })
+    expect(await (await fetch(`${hub.url}/topics/none`)).json()).toEqual({
+      topic: 'none',
+      subscribers: 0,
+    })
     const metrics = await (await fetch(`${hub.url}/metrics`)).text()
     expect(metrics).toMatch(/^ssehub_connections 1$/m)
     expect(metrics).toMatch(/^ssehub_events_published_total 1$/m)
@@ -164,7 +194,11 @@ describe('CORS', () => {
     expect(other.headers['access-control-allow-origin']).toBeUndefined()
     const preflight = await fetch(`${hub.url}/publish`, {
       method: 'OPTIONS',
-      headers: { origin: 'http://app.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+      headers: {
+        origin: 'http://app.test',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
     })
     expect(preflight.status).toBe(204)
     expect(preflight.headers.get('access-control-allow-origin')).toBe('http://app.test')
@@ -193,6 +227,8 @@ describe('graceful shutdown', () => {
     await a.ended
     await b.ended
     expect(reasons).toEqual(['shutdown', 'shutdown'])
-    await expect(hub.server.hub.publish({ topic: 'a', data: 'x' })).rejects.toMatchObject({ code: 'ERR_SSE_CLOSED' })
+    await expect(hub.server.hub.publish({ topic: 'a', data: 'x' })).rejects.toMatchObject({
+      code: 'ERR_SSE_CLOSED',
+    })
   })
 })

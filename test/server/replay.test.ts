@@ -139,7 +139,9 @@ describe('finite topics', () => {
     )
     expect(hub.server.hub.stats().closed.completed).toBe(1)
     // Saw the final event: 204, so EventSource stops for good.
-    const seen = await fetch(`${hub.url}/events?topic=job-1`, { headers: { 'last-event-id': 'e1-2' } })
+    const seen = await fetch(`${hub.url}/events?topic=job-1`, {
+      headers: { 'last-event-id': 'e1-2' },
+    })
     expect(seen.status).toBe(204)
     // Missed the end: gets the remainder and the final event, then the stream ends.
     const late = await stream('/events?topic=job-1', { 'last-event-id': 'e1-0' })
@@ -148,7 +150,9 @@ describe('finite topics', () => {
     // A brand new subscriber learns the topic ended from its final event.
     const fresh = await stream('/events?topic=job-1')
     await fresh.ended
-    expect(fresh.text()).toBe('retry: 2000\n\nevent: progress\nid: e1-2\ndata: {"pct":100}\n\nid: e1-2\n\n')
+    expect(fresh.text()).toBe(
+      'retry: 2000\n\nevent: progress\nid: e1-2\ndata: {"pct":100}\n\nid: e1-2\n\n',
+    )
   })
 
   it('keeps a multi-topic connection open until all its topics ended', async () => {

@@ -43,10 +43,18 @@ describe('GET /events', () => {
 
   it('rejects topics with control characters, reserved names and too many topics', async () => {
     hub = await startHub({ maxTopicsPerConnection: 2 })
-    for (const query of ['topic=a%0Ab', 'topic=%40all', 'topic=a&topic=b&topic=c', 'topic=', 'clientId=x%0D']) {
+    for (const query of [
+      'topic=a%0Ab',
+      'topic=%40all',
+      'topic=a&topic=b&topic=c',
+      'topic=',
+      'clientId=x%0D',
+    ]) {
       const response = await fetch(`${hub.url}/events?${query}`)
       expect(response.status, query).toBe(400)
-      expect(((await response.json()) as { error: { code: string } }).error.code).toMatch(/^ERR_SSE_/)
+      expect(((await response.json()) as { error: { code: string } }).error.code).toMatch(
+        /^ERR_SSE_/,
+      )
     }
   })
 
@@ -65,7 +73,11 @@ describe('POST /publish', () => {
     const b = await stream('/events?topic=sport')
     await a.waitForText('id: e1-0\n\n')
     await b.waitForText('id: e1-0\n\n')
-    const result = await hub.publish({ topic: 'news', event: 'headline', data: 'one\ntwo\r\nthree\rfour' })
+    const result = await hub.publish({
+      topic: 'news',
+      event: 'headline',
+      data: 'one\ntwo\r\nthree\rfour',
+    })
     expect(result).toEqual({ status: 200, json: { id: 'e1-1', connections: 1 } })
     await a.waitForText('four\n\n')
     expect(a.text()).toBe(
@@ -81,16 +93,33 @@ describe('POST /publish', () => {
     const user = await stream('/events?clientId=u1')
     const both = await stream('/events?topic=news&topic=sport&clientId=u2')
     for (const s of [news, user, both]) await s.waitForText('id: e1-0\n\n')
-    expect((await hub.publish({ topic: ['news', 'sport'], data: { a: [1, 2] }, retry: 500 })).json).toEqual({ id: 'e1-1', connections: 2 })
-    expect((await hub.publish({ clientId: 'u1', data: 42 })).json).toEqual({ id: 'e1-2', connections: 1 })
-    expect((await hub.publish({ all: true, data: null })).json).toEqual({ id: 'e1-3', connections: 3 })
+    expect(
+      (await hub.publish({ topic: ['news', 'sport'], data: { a: [1, 2] }, retry: 500 })).json,
+    ).toEqual({ id: 'e1-1', connections: 2 })
+    expect((await hub.publish({ clientId: 'u1', data: 42 })).json).toEqual({
+      id: 'e1-2',
+      connections: 1,
+    })
+    expect((await hub.publish({ all: true, data: null })).json).toEqual({
+      id: 'e1-3',
+      connections: 3,
+    })
     await news.waitForEvents(2)
     await user.waitForEvents(2)
     await both.waitForEvents(2)
-    expect(news.events.map((e) => [e.id, e.data])).toEqual([['e1-1', '{"a":[1,2]}'], ['e1-3', 'null']])
-    expect(user.events.map((e) => [e.id, e.data])).toEqual([['e1-2', '42'], ['e1-3', 'null']])
+    expect(news.events.map((e) => [e.id, e.data])).toEqual([
+      ['e1-1', '{"a":[1,2]}'],
+      ['e1-3', 'null'],
+    ])
+    expect(user.events.map((e) => [e.id, e.data])).toEqual([
+      ['e1-2', '42'],
+      ['e1-3', 'null'],
+    ])
     // A connection matching two topics of one publish gets it once.
-    expect(both.events.map((e) => [e.id, e.data])).toEqual([['e1-1', '{"a":[1,2]}'], ['e1-3', 'null']])
+    expect(both.events.map((e) => [e.id, e.data])).toEqual([
+      ['e1-1', '{"a":[1,2]}'],
+      ['e1-3', 'null'],
+    ])
     expect(news.text()).toContain('id: e1-1\nretry: 500\ndata: {"a":[1,2]}\n\n')
   })
 
@@ -100,7 +129,13 @@ describe('POST /publish', () => {
     await s.waitForText('id: e1-0\n\n')
     const response = await fetch(`${hub.url}/publish`, {
       method: 'POST',
-      body: new URLSearchParams([['topic', 'a'], ['topic', 'b'], ['event', 'ping'], ['data', 'x y'], ['retry', '10']]),
+      body: new URLSearchParams([
+        ['topic', 'a'],
+        ['topic', 'b'],
+        ['event', 'ping'],
+        ['data', 'x y'],
+        ['retry', '10'],
+      ]),
     })
     expect(response.status).toBe(200)
     expect(await response.json()).toEqual({ id: 'e1-1', connections: 1 })
@@ -133,7 +168,11 @@ describe('POST /publish', () => {
       expect(result.json.error.message).toMatch(message)
       expect(result.json.error.code).toMatch(/^ERR_SSE_/)
     }
-    const text = await fetch(`${hub.url}/publish`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' })
+    const text = await fetch(`${hub.url}/publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'hi',
+    })
     expect(text.status).toBe(415)
     const get = await fetch(`${hub.url}/publish`)
     expect(get.status).toBe(405)
@@ -147,12 +186,19 @@ describe('POST /publish', () => {
     hub = await startHub({ epoch: 'e1' })
     const s = await stream('/events?topic=t')
     await s.waitForText('id: e1-0\n\n')
-    await hub.publish({ topic: 't', data: 'a\n\ndata: injected\nevent: evil\nid: 999\r\n\r\nretry: 1' })
+    await hub.publish({
+      topic: 't',
+      data: 'a\n\ndata: injected\nevent: evil\nid: 999\r\n\r\nretry: 1',
+    })
     await s.waitForEvents(1)
     await hub.publish({ topic: 't', data: 'end' })
     await s.waitForEvents(2)
     expect(s.events).toEqual([
-      { event: undefined, id: 'e1-1', data: 'a\n\ndata: injected\nevent: evil\nid: 999\n\nretry: 1' },
+      {
+        event: undefined,
+        id: 'e1-1',
+        data: 'a\n\ndata: injected\nevent: evil\nid: 999\n\nretry: 1',
+      },
       { event: undefined, id: 'e1-2', data: 'end' },
     ])
   })
@@ -162,9 +208,14 @@ describe('POST /publish', () => {
     const received: { type: string; data: string; lastEventId: string }[] = []
     const es = new EventSource(`${hub.url}/events?topic=news`)
     sources.push(es)
-    es.addEventListener('headline', (e) => received.push({ type: e.type, data: e.data, lastEventId: e.lastEventId }))
+    es.addEventListener('headline', (e) =>
+      received.push({ type: e.type, data: e.data, lastEventId: e.lastEventId }),
+    )
     es.onmessage = (e) => received.push({ type: e.type, data: e.data, lastEventId: e.lastEventId })
-    await waitFor(() => hub.server.hub.subscriberCount('news') === 1 && es.readyState === EventSource.OPEN, 'open')
+    await waitFor(
+      () => hub.server.hub.subscriberCount('news') === 1 && es.readyState === EventSource.OPEN,
+      'open',
+    )
     await hub.publish({ topic: 'news', event: 'headline', data: 'a\nb' })
     await hub.publish({ topic: 'news', data: { n: 1 } })
     await waitFor(() => received.length === 2, 'two events')
@@ -183,10 +234,14 @@ describe('publish key', () => {
       expect(result.status).toBe(401)
       expect(result.json.error.code).toBe('ERR_SSE_UNAUTHORIZED')
     }
-    expect((await hub.publish({ topic: 'a', data: 'x' }, { authorization: 'Bearer s3cret' })).status).toBe(200)
+    expect(
+      (await hub.publish({ topic: 'a', data: 'x' }, { authorization: 'Bearer s3cret' })).status,
+    ).toBe(200)
     expect((await fetch(`${hub.url}/clients/u1`, { method: 'DELETE' })).status).toBe(401)
     expect((await fetch(`${hub.url}/clients`)).status).toBe(401)
-    expect((await fetch(`${hub.url}/clients`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200)
+    expect(
+      (await fetch(`${hub.url}/clients`, { headers: { authorization: 'Bearer s3cret' } })).status,
+    ).toBe(200)
     // Subscribing stays open to everyone.
     const s = await stream('/events?topic=a')
     expect(s.status).toBe(200)
@@ -211,7 +266,12 @@ describe('DELETE /clients/{clientId}', () => {
     const tab1 = await stream('/events?clientId=u%2F1')
     const tab2 = await stream('/events?clientId=u%2F1&topic=news')
     const other = await stream('/events?clientId=u2')
-    await waitFor(() => hub.server.hub.clientConnectionCount('u/1') === 2 && hub.server.hub.clientConnectionCount('u2') === 1, 'connections')
+    await waitFor(
+      () =>
+        hub.server.hub.clientConnectionCount('u/1') === 2 &&
+        hub.server.hub.clientConnectionCount('u2') === 1,
+      'connections',
+    )
     const response = await fetch(`${hub.url}/clients/u%2F1`, { method: 'DELETE' })
     expect(response.status).toBe(204)
     await tab1.ended

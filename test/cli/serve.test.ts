@@ -1,0 +1,118 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { openStream } from '../helpers/raw-stream.js'
+import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
+
+const running: CliProcess[] = []
+afterEach(async () => {
+  for (const cli of running.splice(0)) {
+    if (cli.child.exitCode === null) {
+      cli.child.kill('SIGKILL')
+      await cli.exited
+    }
+  }
+})
+
+async function hub(args: string[] = [], env: Record<string, string> = {}) {
+  const started = await startCliHub(args, env)
+  running.push(started.cli)
+  return started
+}
+
+describe('ssehub serve', () => {
+  it('serves the API, and shuts down gracefully on SIGTERM: streams end, exit 0', async () => {
+    const { url, cli } = await hub(['--heartbeat-ms', 'off'])
+    expect(cli.stdout()).toMatch(
+      /^ssehub listening on http:\/\/127\.0\.0\.1:\d+ \(memory broker\)\n$/,
+    )
+    const s = await openStream(`${url}/events?topic=a`)
+    await s.waitForText('id: ')
+    cli.child.kill('SIGTERM')
+    await s.ended
+    expect(await cli.exited).toBe(0)
+  })
+
+  it('reads options from SSEHUB_* env vars; a flag wins over the variable', async () => {
+    const { url } = await hub(['--retry-ms', '1234'], {
+      SSEHUB_RETRY_MS: '999',
+      SSEHUB_PUBLISH_KEY: 'k',
+    })
+    const s = await openStream(`${url}/events?topic=a`)
+    await s.waitForText('retry: 1234\n\n')
+    const response = await fetch(`${url}/publish`, {
+      method: 'POST',
+      body: new URLSearchParams({ topic: 'a', data: 'x' }),
+    })
+    expect(response.status).toBe(401)
+    s.close()
+  })
+
+  it('prints every option with its default and env var in --help', async () => {
+    const cli = runCli(['serve', '--help'])
+    expect(await cli.exited).toBe(0)
+    expect(cli.stdout()).toContain('--port <value>')
+    expect(cli.stdout()).toMatch(/--publish-key <value>.*SSEHUB_PUBLISH_KEY/)
+    expect(cli.stdout()).toMatch(/--heartbeat-ms <value>.*default: 15000/)
+    expect(cli.stdout()).toContain('--allow-anonymous-publish')
+  })
+
+  it.each([
+    [['--bogus'], /unknown option --bogus/],
+    [['--port', 'abc'], /--port expects/],
+    [['--port'], /--port needs a value/],
+    [['--overflow', 'drop'], /'reject' or 'evict'/],
+    [['--heartbeat-ms', '-5'], /--heartbeat-ms expects/],
+    [['--host', '0.0.0.0', '--port', '0'], /without a publish key/],
+    [['nonsense'], /unknown command/],
+  ])('refuses %j with one line on stderr and exit 2', async (args, message) => {
+    const cli = runCli(args)
+    expect(await cli.exited).toBe(2)
+    expect(cli.stderr()).toMatch(message)
+    expect(cli.stderr().trimEnd().split('\n')).toHaveLength(1)
+  })
+
+  it('refuses a bad env var the same way', async () => {
+    const cli = runCli(['serve'], { SSEHUB_MAX_CONNECTIONS: 'lots' })
+    expect(await cli.exited).toBe(2)
+    expect(cli.stderr()).toMatch(
+      /^ssehub: SSEHUB_MAX_CONNECTIONS expects a positive integer or 'off', got "lots"\n$/,
+    )
+  })
+})
+
+describe('ssehub publish', () => {
+  it('publishes to a topic, a client and all, printing the event id', async () => {
+    const { url } = await hub(['--heartbeat-ms', 'off'], { SSEHUB_PUBLISH_KEY: 'k' })
+    const s = await openStream(`${url}/events?topic=news&clientId=u1`)
+    await s.waitForText('id: ')
+    const env = { SSEHUB_URL: url, SSEHUB_PUBLISH_KEY: 'k' }
+    const one = runCli(['publish', '--topic', 'news', '--event', 'headline', 'hello'], env)
+    expect(await one.exited).toBe(0)
+    expect(one.stdout()).toMatch(/^[0-9a-z]+-1\n$/)
+    const two = runCli(['publish', '--client', 'u1', '--json', '{"a":1}'], env)
+    expect(await two.exited).toBe(0)
+    const three = runCli(['publish', '--all', '--hub', url, 'bye'], { SSEHUB_PUBLISH_KEY: 'k' })
+    expect(await three.exited).toBe(0)
+    await s.waitForEvents(3)
+    expect(s.events.map((e) => [e.event, e.data])).toEqual([
+      ['headline', 'hello'],
+      [undefined, '{"a":1}'],
+      [undefined, 'bye'],
+    ])
+    s.close()
+  })
+
+  it('fails with one line and exit 1 when the hub refuses or is unreachable; exit 2 on usage errors', async () => {
+    const { url } = await hub([], { SSEHUB_PUBLISH_KEY: 'k' })
+    const refused = runCli(['publish', '--topic', 'a', 'x'], { SSEHUB_URL: url })
+    expect(await refused.exited).toBe(1)
+    expect(refused.stderr()).toMatch(/^ssehub publish: hub answered 401: .*Bearer.*\n$/)
+    const unreachable = runCli(['publish', '--topic', 'a', '--hub', 'http://127.0.0.1:1', 'x'])
+    expect(await unreachable.exited).toBe(1)
+    expect(unreachable.stderr()).toMatch(/^ssehub publish: cannot reach/)
+    const noTarget = runCli(['publish', 'x'])
+    expect(await noTarget.exited).toBe(2)
+    expect(noTarget.stderr()).toBe(
+      'ssehub: publish needs a target: --topic T, --client C or --all\n',
+    )
+  })
+})

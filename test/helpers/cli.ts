@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { waitFor } from './wait.js'
+
+/** The built CLI (`npm test` builds first). */
+export const binPath = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+
+/** A spawned `ssehub` process with its output collected. */
+export interface CliProcess {
+  readonly child: ChildProcess
+  stdout(): string
+  stderr(): string
+  /** Resolves with the exit code. */
+  readonly exited: Promise<number | null>
+}
+
+/** Spawns `node dist/cli/main.js ...args` with `env` added to a clean environment. */
+export function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('SSEHUB_')),
+  )
+  const child = spawn(process.execPath, [binPath, ...args], {
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk))
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  return { child, stdout: () => out, stderr: () => err, exited }
+}
+
+/** Starts `ssehub serve` on a free port and resolves with its URL. */
+export async function startCliHub(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ url: string; cli: CliProcess }> {
+  const cli = runCli(['serve', '--port', '0', ...args], env)
+  const match = await waitFor(
+    () =>
+      /listening on (http:\/\/\S+)/.exec(cli.stdout()) ??
+      (cli.child.exitCode !== null ? Promise.reject(new Error(cli.stderr())) : null),
+    'the hub to listen',
+    10_000,
+  )
+  return { url: match[1]!, cli }
+}
