@@ -96,6 +96,11 @@ export interface BrokerSink {
   publication(publication: Publication): void
   /** A command from any node. */
   command(command: BrokerCommand): void
+  /**
+   * Continuity was lost for every connection of this node (e.g. Redis restarted without its data):
+   * the hub tells each connection with a reset event. Publications of the new log follow.
+   */
+  reset(reason: ResetReason): void
   /** The broker hit an operational error (it keeps running and recovers by itself). */
   error(error: Error): void
 }

@@ -181,6 +181,8 @@ interface Member {
   mark: number
   /** Set once `connected` was emitted, so that `closed` pairs with it. */
   announced: boolean
+  /** A broker-wide reset arrived while the history replayed: sent before the queued live events. */
+  resetPending: string | null
 }
 
 const closeReasons: readonly CloseReason[] = [
@@ -315,6 +317,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     this.ready = this.broker.start({
       publication: (publication) => this.deliver(publication),
       command: (command) => this.runCommand(command),
+      reset: (reason) => this.resetAll(reason),
       error: (error) => this.reportError(error),
     })
     // A failed start is reported through `ready` (the server awaits it) and as an error event.
@@ -463,6 +466,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       queue: [],
       mark: 0,
       announced: false,
+      resetPending: null,
     }
     // Register first (live events queue up), then ask the broker in the same tick: the broker's
     // snapshot and the queue overlap, and the cursor drops the overlap. No gap, no duplicate.
@@ -722,6 +726,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       this.write(member, item.publication, item.id, encodeFrame(item.publication, item.id))
       if (connection.queuedBytes > half) await connection.drained()
     }
+    if (member.resetPending !== null) connection.writeFrame(this.resetFrame(member, member.resetPending))
     // Live events that arrived meanwhile; more may arrive while we wait for the socket.
     // (An index, not shift(): the queue may hold up to maxPendingEvents entries.)
     for (let i = 0; member.queue !== null && i < member.queue.length && isOpen(connection);) {
@@ -816,6 +821,13 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     if (command.type === 'close-client') {
       const set = this.clientIndex.get(CLIENT_PREFIX + command.clientId)
       if (set !== undefined) for (const member of [...set]) member.connection.end('server-close')
+    }
+  }
+
+  private resetAll(reason: string): void {
+    for (const member of this.members.values()) {
+      if (member.queue !== null) member.resetPending = reason
+      else member.connection.writeFrame(this.resetFrame(member, reason))
     }
   }
 

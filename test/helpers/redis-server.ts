@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { Redis } from 'ioredis'
+import { waitFor } from './wait.js'
+
+/** A private `redis-server` on a free loopback port, without persistence. */
+export interface TestRedis {
+  readonly port: number
+  readonly url: string
+  /** A new client (the caller closes it). */
+  client(): Redis
+  /** Kills the server (SIGKILL) and starts a fresh, empty one on the same port. */
+  restart(): Promise<void>
+  stop(): Promise<void>
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+function spawnRedis(port: number): ChildProcess {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  })
+  return child
+}
+
+async function ping(port: number): Promise<boolean> {
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  probe.on('error', () => {})
+  try {
+    await probe.connect()
+    return (await probe.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    probe.disconnect()
+  }
+}
+
+/**
+ * Starts `redis-server`. Fails loudly (never skips) when it cannot: CI installs it
+ * (`apt-get install redis-server`), and a missing server must turn CI red.
+ */
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort()
+  let child = spawnRedis(port)
+  const started = async (proc: ChildProcess): Promise<void> => {
+    let failed: Error | null = null
+    proc.once('error', (error) => (failed = error))
+    await waitFor(async () => {
+      if (failed !== null) {
+        throw new Error(`Cannot start redis-server (${(failed as Error).message}); install it: apt-get install redis-server`)
+      }
+      return ping(port)
+    }, `redis-server on port ${port}`, 10_000)
+  }
+  await started(child)
+  const clients: Redis[] = []
+  const kill = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGKILL')
+    await exited
+  }
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    client() {
+      const client = new Redis({ port, host: '127.0.0.1' })
+      client.on('error', () => {})
+      clients.push(client)
+      return client
+    },
+    async restart() {
+      await kill()
+      child = spawnRedis(port)
+      await started(child)
+    },
+    async stop() {
+      for (const client of clients.splice(0)) client.disconnect()
+      await kill()
+    },
+  }
+}
