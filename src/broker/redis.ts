@@ -118,7 +118,9 @@ return {id, epoch}
 
 function positiveInt(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(`Expected \`${name}\` to be a positive integer, got \`${String(value)}\` (${typeof value})`)
+    throw new RangeError(
+      `Expected \`${name}\` to be a positive integer, got \`${String(value)}\` (${typeof value})`,
+    )
   }
   return value
 }
@@ -217,7 +219,11 @@ export class RedisBroker implements Broker {
       String(now),
       ...fields,
     ) as Promise<[string, string]>
-    const [id, epoch] = await withTimeout(call, this.publishTimeoutMs, 'Redis did not confirm the publish in time.')
+    const [id, epoch] = await withTimeout(
+      call,
+      this.publishTimeoutMs,
+      'Redis did not confirm the publish in time.',
+    )
     return this.toPublication(epoch, id, fields)
   }
 
@@ -240,17 +246,22 @@ export class RedisBroker implements Broker {
     }
     if (from !== null) {
       const info = toRecord(await this.client.call('XINFO', 'STREAM', this.logKey))
-      const lastGenerated = parseStreamId(String(info['last-generated-id'] ?? '0-0'))
-      const maxDeleted = parseStreamId(String(info['max-deleted-entry-id'] ?? '0-0'))
-      const firstEntry = Array.isArray(info['first-entry']) ? String((info['first-entry'] as unknown[])[0]) : null
-      const first = parseStreamId(String(info['recorded-first-entry-id'] ?? firstEntry ?? '0-0'))
-      const trimmed = Number(info['entries-added'] ?? 0) > Number(info.length ?? 0)
+      const text = (value: unknown, fallback: string): string =>
+        typeof value === 'string' || typeof value === 'number' ? String(value) : fallback
+      const lastGenerated = parseStreamId(text(info['last-generated-id'], '0-0'))
+      const maxDeleted = parseStreamId(text(info['max-deleted-entry-id'], '0-0'))
+      const firstEntry = Array.isArray(info['first-entry'])
+        ? text((info['first-entry'] as unknown[])[0], '0-0')
+        : '0-0'
+      const first = parseStreamId(text(info['recorded-first-entry-id'], firstEntry))
+      const trimmed = Number(text(info['entries-added'], '0')) > Number(text(info.length, '0'))
       // Ahead of everything Redis ever generated: lost in a failover, or made up.
       if (compareIds(from, lastGenerated) > 0) reset = 'unknown'
       // Entries after the cursor were deleted or trimmed: the client was away longer than the
       // history. (Trimming removes a prefix; a cursor before the first kept entry may have lost
       // some. Redis 7.0 does not record trimmed ids, so this is conservative: never a silent gap.)
-      else if (compareIds(from, maxDeleted) < 0 || (trimmed && compareIds(from, first) < 0)) reset = 'expired'
+      else if (compareIds(from, maxDeleted) < 0 || (trimmed && compareIds(from, first) < 0))
+        reset = 'expired'
     }
     const wanted = new Set(keys)
     const replay: ReplayItem[] = []
@@ -265,11 +276,18 @@ export class RedisBroker implements Broker {
         let start = `(${fromRaw}`
         let scanned = 0
         for (;;) {
-          const page = (await this.client.xrange(this.logKey, start, snapshotRaw, 'COUNT', 1000)) as Entry[]
+          const page = (await this.client.xrange(
+            this.logKey,
+            start,
+            snapshotRaw,
+            'COUNT',
+            1000,
+          )) as Entry[]
           for (const [id, fields] of page) {
             const publication = this.toPublication(epoch, id, fields)
             if (publication === null) continue
-            if (publication.keys.some((key) => wanted.has(key))) replay.push({ publication, id: publication.id })
+            if (publication.keys.some((key) => wanted.has(key)))
+              replay.push({ publication, id: publication.id })
           }
           scanned += page.length
           if (page.length < 1000) break
@@ -298,9 +316,12 @@ export class RedisBroker implements Broker {
           if (compareIds(finalId, from) <= 0) ended.add(key)
           return // otherwise it is in the replay or still to come live
         }
-        const fields = Object.entries(record).filter(([name]) => name !== 'i').flat() as string[]
+        const fields = Object.entries(record)
+          .filter(([name]) => name !== 'i')
+          .flat() as string[]
         const publication = this.toPublication(epoch, id, fields)
-        if (publication !== null && !finals.some((p) => p.id === publication.id)) finals.push(publication)
+        if (publication !== null && !finals.some((p) => p.id === publication.id))
+          finals.push(publication)
       })
       finals.sort((a, b) => compareIds(a.streamId, b.streamId))
       replay.unshift(...finals.map((publication) => ({ publication, id: publication.id })))
@@ -314,10 +335,19 @@ export class RedisBroker implements Broker {
   }
 
   async command(command: BrokerCommand): Promise<void> {
-    if (this.client.status !== 'ready') throw new Error(`Redis is not connected (${this.client.status}).`)
+    if (this.client.status !== 'ready')
+      throw new Error(`Redis is not connected (${this.client.status}).`)
     // Commands travel in the stream too: every node sees them in order, no second channel.
     await withTimeout(
-      this.client.xadd(this.logKey, 'MAXLEN', '~', String(this.maxEvents), '*', 'x', JSON.stringify(command)),
+      this.client.xadd(
+        this.logKey,
+        'MAXLEN',
+        '~',
+        String(this.maxEvents),
+        '*',
+        'x',
+        JSON.stringify(command),
+      ),
       this.publishTimeoutMs,
       'Redis did not confirm the command in time.',
     )
@@ -359,8 +389,16 @@ export class RedisBroker implements Broker {
   }
 
   private toPublication(epoch: string, id: string, fields: readonly string[]): RedisPublication
-  private toPublication(epoch: string, id: string, fields: readonly string[]): RedisPublication | null
-  private toPublication(epoch: string, id: string, fields: readonly string[]): RedisPublication | null {
+  private toPublication(
+    epoch: string,
+    id: string,
+    fields: readonly string[],
+  ): RedisPublication | null
+  private toPublication(
+    epoch: string,
+    id: string,
+    fields: readonly string[],
+  ): RedisPublication | null {
     let keys: string[] | undefined
     let event: string | undefined
     let retry: number | undefined
@@ -388,7 +426,17 @@ export class RedisBroker implements Broker {
     }
     if (keys === undefined) return null // a command entry
     const streamId = parseStreamId(id)
-    return { id: `1~0.${epoch}.${id}`, keys, event, data, retry, close, time: Number(streamId.ms), epoch, streamId }
+    return {
+      id: `1~0.${epoch}.${id}`,
+      keys,
+      event,
+      data,
+      retry,
+      close,
+      time: Number(streamId.ms),
+      epoch,
+      streamId,
+    }
   }
 
   /**
@@ -415,7 +463,15 @@ export class RedisBroker implements Broker {
           needsCheck = false
         }
         const reply = await withTimeout(
-          this.reader.xread('COUNT', this.readCount, 'BLOCK', this.blockMs, 'STREAMS', this.logKey, this.positionRaw),
+          this.reader.xread(
+            'COUNT',
+            this.readCount,
+            'BLOCK',
+            this.blockMs,
+            'STREAMS',
+            this.logKey,
+            this.positionRaw,
+          ),
           this.blockMs + 3_000,
           'XREAD watchdog fired',
         )

@@ -7,7 +7,7 @@ type Kind = 'int' | 'nullable-int' | 'string' | 'flag' | 'overflow' | 'origins'
 interface Spec {
   readonly flag: string
   readonly kind: Kind
-  readonly key: keyof HubServerOptions | 'port' | 'host'
+  readonly key: keyof HubServerOptions | 'port' | 'host' | 'redisUrl' | 'redisPrefix'
   readonly help: string
   readonly default: string
 }
@@ -25,6 +25,20 @@ export const serveSpecs: readonly Spec[] = [
     help: 'TCP port (0 picks a free one)',
   },
   { flag: 'host', kind: 'string', key: 'host', default: '127.0.0.1', help: 'address to listen on' },
+  {
+    flag: 'redis',
+    kind: 'string',
+    key: 'redisUrl',
+    default: 'none (memory broker)',
+    help: 'use the Redis broker at this URL (redis://host:port/db) to run several nodes',
+  },
+  {
+    flag: 'redis-prefix',
+    kind: 'string',
+    key: 'redisPrefix',
+    default: 'ssehub:{hub}:',
+    help: 'prefix of the Redis keys (one deployment per prefix)',
+  },
   {
     flag: 'publish-key',
     kind: 'string',
@@ -280,6 +294,10 @@ export interface ServeConfig {
   readonly options: HubServerOptions
   readonly port: number
   readonly host: string
+  /** Redis URL, when the Redis broker is asked for. */
+  readonly redisUrl: string | undefined
+  /** Redis key prefix. */
+  readonly redisPrefix: string | undefined
   readonly help: boolean
 }
 
@@ -320,12 +338,21 @@ export function parseServeArgs(
   const options: Record<string, unknown> = {}
   let port = 8080
   let host = '127.0.0.1'
+  let redisUrl: string | undefined
+  let redisPrefix: string | undefined
   for (const [spec, value] of values) {
     if (spec.key === 'port') port = value as number
     else if (spec.key === 'host') host = value as string
+    else if (spec.key === 'redisUrl') redisUrl = value as string
+    else if (spec.key === 'redisPrefix') redisPrefix = value as string
     // --no-dashboard / --no-metrics turn a default-on feature off.
     else if (spec.flag.startsWith('no-')) options[spec.key] = !(value as boolean)
     else options[spec.key] = value
   }
-  return { options: options, port, host, help }
+  if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl)) {
+    throw new UsageError(
+      `--redis expects a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(redisUrl)}`,
+    )
+  }
+  return { options, port, host, redisUrl, redisPrefix, help }
 }

@@ -1,3 +1,5 @@
+import { Redis } from 'ioredis'
+import { RedisBroker } from '../broker/redis.js'
 import { isSseError } from '../errors.js'
 import { createHubServer } from '../server/server.js'
 import { UsageError, type CliIo } from './io.js'
@@ -13,7 +15,19 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     io.stdout(serveHelp())
     return 0
   }
-  const hubServer = createHubServer(config.options)
+  const redis = config.redisUrl === undefined ? null : await connectRedis(config.redisUrl)
+  const broker =
+    redis === null
+      ? undefined
+      : new RedisBroker({
+          client: redis,
+          ...(config.redisPrefix === undefined ? {} : { prefix: config.redisPrefix }),
+          ...pick(config.options, ['historyMaxEvents', 'historyMaxAgeMs', 'endedTopicTtlMs']),
+        })
+  const hubServer = createHubServer({
+    ...config.options,
+    ...(broker === undefined ? {} : { broker }),
+  })
   hubServer.hub.on('error', (error) => io.stderr(`ssehub: ${error.message}\n`))
   try {
     const address = await hubServer.listen(config.port, config.host)
@@ -23,6 +37,8 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     )
   } catch (error) {
     await hubServer.close()
+    await broker?.close()
+    redis?.disconnect()
     if (isSseError(error)) throw new UsageError(error.message)
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'EADDRINUSE')
@@ -44,5 +60,42 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
   }
   io.stdout('ssehub: shutting down\n')
   await hubServer.close()
+  await broker?.close()
+  redis?.disconnect()
   return 0
+}
+
+/**
+ * Connects to Redis before serving. Commands fail fast while Redis is away (no offline queue), so
+ * that a publish answers 503 at once instead of waiting; the client reconnects by itself.
+ */
+async function connectRedis(url: string): Promise<Redis> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+  })
+  let lastError = ''
+  client.on('error', (error: Error) => (lastError = error.message))
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('timed out after 5 s')), 5_000).unref(),
+      ),
+    ])
+  } catch (error) {
+    client.disconnect()
+    throw new UsageError(`cannot reach Redis at ${url}: ${lastError || (error as Error).message}`)
+  }
+  return client
+}
+
+function pick<T extends object, K extends keyof T>(
+  object: T,
+  keys: readonly K[],
+): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {}
+  for (const key of keys) if (object[key] !== undefined) out[key] = object[key]
+  return out
 }

@@ -31,6 +31,7 @@ export function openStream(url: string, headers: Record<string, string> = {}): P
       let text = ''
       let ended = false
       let lastId: string | undefined
+      let partial = ''
       const events: EventSourceMessage[] = []
       const parser = createParser({
         onEvent: (event) => events.push(event),
@@ -39,8 +40,12 @@ export function openStream(url: string, headers: Record<string, string> = {}): P
       res.on('data', (chunk: string) => {
         text += chunk
         parser.feed(chunk)
-        // eventsource-parser reports ids only on dispatched events; track id-only frames too.
-        for (const match of chunk.matchAll(/^id: ?(.*)$/gm)) lastId = match[1]
+        // eventsource-parser reports ids only on dispatched events; track id-only frames too,
+        // on whole lines only (a chunk may end in the middle of an id).
+        const lines = (partial + chunk).split(/\r\n|\r|\n/)
+        partial = lines.pop()!
+        for (const line of lines)
+          if (line.startsWith('id:')) lastId = line.slice(line.startsWith('id: ') ? 4 : 3)
       })
       const endedPromise = new Promise<void>((done) => {
         res.on('end', () => {

@@ -23,14 +23,24 @@ async function freePort(): Promise<number> {
 }
 
 function spawnRedis(port: number): ChildProcess {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  })
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  )
   return child
 }
 
 async function ping(port: number): Promise<boolean> {
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  const probe = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  })
   probe.on('error', () => {})
   try {
     await probe.connect()
@@ -52,12 +62,18 @@ export async function startRedis(): Promise<TestRedis> {
   const started = async (proc: ChildProcess): Promise<void> => {
     let failed: Error | null = null
     proc.once('error', (error) => (failed = error))
-    await waitFor(async () => {
-      if (failed !== null) {
-        throw new Error(`Cannot start redis-server (${(failed as Error).message}); install it: apt-get install redis-server`)
-      }
-      return ping(port)
-    }, `redis-server on port ${port}`, 10_000)
+    await waitFor(
+      async () => {
+        if (failed !== null) {
+          throw new Error(
+            `Cannot start redis-server (${(failed).message}); install it: apt-get install redis-server`,
+          )
+        }
+        return ping(port)
+      },
+      `redis-server on port ${port}`,
+      10_000,
+    )
   }
   await started(child)
   const clients: Redis[] = []
