@@ -100,7 +100,8 @@ if not epoch then
   epoch = ARGV[2]
   redis.call('HSET', KEYS[2], 'e', epoch)
 end
-local fields = {}
+-- 'n' numbers the entries without gaps, so a reader knows when trimming overtook it.
+local fields = {'n', tostring(redis.call('HINCRBY', KEYS[2], 'n', 1))}
 for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
 if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
@@ -161,6 +162,8 @@ export class RedisBroker implements Broker {
   /** The last entry the reader delivered: every live publication is after it. */
   private position: StreamId = { ms: 0n, seq: 0n }
   private positionRaw = '0-0'
+  /** The gapless number (`n`) of the last entry read; `null` until known. */
+  private lastNumber: number | null = null
   private closed = false
   private readerHealthy = false
   private lastError: string | null = null
@@ -188,42 +191,19 @@ export class RedisBroker implements Broker {
     await this.syncEpoch()
     const last = (await this.client.xrevrange(this.logKey, '+', '-', 'COUNT', 1)) as Entry[]
     this.setPosition(last[0]?.[0] ?? '0-0')
+    this.lastNumber = last[0] === undefined ? 0 : entryNumber(last[0][1])
     this.readerHealthy = true
     this.loop = this.readLoop()
   }
 
   async publish(request: PublishRequest): Promise<Publication> {
-    if (this.closed) throw new Error('The Redis broker is closed.')
-    if (this.client.status !== 'ready') {
-      throw new Error(`Redis is not connected (${this.client.status}).`)
-    }
     const fields = ['k', request.keys.join('\n')]
     if (request.event !== undefined) fields.push('e', request.event)
     if (request.retry !== undefined) fields.push('r', String(request.retry))
     if (request.close === true) fields.push('c', '1')
     fields.push('d', request.data)
     const topicKeys = request.keys.filter((key) => !key.startsWith('@'))
-    const now = Date.now()
-    const minId = this.maxAgeMs === null ? '' : `${now - this.maxAgeMs}-0`
-    const call = this.client.eval(
-      publishScript,
-      2 + topicKeys.length,
-      this.logKey,
-      this.metaKey,
-      ...topicKeys.map((key) => this.endPrefix + key),
-      String(this.maxEvents),
-      newEpoch(),
-      minId,
-      String(this.endedTtlMs),
-      request.close === true ? '1' : '0',
-      String(now),
-      ...fields,
-    ) as Promise<[string, string]>
-    const [id, epoch] = await withTimeout(
-      call,
-      this.publishTimeoutMs,
-      'Redis did not confirm the publish in time.',
-    )
+    const [id, epoch] = await this.append(topicKeys, request.close === true, fields)
     return this.toPublication(epoch, id, fields)
   }
 
@@ -244,25 +224,7 @@ export class RedisBroker implements Broker {
         from = parseStreamId(fromRaw)
       }
     }
-    if (from !== null) {
-      const info = toRecord(await this.client.call('XINFO', 'STREAM', this.logKey))
-      const text = (value: unknown, fallback: string): string =>
-        typeof value === 'string' || typeof value === 'number' ? String(value) : fallback
-      const lastGenerated = parseStreamId(text(info['last-generated-id'], '0-0'))
-      const maxDeleted = parseStreamId(text(info['max-deleted-entry-id'], '0-0'))
-      const firstEntry = Array.isArray(info['first-entry'])
-        ? text((info['first-entry'] as unknown[])[0], '0-0')
-        : '0-0'
-      const first = parseStreamId(text(info['recorded-first-entry-id'], firstEntry))
-      const trimmed = Number(text(info['entries-added'], '0')) > Number(text(info.length, '0'))
-      // Ahead of everything Redis ever generated: lost in a failover, or made up.
-      if (compareIds(from, lastGenerated) > 0) reset = 'unknown'
-      // Entries after the cursor were deleted or trimmed: the client was away longer than the
-      // history. (Trimming removes a prefix; a cursor before the first kept entry may have lost
-      // some. Redis 7.0 does not record trimmed ids, so this is conservative: never a silent gap.)
-      else if (compareIds(from, maxDeleted) < 0 || (trimmed && compareIds(from, first) < 0))
-        reset = 'expired'
-    }
+    if (from !== null) reset = await this.checkContinuity(from)
     const wanted = new Set(keys)
     const replay: ReplayItem[] = []
     let cursorPosition = snapshot
@@ -335,22 +297,8 @@ export class RedisBroker implements Broker {
   }
 
   async command(command: BrokerCommand): Promise<void> {
-    if (this.client.status !== 'ready')
-      throw new Error(`Redis is not connected (${this.client.status}).`)
     // Commands travel in the stream too: every node sees them in order, no second channel.
-    await withTimeout(
-      this.client.xadd(
-        this.logKey,
-        'MAXLEN',
-        '~',
-        String(this.maxEvents),
-        '*',
-        'x',
-        JSON.stringify(command),
-      ),
-      this.publishTimeoutMs,
-      'Redis did not confirm the command in time.',
-    )
+    await this.append([], false, ['x', JSON.stringify(command)])
   }
 
   health(): BrokerHealth {
@@ -373,6 +321,58 @@ export class RedisBroker implements Broker {
     this.reader?.disconnect()
     await this.loop
     this.sink = null
+  }
+
+  /** Runs the publish script: resolves with the entry id and the epoch once Redis has it. */
+  private async append(
+    topicKeys: readonly string[],
+    close: boolean,
+    fields: readonly string[],
+  ): Promise<[string, string]> {
+    if (this.closed) throw new Error('The Redis broker is closed.')
+    if (this.client.status !== 'ready')
+      throw new Error(`Redis is not connected (${this.client.status}).`)
+    const now = Date.now()
+    const minId = this.maxAgeMs === null ? '' : `${now - this.maxAgeMs}-0`
+    const call = this.client.eval(
+      publishScript,
+      2 + topicKeys.length,
+      this.logKey,
+      this.metaKey,
+      ...topicKeys.map((key) => this.endPrefix + key),
+      String(this.maxEvents),
+      newEpoch(),
+      minId,
+      String(this.endedTtlMs),
+      close ? '1' : '0',
+      String(now),
+      ...fields,
+    ) as Promise<[string, string]>
+    return withTimeout(call, this.publishTimeoutMs, 'Redis did not confirm the publish in time.')
+  }
+
+  /**
+   * Whether the log still holds everything after `from`: `null` when it does, else why not.
+   * - beyond Redis' `last-generated-id`: entries lost in a failover (or a made-up id);
+   * - before `max-deleted-entry-id`, or before the first kept entry after a trim: entries after it
+   *   are gone. (Redis 7.0 does not record trimmed ids, so a cursor sitting exactly on the last
+   *   trimmed entry also counts: conservative, never a silent gap.)
+   */
+  private async checkContinuity(from: StreamId): Promise<ResetReason | null> {
+    const info = toRecord(await this.client.call('XINFO', 'STREAM', this.logKey))
+    const text = (value: unknown, fallback: string): string =>
+      typeof value === 'string' || typeof value === 'number' ? String(value) : fallback
+    const lastGenerated = parseStreamId(text(info['last-generated-id'], '0-0'))
+    const maxDeleted = parseStreamId(text(info['max-deleted-entry-id'], '0-0'))
+    const firstEntry = Array.isArray(info['first-entry'])
+      ? text((info['first-entry'] as unknown[])[0], '0-0')
+      : '0-0'
+    const first = parseStreamId(text(info['recorded-first-entry-id'], firstEntry))
+    const trimmed = Number(text(info['entries-added'], '0')) > Number(text(info.length, '0'))
+    if (compareIds(from, lastGenerated) > 0) return 'unknown'
+    if (compareIds(from, maxDeleted) < 0 || (trimmed && compareIds(from, first) < 0))
+      return 'expired'
+    return null
   }
 
   private setPosition(raw: string): void {
@@ -458,6 +458,7 @@ export class RedisBroker implements Broker {
           // connection here may have missed events. Tell them (reset) and read the new log.
           if (await this.syncEpoch()) {
             this.setPosition('0-0')
+            this.lastNumber = 0
             this.sink?.reset('epoch')
           }
           needsCheck = false
@@ -479,6 +480,12 @@ export class RedisBroker implements Broker {
         backoff = 100
         for (const [, entries] of (reply ?? []) as [string, Entry[]][]) {
           for (const [id, fields] of entries) {
+            const n = entryNumber(fields)
+            // A hole in the numbering: trimming overtook this reader (a node stalled longer than
+            // the history: GC pause, overload, SIGSTOP). The reset precedes the events after it.
+            if (n !== null && this.lastNumber !== null && n > this.lastNumber + 1)
+              this.sink?.reset('expired')
+            if (n !== null) this.lastNumber = n
             this.setPosition(id)
             this.dispatch(id, fields)
           }
@@ -514,6 +521,11 @@ export class RedisBroker implements Broker {
       sink.error(new Error(`Ignored a malformed command entry ${id}: ${(error as Error).message}`))
     }
   }
+}
+
+function entryNumber(fields: readonly string[]): number | null {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'n') return Number(fields[i + 1])
+  return null
 }
 
 function newEpoch(): string {

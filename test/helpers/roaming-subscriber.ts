@@ -52,7 +52,9 @@ export class RoamingSubscriber {
           if (this.stopped) return
           this.reconnects++
           this.node++
-          void this.connect()
+          // A browser waits `retry` ms before reconnecting; the control waits too, so it misses events.
+          if (this.resume) void this.connect()
+          else setTimeout(() => void this.connect(), 30)
         })
         return
       } catch {

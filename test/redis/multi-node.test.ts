@@ -272,4 +272,67 @@ describe('several hub nodes on Redis', () => {
     }
     expect(resets).toBeGreaterThan(0)
   }, 60_000)
+
+  it('a node stalled longer than the history resets its connections before the hole', async () => {
+    const prefix = `mn${++prefixes}:{h}:`
+    const node = await startCliHub([
+      '--redis',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+      '--heartbeat-ms',
+      'off',
+      '--history-max-events',
+      '3',
+    ])
+    nodes.push(node)
+    // The history bound is applied by whoever publishes: every node of a deployment shares it.
+    const publisher = await startCliHub([
+      '--redis',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+      '--heartbeat-ms',
+      'off',
+      '--history-max-events',
+      '3',
+    ])
+    nodes.push(publisher)
+    const subscriber = new RoamingSubscriber('/events?topic=s', () => [node.url], 0)
+    subscribers.push(subscriber)
+    await subscriber.start()
+    const publish = async (data: string): Promise<void> => {
+      const response = await fetch(`${publisher.url}/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ topic: 's', data }),
+      })
+      expect(response.status).toBe(200)
+    }
+    await publish('before')
+    await waitFor(() => subscriber.events.length === 1, 'first event')
+    node.cli.child.kill('SIGSTOP')
+    // 300 events over a history of ~3 (approximate trimming keeps ~100): the node misses some.
+    for (let i = 0; i < 300; i++) await publish(String(i))
+    node.cli.child.kill('SIGCONT')
+    await publish('after')
+    await waitFor(
+      () => subscriber.events.some((e) => e.data === 'after'),
+      'the event after the stall',
+      15_000,
+    )
+    const events = subscriber.events
+    const resetAt = events.findIndex((e) => e.event === 'ssehub.reset')
+    expect(resetAt, JSON.stringify(events.slice(0, 4))).toBeGreaterThan(0)
+    expect(JSON.parse(events[resetAt]!.data)).toMatchObject({ reason: 'expired', topics: ['s'] })
+    const sequence = ['before', ...Array.from({ length: 300 }, (_, i) => String(i)), 'after']
+    // Before the reset: a gapless prefix (the node may have read a few events before it stopped).
+    const head = events.slice(0, resetAt).map((e) => e.data)
+    expect(head).toEqual(sequence.slice(0, head.length))
+    // After it: a gapless tail ending with 'after'; the hole is only ever behind a reset.
+    const tail = events.slice(resetAt + 1).map((e) => e.data)
+    expect(tail.length).toBeGreaterThan(1)
+    expect(tail).toEqual(sequence.slice(sequence.length - tail.length))
+    expect(head.length + tail.length).toBeLessThan(sequence.length)
+  }, 60_000)
 })
