@@ -66,7 +66,7 @@ export async function startRedis(): Promise<TestRedis> {
       async () => {
         if (failed !== null) {
           throw new Error(
-            `Cannot start redis-server (${(failed).message}); install it: apt-get install redis-server`,
+            `Cannot start redis-server (${failed.message}); install it: apt-get install redis-server`,
           )
         }
         return ping(port)
