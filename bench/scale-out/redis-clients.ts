@@ -33,7 +33,7 @@ async function measure(
 const io = redis.client()
 const nodeRedis = createClient({ url: redis.url })
 await nodeRedis.connect()
-const rows = []
+const rows: { name: string; serial: number; inFlight256: number }[] = []
 for (let round = 0; round < 2; round++) {
   rows.push(
     await measure('ioredis', (key) => io.xadd(key, 'MAXLEN', '~', '10000', '*', 'd', payload)),
