@@ -1,29 +1,16 @@
-import { connect, type Socket } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { connect } from 'node:net'
+import { describe, expect, it } from 'vitest'
 import type { CloseReason, Connection } from '../../src/index.js'
-import { startHub, type TestHub } from '../helpers/hub-server.js'
-import { openStream, type RawStream } from '../helpers/raw-stream.js'
+import { hubFixture, type TestHub } from '../helpers/hub-server.js'
 import { waitFor } from '../helpers/wait.js'
 
 let hub: TestHub
-const streams: RawStream[] = []
-const sockets: Socket[] = []
-
-async function stream(path: string, headers?: Record<string, string>): Promise<RawStream> {
-  const s = await openStream(hub.url + path, headers)
-  streams.push(s)
-  return s
-}
-
-afterEach(async () => {
-  for (const s of streams.splice(0)) s.close()
-  for (const s of sockets.splice(0)) s.destroy()
-  await hub?.close()
-})
+const fixture = hubFixture()
+const stream = fixture.stream.bind(fixture)
 
 describe('heartbeats', () => {
   it('sends a comment on idle connections from one hub timer', async () => {
-    hub = await startHub({ heartbeatMs: 40 })
+    hub = await fixture.start({ heartbeatMs: 40 })
     const s = await stream('/events?topic=a')
     await s.waitForText(':\n\n:\n\n', 2000)
     expect(s.events).toEqual([])
@@ -32,7 +19,7 @@ describe('heartbeats', () => {
 
 describe('lifecycle', () => {
   it('reports connected and closed with the reason, and a closed connection leaves every index', async () => {
-    hub = await startHub()
+    hub = await fixture.start()
     const events: string[] = []
     hub.server.hub.on('connected', (c) => events.push(`connected ${c.clientId}`))
     hub.server.hub.on('closed', (c, reason) => events.push(`closed ${c.clientId} ${reason}`))
@@ -47,7 +34,7 @@ describe('lifecycle', () => {
   })
 
   it('closes connections older than maxConnectionAgeMs with reason timeout', async () => {
-    hub = await startHub({ maxConnectionAgeMs: 60 })
+    hub = await fixture.start({ maxConnectionAgeMs: 60 })
     const reasons: CloseReason[] = []
     hub.server.hub.on('closed', (_c, reason) => reasons.push(reason))
     const s = await stream('/events?topic=a')
@@ -58,13 +45,13 @@ describe('lifecycle', () => {
 
 describe('slow consumers', () => {
   it('closes a client that stops reading (reason slow-consumer) without delaying the others', async () => {
-    hub = await startHub({ maxQueuedBytes: 64 * 1024, epoch: 'e1' })
+    hub = await fixture.start({ maxQueuedBytes: 64 * 1024, epoch: 'e1' })
     const reasons: CloseReason[] = []
     hub.server.hub.on('closed', (_c, reason) => reasons.push(reason))
     // A raw socket that sends the request and then never reads.
     const port = Number(new URL(hub.url).port)
     const stalled = connect(port, '127.0.0.1')
-    sockets.push(stalled)
+    fixture.track(stalled)
     stalled.write('GET /events?topic=big&clientId=stalled HTTP/1.1\r\nHost: x\r\n\r\n')
     stalled.pause()
     const fast = await stream('/events?topic=big')
@@ -89,7 +76,7 @@ describe('slow consumers', () => {
 
 describe('limits', () => {
   it('refuses past maxConnections with 503 and Retry-After', async () => {
-    hub = await startHub({ maxConnections: 2 })
+    hub = await fixture.start({ maxConnections: 2 })
     await stream('/events?topic=a')
     await stream('/events?topic=a')
     const response = await fetch(`${hub.url}/events?topic=a`)
@@ -102,7 +89,7 @@ describe('limits', () => {
   })
 
   it('refuses past maxConnectionsPerClient', async () => {
-    hub = await startHub({ maxConnectionsPerClient: 1 })
+    hub = await fixture.start({ maxConnectionsPerClient: 1 })
     await stream('/events?clientId=u1')
     expect((await fetch(`${hub.url}/events?clientId=u1`)).status).toBe(503)
     const other = await stream('/events?clientId=u2')
@@ -110,7 +97,7 @@ describe('limits', () => {
   })
 
   it('evicts the least recently active connection under overflow evict', async () => {
-    hub = await startHub({ maxConnections: 2, overflow: 'evict' })
+    hub = await fixture.start({ maxConnections: 2, overflow: 'evict' })
     const reasons: [string | undefined, CloseReason][] = []
     hub.server.hub.on('closed', (c, reason) => reasons.push([c.clientId, reason]))
     const old = await stream('/events?clientId=old')
@@ -130,7 +117,7 @@ describe('limits', () => {
 
 describe('introspection', () => {
   it('serves /healthz, /stats, /clients, /topics/{topic} and /metrics', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const s = await stream('/events?topic=room%2F1&clientId=u1')
     await s.waitForText('id: e1-0\n\n')
     await hub.publish({ topic: 'room/1', data: 'hi' })
@@ -186,7 +173,7 @@ describe('introspection', () => {
 
 describe('CORS', () => {
   it('allows listed origins on streams and answers the publish preflight', async () => {
-    hub = await startHub({ corsOrigins: ['http://app.test'] })
+    hub = await fixture.start({ corsOrigins: ['http://app.test'] })
     const s = await stream('/events?topic=a', { origin: 'http://app.test' })
     expect(s.headers['access-control-allow-origin']).toBe('http://app.test')
     expect(s.headers['access-control-allow-credentials']).toBe('true')
@@ -209,7 +196,7 @@ describe('CORS', () => {
   })
 
   it("allows any origin with '*'", async () => {
-    hub = await startHub({ corsOrigins: '*' })
+    hub = await fixture.start({ corsOrigins: '*' })
     const s = await stream('/events?topic=a', { origin: 'http://x.test' })
     expect(s.headers['access-control-allow-origin']).toBe('*')
   })
@@ -217,7 +204,7 @@ describe('CORS', () => {
 
 describe('graceful shutdown', () => {
   it('ends every stream, refuses new work and closes', async () => {
-    hub = await startHub()
+    hub = await fixture.start()
     const reasons: CloseReason[] = []
     hub.server.hub.on('closed', (_c: Connection, reason) => reasons.push(reason))
     const a = await stream('/events?topic=a')

@@ -1,30 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { EventSource } from 'eventsource'
-import { startHub, type TestHub } from '../helpers/hub-server.js'
-import { openStream, type RawStream } from '../helpers/raw-stream.js'
+import { hubFixture, type TestHub } from '../helpers/hub-server.js'
+import type { RawStream } from '../helpers/raw-stream.js'
 import { waitFor } from '../helpers/wait.js'
 
 let hub: TestHub
-const streams: RawStream[] = []
-const sources: EventSource[] = []
-
-async function stream(path: string, headers?: Record<string, string>): Promise<RawStream> {
-  const s = await openStream(hub.url + path, headers)
-  streams.push(s)
-  return s
-}
-
-afterEach(async () => {
-  for (const s of streams.splice(0)) s.close()
-  for (const s of sources.splice(0)) s.close()
-  await hub?.close()
-})
+const fixture = hubFixture()
+const stream = fixture.stream.bind(fixture)
 
 const datas = (s: RawStream): string[] => s.events.map((e) => `${e.event ?? 'message'}:${e.data}`)
 
 describe('Last-Event-ID replay', () => {
   it('replays exactly the missed events that match the topics / client id / broadcasts, in order, then continues live', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const first = await stream('/events?topic=a&clientId=u1')
     await first.waitForText('id: e1-0\n\n')
     await hub.publish({ topic: 'a', data: '1' })
@@ -46,7 +34,7 @@ describe('Last-Event-ID replay', () => {
   })
 
   it('resumes from the id-only frame when a client drops before its first event', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     await hub.publish({ topic: 'a', data: 'old' })
     const s = await stream('/events?topic=a')
     await s.waitForText('id: e1-1\n\n')
@@ -60,7 +48,7 @@ describe('Last-Event-ID replay', () => {
   })
 
   it('takes lastEventId from the query, and the Last-Event-ID header wins over it', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     for (let i = 1; i <= 3; i++) await hub.publish({ topic: 'a', data: String(i) })
     const query = await stream('/events?topic=a&lastEventId=e1-1')
     await query.waitForEvents(2)
@@ -72,7 +60,7 @@ describe('Last-Event-ID replay', () => {
   })
 
   it('sends ssehub.reset with data naming the topics when the id is from another epoch, unknown or expired', async () => {
-    hub = await startHub({ epoch: 'e1', historyMaxEvents: 2 })
+    hub = await fixture.start({ epoch: 'e1', historyMaxEvents: 2 })
     for (let i = 1; i <= 5; i++) await hub.publish({ topic: 'a', data: String(i) })
     const cases: [string, string][] = [
       ['zz-3', 'epoch'],
@@ -96,7 +84,7 @@ describe('Last-Event-ID replay', () => {
   })
 
   it('drops history older than historyMaxAgeMs', async () => {
-    hub = await startHub({ epoch: 'e1', historyMaxAgeMs: 50 })
+    hub = await fixture.start({ epoch: 'e1', historyMaxAgeMs: 50 })
     await hub.publish({ topic: 'a', data: 'old' })
     const stamp = Date.now()
     await waitFor(() => Date.now() - stamp > 80, 'history to age')
@@ -107,10 +95,10 @@ describe('Last-Event-ID replay', () => {
   })
 
   it('a reconnecting eventsource client gets what it missed with no gap and no duplicate', async () => {
-    hub = await startHub({ epoch: 'e1', retryMs: 50 })
+    hub = await fixture.start({ epoch: 'e1', retryMs: 50 })
     const seen: string[] = []
     const es = new EventSource(`${hub.url}/events?topic=feed`)
-    sources.push(es)
+    fixture.track(es)
     es.onmessage = (e) => seen.push(e.data)
     await waitFor(() => hub.server.hub.subscriberCount('feed') === 1, 'subscribed')
     let n = 0
@@ -128,7 +116,7 @@ describe('Last-Event-ID replay', () => {
 
 describe('finite topics', () => {
   it('ends subscribers after the close event; a reconnect that saw it gets 204, a new one the final event', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const s = await stream('/events?topic=job-1')
     await s.waitForText('id: e1-0\n\n')
     await hub.publish({ topic: 'job-1', event: 'progress', data: { pct: 50 } })
@@ -156,7 +144,7 @@ describe('finite topics', () => {
   })
 
   it('keeps a multi-topic connection open until all its topics ended', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const s = await stream('/events?topic=x&topic=y')
     await s.waitForText('id: e1-0\n\n')
     await hub.publish({ topic: 'x', data: 'x done', close: true })
@@ -170,13 +158,13 @@ describe('finite topics', () => {
   })
 
   it('lets a browser-like EventSource end CLOSED with no retry loop', async () => {
-    hub = await startHub({ epoch: 'e1', retryMs: 20 })
+    hub = await fixture.start({ epoch: 'e1', retryMs: 20 })
     let requests = 0
     hub.server.server.on('request', (req) => {
       if (req.url?.startsWith('/events')) requests++
     })
     const es = new EventSource(`${hub.url}/events?topic=task`)
-    sources.push(es)
+    fixture.track(es)
     const seen: string[] = []
     es.onmessage = (e) => seen.push(e.data)
     await waitFor(() => hub.server.hub.subscriberCount('task') === 1, 'subscribed')

@@ -1,28 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { EventSource } from 'eventsource'
-import { startHub, type TestHub } from '../helpers/hub-server.js'
-import { openStream, type RawStream } from '../helpers/raw-stream.js'
+import { hubFixture, type TestHub } from '../helpers/hub-server.js'
 import { waitFor } from '../helpers/wait.js'
 
 let hub: TestHub
-const streams: RawStream[] = []
-const sources: EventSource[] = []
-
-async function stream(path: string, headers?: Record<string, string>): Promise<RawStream> {
-  const s = await openStream(hub.url + path, headers)
-  streams.push(s)
-  return s
-}
-
-afterEach(async () => {
-  for (const s of streams.splice(0)) s.close()
-  for (const s of sources.splice(0)) s.close()
-  await hub?.close()
-})
+const fixture = hubFixture()
+const stream = fixture.stream.bind(fixture)
 
 describe('GET /events', () => {
   it('answers 200 text/event-stream with the stream headers and flushes retry + an id-only frame at once', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const s = await stream('/events?topic=news')
     expect(s.status).toBe(200)
     expect(s.headers['content-type']).toBe('text/event-stream')
@@ -33,7 +20,7 @@ describe('GET /events', () => {
   })
 
   it('needs a topic or a client id (400 with a JSON error)', async () => {
-    hub = await startHub()
+    hub = await fixture.start()
     const response = await fetch(`${hub.url}/events`)
     expect(response.status).toBe(400)
     const body = (await response.json()) as { error: { code: string; message: string } }
@@ -42,7 +29,7 @@ describe('GET /events', () => {
   })
 
   it('rejects topics with control characters, reserved names and too many topics', async () => {
-    hub = await startHub({ maxTopicsPerConnection: 2 })
+    hub = await fixture.start({ maxTopicsPerConnection: 2 })
     for (const query of [
       'topic=a%0Ab',
       'topic=%40all',
@@ -59,7 +46,7 @@ describe('GET /events', () => {
   })
 
   it('answers 405 for a wrong method', async () => {
-    hub = await startHub()
+    hub = await fixture.start()
     const response = await fetch(`${hub.url}/events?topic=a`, { method: 'PUT' })
     expect(response.status).toBe(405)
     expect(response.headers.get('allow')).toBe('GET')
@@ -68,7 +55,7 @@ describe('GET /events', () => {
 
 describe('POST /publish', () => {
   it('delivers to topic subscribers with exact bytes, multi-line data split into data: lines', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const a = await stream('/events?topic=news')
     const b = await stream('/events?topic=sport')
     await a.waitForText('id: e1-0\n\n')
@@ -88,7 +75,7 @@ describe('POST /publish', () => {
   })
 
   it('JSON-encodes non-string data, sends retry, and targets a topic array, a client id and all', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const news = await stream('/events?topic=news')
     const user = await stream('/events?clientId=u1')
     const both = await stream('/events?topic=news&topic=sport&clientId=u2')
@@ -124,7 +111,7 @@ describe('POST /publish', () => {
   })
 
   it('accepts form-encoded bodies (what curl -d sends)', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const s = await stream('/events?topic=a&topic=b')
     await s.waitForText('id: e1-0\n\n')
     const response = await fetch(`${hub.url}/publish`, {
@@ -144,7 +131,7 @@ describe('POST /publish', () => {
   })
 
   it('refuses bad input with 400/413/415/405 and a JSON body that says what to do, publishing nothing', async () => {
-    hub = await startHub({ epoch: 'e1', maxBodyBytes: 1000 })
+    hub = await fixture.start({ epoch: 'e1', maxBodyBytes: 1000 })
     const s = await stream('/events?topic=news')
     await s.waitForText('id: e1-0\n\n')
     const cases: [unknown, number, RegExp][] = [
@@ -183,7 +170,7 @@ describe('POST /publish', () => {
   })
 
   it('never lets data inject a field or an event', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const s = await stream('/events?topic=t')
     await s.waitForText('id: e1-0\n\n')
     await hub.publish({
@@ -204,10 +191,10 @@ describe('POST /publish', () => {
   })
 
   it('is read the same way by the eventsource package (an independent client)', async () => {
-    hub = await startHub({ epoch: 'e1' })
+    hub = await fixture.start({ epoch: 'e1' })
     const received: { type: string; data: string; lastEventId: string }[] = []
     const es = new EventSource(`${hub.url}/events?topic=news`)
-    sources.push(es)
+    fixture.track(es)
     es.addEventListener('headline', (e) =>
       received.push({ type: e.type, data: e.data, lastEventId: e.lastEventId }),
     )
@@ -228,7 +215,7 @@ describe('POST /publish', () => {
 
 describe('publish key', () => {
   it('requires Authorization: Bearer <key> on publish, DELETE /clients and GET /clients', async () => {
-    hub = await startHub({ publishKey: 's3cret' })
+    hub = await fixture.start({ publishKey: 's3cret' })
     for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 's3cret' }]) {
       const result = await hub.publish({ topic: 'a', data: 'x' }, headers)
       expect(result.status).toBe(401)
@@ -256,13 +243,13 @@ describe('publish key', () => {
     const address = await allowed.listen(0, '0.0.0.0')
     expect(address.port).toBeGreaterThan(0)
     await allowed.close()
-    hub = await startHub()
+    hub = await fixture.start()
   })
 })
 
 describe('DELETE /clients/{clientId}', () => {
   it('ends every connection of the client (204) and answers 404 for an unknown client', async () => {
-    hub = await startHub()
+    hub = await fixture.start()
     const tab1 = await stream('/events?clientId=u%2F1')
     const tab2 = await stream('/events?clientId=u%2F1&topic=news')
     const other = await stream('/events?clientId=u2')
