@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Broker, BrokerCommand, Publication } from '../../src/broker/broker.js'
+import type { Broker, BrokerCommand, BrokerSink, Publication } from '../../src/broker/broker.js'
+
+/** A sink that ignores everything, for tests that only look at a broker's answers. */
+export const noopSink: BrokerSink = { publication() {}, command() {}, reset() {}, error() {} }
 
 /** What a contract run needs from an implementation. */
 export interface BrokerFactory {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryBroker } from '../../src/broker/memory.js'
-import { describeBrokerContract } from './contract.js'
+import { describeBrokerContract, noopSink } from './contract.js'
 
 describeBrokerContract('memory', {
   make: (options) => Promise.resolve(new MemoryBroker(options)),
@@ -9,7 +9,7 @@ describeBrokerContract('memory', {
 describe('MemoryBroker', () => {
   it('uses <epoch>-<seq> ids and resets ids of another epoch', async () => {
     const broker = new MemoryBroker({ epoch: 'abc' })
-    await broker.start({ publication: () => {}, command: () => {}, reset: () => {}, error: () => {} })
+    await broker.start(noopSink)
     expect((await broker.publish({ keys: ['a'], data: 'x' })).id).toBe('abc-1')
     expect((await broker.resume(['a'], 'other-1')).reset?.reason).toBe('epoch')
     expect((await broker.resume(['a'], 'abc-2')).reset?.reason).toBe('unknown')
@@ -18,7 +18,7 @@ describe('MemoryBroker', () => {
 
   it('bounds history by count and keeps a contiguous window', async () => {
     const broker = new MemoryBroker({ epoch: 'e', historyMaxEvents: 100 })
-    await broker.start({ publication: () => {}, command: () => {}, reset: () => {}, error: () => {} })
+    await broker.start(noopSink)
     for (let i = 0; i < 1000; i++) await broker.publish({ keys: ['a'], data: String(i) })
     expect(broker.health().details).toMatchObject({ historyEvents: 100, lastId: 'e-1000' })
     const resume = await broker.resume(['a'], 'e-900')
@@ -31,7 +31,7 @@ describe('MemoryBroker', () => {
 
   it('forgets finished topics after endedTopicTtlMs and beyond maxEndedTopics', async () => {
     const broker = new MemoryBroker({ epoch: 'e', maxEndedTopics: 2 })
-    await broker.start({ publication: () => {}, command: () => {}, reset: () => {}, error: () => {} })
+    await broker.start(noopSink)
     for (const topic of ['t1', 't2', 't3'])
       await broker.publish({ keys: [topic], data: 'end', close: true })
     expect(broker.health().details).toMatchObject({ endedTopics: 2 })

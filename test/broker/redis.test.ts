@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
-import { describeBrokerContract } from './contract.js'
+import { describeBrokerContract, noopSink } from './contract.js'
 
 let redis: TestRedis
 let prefixes = 0
@@ -15,7 +15,14 @@ afterAll(async () => {
 // Each broker gets its own key prefix: tests do not see each other's streams.
 describeBrokerContract('redis', {
   make: (options) =>
-    Promise.resolve(new RedisBroker({ client: redis.client(), prefix: `t${++prefixes}:{h}:`, blockMs: 200, ...options })),
+    Promise.resolve(
+      new RedisBroker({
+        client: redis.client(),
+        prefix: `t${++prefixes}:{h}:`,
+        blockMs: 200,
+        ...options,
+      }),
+    ),
 })
 
 describe('RedisBroker', () => {
@@ -23,11 +30,17 @@ describe('RedisBroker', () => {
     const client = redis.client()
     const broker = new RedisBroker({ client, prefix: `t${++prefixes}:{h}:`, blockMs: 200 })
     const delivered: string[] = []
-    await broker.start({ publication: (p) => delivered.push(p.id), command: () => {}, reset: () => {}, error: () => {} })
+    await broker.start({
+      publication: (p) => delivered.push(p.id),
+      command: () => {},
+      reset: () => {},
+      error: () => {},
+    })
     const published = await broker.publish({ keys: ['a'], data: 'x' })
     expect(published.id).toMatch(/^1~0\.[0-9a-z]{8}\.\d+-\d+$/)
     const deadline = Date.now() + 5000
-    while (delivered.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
+    while (delivered.length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 2))
     expect(delivered).toEqual([published.id])
     expect(broker.health()).toMatchObject({ ok: true, broker: 'redis' })
     await broker.close()
