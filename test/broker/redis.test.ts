@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
-import { describeBrokerContract, noopSink } from './contract.js'
+import { describeBrokerContract } from './contract.js'
 
 let redis: TestRedis
 let prefixes = 0
