@@ -154,6 +154,32 @@ describe('Connection', () => {
   })
 })
 
+describe('pipe from streams', () => {
+  it('pipes a Node Readable and a Web ReadableStream into a topic, one event per chunk', async () => {
+    const { Readable } = await import('node:stream')
+    const hub = makeHub()
+    const { connection, response } = hub.subscribeWeb(new Request('http://x/?topic=log'))
+    const body = reader(await response)
+    await hub.pipe(
+      { topic: 'log' },
+      Readable.from([Buffer.from('line 1'), Buffer.from('line 2')]),
+      { event: 'line' },
+    )
+    const web = new ReadableStream<string>({
+      start(controller) {
+        controller.enqueue('web 1')
+        controller.close()
+      },
+    })
+    await hub.pipe({ topic: 'log' }, web, { event: 'line' })
+    await waitFor(() => body.text().includes('web 1'), 'piped events')
+    expect(body.text()).toBe(
+      'retry: 2000\n\nid: e1-0\n\nevent: line\nid: e1-1\ndata: line 1\n\nevent: line\nid: e1-2\ndata: line 2\n\nevent: line\nid: e1-3\ndata: web 1\n\n',
+    )
+    connection.close()
+  })
+})
+
 describe('heartbeats', () => {
   it('come from one timer and skip connections written to recently', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
