@@ -13,3 +13,10 @@ export {
   WireFieldError,
   type SseEvent,
 } from './encode.js'
+export {
+  createParser,
+  type ParsedEvent,
+  type Parser,
+  type ParserOptions,
+  type ParserResetOptions,
+} from './parse.js'
