@@ -17,6 +17,12 @@ export const ErrorCodes = {
   BODY_TOO_LARGE: 'ERR_SSE_BODY_TOO_LARGE',
   /** The request needs `Authorization: Bearer <key>`. */
   UNAUTHORIZED: 'ERR_SSE_UNAUTHORIZED',
+  /** The token is valid but does not allow this topic, client id or target. */
+  FORBIDDEN: 'ERR_SSE_FORBIDDEN',
+  /** Too many publishes or connections from one source; see `Retry-After`. */
+  RATE_LIMITED: 'ERR_SSE_RATE_LIMITED',
+  /** The request line or headers are larger than the server accepts. */
+  HEADERS_TOO_LARGE: 'ERR_SSE_HEADERS_TOO_LARGE',
   /** No such route. */
   NOT_FOUND: 'ERR_SSE_NOT_FOUND',
   /** The route exists but not for this method. */

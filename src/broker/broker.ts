@@ -88,7 +88,10 @@ export interface Resume {
 }
 
 /** A command that every hub node must run (e.g. closing a client's connections everywhere). */
-export type BrokerCommand = { readonly type: 'close-client'; readonly clientId: string }
+export type BrokerCommand =
+  | { readonly type: 'close-client'; readonly clientId: string }
+  /** Close the client's connections and refuse its tokens issued until `at` (ms since the epoch). */
+  | { readonly type: 'revoke-client'; readonly clientId: string; readonly at: number }
 
 /** Where a broker delivers what it reads: the hub. */
 export interface BrokerSink {

@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs'
 import type { HubServerOptions } from '../server/server.js'
 import { UsageError } from './io.js'
 
 /** How one flag is read. */
-type Kind = 'int' | 'nullable-int' | 'string' | 'flag' | 'overflow' | 'origins'
+type Kind = 'int' | 'nullable-int' | 'string' | 'flag' | 'overflow' | 'origins' | 'file' | 'list'
 
 interface Spec {
   readonly flag: string
@@ -45,6 +46,90 @@ export const serveSpecs: readonly Spec[] = [
     key: 'publishKey',
     default: 'none',
     help: 'key required as `Authorization: Bearer <key>` by POST /publish and other mutating endpoints',
+  },
+  {
+    flag: 'jwt-secret',
+    kind: 'string',
+    key: 'jwtSecret',
+    default: 'none',
+    help: 'HS256 secret (at least 32 bytes) for JWT auth',
+  },
+  {
+    flag: 'jwt-public-key',
+    kind: 'file',
+    key: 'jwtPublicKey',
+    default: 'none',
+    help: 'PEM file of the RS256/ES256 public key for JWT auth',
+  },
+  {
+    flag: 'jwt-jwks-url',
+    kind: 'string',
+    key: 'jwtJwksUrl',
+    default: 'none',
+    help: 'JWKS URL of the RS256/ES256 keys for JWT auth',
+  },
+  {
+    flag: 'token-cookie',
+    kind: 'string',
+    key: 'tokenCookie',
+    default: 'ssehub_token',
+    help: 'cookie that may carry the token',
+  },
+  {
+    flag: 'no-query-token',
+    kind: 'flag',
+    key: 'allowQueryToken',
+    default: 'false',
+    help: 'refuse tokens in the `token` query parameter (URLs get logged)',
+  },
+  {
+    flag: 'private-topics',
+    kind: 'list',
+    key: 'privateTopics',
+    default: 'none',
+    help: "topic selectors that need a subscriber token, e.g. 'private/*,admin'",
+  },
+  {
+    flag: 'max-connections-per-ip',
+    kind: 'nullable-int',
+    key: 'maxConnectionsPerIp',
+    default: '1000',
+    help: "open connections per remote IP, then 429 ('off' for no limit)",
+  },
+  {
+    flag: 'publish-rate',
+    kind: 'nullable-int',
+    key: 'publishRatePerSecond',
+    default: '1000',
+    help: "publishes per second per publisher (token or IP; the publish key is exempt), then 429 ('off')",
+  },
+  {
+    flag: 'publish-burst',
+    kind: 'int',
+    key: 'publishBurst',
+    default: '2 x rate',
+    help: 'bucket size of the publish rate limit',
+  },
+  {
+    flag: 'headers-timeout-ms',
+    kind: 'int',
+    key: 'headersTimeoutMs',
+    default: '10000',
+    help: 'time to receive request headers (slowloris guard)',
+  },
+  {
+    flag: 'request-timeout-ms',
+    kind: 'int',
+    key: 'requestTimeoutMs',
+    default: '30000',
+    help: 'time to receive a whole request',
+  },
+  {
+    flag: 'max-header-bytes',
+    kind: 'int',
+    key: 'maxHeaderBytes',
+    default: '16384',
+    help: 'largest request line + headers (431 above)',
   },
   {
     flag: 'allow-anonymous-publish',
@@ -271,6 +356,20 @@ function parseValue(spec: Spec, raw: string, source: string): unknown {
         throw new UsageError(`${source} expects 'reject' or 'evict', got ${JSON.stringify(raw)}`)
       }
       return raw
+    case 'file': {
+      try {
+        return readFileSync(raw, 'utf8')
+      } catch (error) {
+        throw new UsageError(
+          `${source}: cannot read ${raw} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+        )
+      }
+    }
+    case 'list':
+      return raw
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== '')
     case 'origins': {
       if (raw === '*') return '*'
       const origins = raw

@@ -20,6 +20,10 @@ export type CloseReason =
   | 'shutdown'
   /** Every topic it followed got its final event (finite topics). */
   | 'completed'
+  /** Its token expired; the client reconnects with a fresh one and resumes. */
+  | 'expired'
+  /** Its client id's tokens were revoked. */
+  | 'revoked'
 
 /** A map of event names to payload types, for typed {@link Connection.send}. */
 export type EventMap = Record<string, unknown>
@@ -96,6 +100,8 @@ export class Connection<E extends EventMap = EventMap> {
   lastWriteAt: number = this.connectedAt
   /** Bytes written to it. */
   bytesOut = 0
+  /** When its token expires (ms since the epoch): the hub ends it then (reason `expired`). */
+  expiresAt: number | undefined = undefined
   private stateValue: 'opening' | 'open' | 'closed' = 'opening'
   // True until the hub finished the replay: application sends wait behind it, in order.
   private buffering = true

@@ -55,6 +55,8 @@ export interface HubOptions extends MemoryBrokerOptions {
   readonly maxConnections?: number | null
   /** Open connections per client id; `null` for no limit. @default 100 */
   readonly maxConnectionsPerClient?: number | null
+  /** Open connections per remote IP address; past it, `429`. `null` for no limit. @default 1000 */
+  readonly maxConnectionsPerIp?: number | null
   /** Topics one connection may follow. @default 32 */
   readonly maxTopicsPerConnection?: number
   /** Topics one publish may target. @default 100 */
@@ -107,6 +109,8 @@ export interface SubscribeParams {
   readonly clientId?: string
   /** Resume after this event id (from `Last-Event-ID`); `undefined` starts live. */
   readonly lastEventId?: string
+  /** End the stream at this time, ms since the epoch (a token's expiry). */
+  readonly expiresAt?: number
 }
 
 /** Counters and gauges of a hub. */
@@ -157,6 +161,8 @@ export type HubEvents = {
   connected: [connection: Connection]
   /** A stream closed, with the reason. */
   closed: [connection: Connection, reason: CloseReason]
+  /** A client id's tokens were revoked (on any node) until `at`: the server refuses them. */
+  revoked: [clientId: string, at: number]
   /** An operational error (broker trouble, a failed resume). The hub keeps running. */
   error: [error: Error]
 }
@@ -193,6 +199,8 @@ const closeReasons: readonly CloseReason[] = [
   'slow-consumer',
   'shutdown',
   'completed',
+  'expired',
+  'revoked',
 ]
 
 function readQuery(url: string | undefined): SubscribeParams {
@@ -223,6 +231,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   private readonly maxPending: number
   private readonly maxConnections: number | null
   private readonly maxPerClient: number | null
+  private readonly maxPerIp: number | null
+  private readonly perIp = new Map<string, number>()
   private readonly maxTopics: number
   private readonly maxTopicsPerPublish: number
   private readonly overflow: OverflowPolicy
@@ -278,6 +288,11 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     this.maxPerClient = positiveIntegerOption(
       'maxConnectionsPerClient',
       options.maxConnectionsPerClient === undefined ? 100 : options.maxConnectionsPerClient,
+      true,
+    )
+    this.maxPerIp = positiveIntegerOption(
+      'maxConnectionsPerIp',
+      options.maxConnectionsPerIp === undefined ? 1000 : options.maxConnectionsPerIp,
       true,
     )
     this.maxTopics = positiveIntegerOption(
@@ -449,12 +464,24 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       )
       return connection
     }
+    const ip = transport.remoteAddress
+    if (ip !== undefined && this.maxPerIp !== null && (this.perIp.get(ip) ?? 0) >= this.maxPerIp) {
+      this.counters.rejections++
+      const error = new SseError(
+        ErrorCodes.RATE_LIMITED,
+        `Too many connections from ${ip} (maxConnectionsPerIp ${this.maxPerIp}); close some or retry later.`,
+        { status: 429 },
+      )
+      connection.reject(429, errorBody(error), { 'retry-after': '5' })
+      return connection
+    }
     const refusal = this.makeRoom(clientId)
     if (refusal !== null) {
       this.counters.rejections++
       connection.reject(503, errorBody(refusal), { 'retry-after': '5' })
       return connection
     }
+    connection.expiresAt = params.expiresAt
     const keys = [...topics]
     if (clientId !== undefined) keys.push(CLIENT_PREFIX + clientId)
     keys.push(ALL_KEY)
@@ -498,6 +525,16 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   async closeClient(clientId: string): Promise<number> {
     const local = this.clientIndex.get(CLIENT_PREFIX + clientId)?.size ?? 0
     await this.broker.command({ type: 'close-client', clientId })
+    return local
+  }
+
+  /**
+   * Revokes a client id on every node: its connections end (reason `revoked`) and the hub server
+   * refuses its tokens issued until now. Resolves with the number of local connections it had.
+   */
+  async revokeClient(clientId: string): Promise<number> {
+    const local = this.clientIndex.get(CLIENT_PREFIX + clientId)?.size ?? 0
+    await this.broker.command({ type: 'revoke-client', clientId, at: Date.now() })
     return local
   }
 
@@ -676,6 +713,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   }
 
   private register(member: Member): void {
+    const ip = member.connection.remoteAddress
+    if (ip !== undefined) this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1)
     this.members.set(member.connection, member)
     for (const key of member.keys) {
       if (key === ALL_KEY) continue
@@ -691,6 +730,12 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     if (member === undefined) return
     // Leave every index at once: a closed connection is never written to again.
     this.members.delete(connection)
+    const ip = connection.remoteAddress
+    if (ip !== undefined) {
+      const count = (this.perIp.get(ip) ?? 1) - 1
+      if (count <= 0) this.perIp.delete(ip)
+      else this.perIp.set(ip, count)
+    }
     member.queue = null
     for (const key of member.keys) {
       if (key === ALL_KEY) continue
@@ -726,7 +771,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       this.write(member, item.publication, item.id, encodeFrame(item.publication, item.id))
       if (connection.queuedBytes > half) await connection.drained()
     }
-    if (member.resetPending !== null) connection.writeFrame(this.resetFrame(member, member.resetPending))
+    if (member.resetPending !== null)
+      connection.writeFrame(this.resetFrame(member, member.resetPending))
     // Live events that arrived meanwhile; more may arrive while we wait for the socket.
     // (An index, not shift(): the queue may hold up to maxPendingEvents entries.)
     for (let i = 0; member.queue !== null && i < member.queue.length && isOpen(connection);) {
@@ -818,10 +864,10 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   }
 
   private runCommand(command: BrokerCommand): void {
-    if (command.type === 'close-client') {
-      const set = this.clientIndex.get(CLIENT_PREFIX + command.clientId)
-      if (set !== undefined) for (const member of [...set]) member.connection.end('server-close')
-    }
+    const set = this.clientIndex.get(CLIENT_PREFIX + command.clientId)
+    const reason: CloseReason = command.type === 'revoke-client' ? 'revoked' : 'server-close'
+    if (set !== undefined) for (const member of [...set]) member.connection.end(reason)
+    if (command.type === 'revoke-client') this.emit('revoked', command.clientId, command.at)
   }
 
   private resetAll(reason: string): void {
@@ -841,8 +887,9 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     const periods: number[] = []
     if (this.heartbeatMs !== null) periods.push(this.heartbeatMs / 2)
     if (this.maxAgeMs !== null) periods.push(this.maxAgeMs / 4)
-    if (periods.length === 0) return
-    const tick = Math.max(5, Math.min(5_000, ...periods))
+    // At most 1 s: token expiry is checked by the same sweep (no timer per connection).
+    periods.push(1_000)
+    const tick = Math.max(5, Math.min(...periods))
     this.timer = setInterval(() => this.sweep(), tick)
     this.timer.unref()
   }
@@ -857,10 +904,12 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
         connection.end('timeout')
       }
     }
-    if (this.heartbeatMs === null) return
-    const idleSince = now - this.heartbeatMs / 2
+    const idleSince = this.heartbeatMs === null ? -Infinity : now - this.heartbeatMs / 2
     for (const connection of this.members.keys()) {
-      if (connection.state === 'open' && connection.lastWriteAt <= idleSince) connection.heartbeat()
+      if (connection.expiresAt !== undefined && connection.expiresAt <= now)
+        connection.end('expired')
+      else if (connection.state === 'open' && connection.lastWriteAt <= idleSince)
+        connection.heartbeat()
     }
   }
 }

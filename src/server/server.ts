@@ -3,12 +3,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { ErrorCodes, SseError, isSseError } from '../errors.js'
 import { Hub, errorBody, type HubOptions } from '../hub/hub.js'
+import { Authenticator, type JwtOptions, type TokenGrant } from './auth.js'
 import { parsePublishBody, readBody } from './body.js'
 import { dashboardHtml } from './dashboard.js'
 import { createMetrics } from './metrics.js'
+import { RateLimiter } from './rate-limit.js'
 
 /** Options of {@link createHubServer}: the hub's options plus the HTTP API's. */
-export interface HubServerOptions extends HubOptions {
+export interface HubServerOptions extends HubOptions, JwtOptions {
   /** An existing hub to serve; by default one is created from these options. */
   readonly hub?: Hub
   /**
@@ -30,7 +32,26 @@ export interface HubServerOptions extends HubOptions {
   readonly metrics?: boolean
   /** How long a graceful shutdown may take before remaining sockets are cut, in ms. @default 5000 */
   readonly shutdownTimeoutMs?: number
+  /**
+   * Publishes per second per publisher (token subject or IP; the publish key is exempt), a token
+   * bucket; past it `429` with `Retry-After`. `null` turns it off. @default 1000
+   */
+  readonly publishRatePerSecond?: number | null
+  /** Bucket size of the publish rate limit. @default 2000 */
+  readonly publishBurst?: number
+  /** Time to receive a request's headers (slowloris guard), in ms. @default 10000 */
+  readonly headersTimeoutMs?: number
+  /** Time to receive a whole request (body included), in ms. @default 30000 */
+  readonly requestTimeoutMs?: number
+  /** Largest request line + headers, in bytes; larger gets `431`. @default 16384 */
+  readonly maxHeaderBytes?: number
 }
+
+/** Who is making a request. */
+type Principal =
+  | { readonly kind: 'key' }
+  | { readonly kind: 'token'; readonly grant: TokenGrant }
+  | { readonly kind: 'anonymous' }
 
 /** A hub behind its HTTP API. */
 export interface HubServer {
@@ -132,13 +153,29 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5_000
   const metrics = options.metrics === false ? null : createMetrics(hub)
   const dashboard = options.dashboard !== false
+  const auth = new Authenticator(options)
+  hub.on('revoked', (clientId, at) => auth.revoke(clientId, at))
+  const rate = options.publishRatePerSecond === undefined ? 1000 : options.publishRatePerSecond
+  const limiter =
+    rate === null ? null : new RateLimiter(rate, options.publishBurst ?? 2 * Math.ceil(rate))
+  // With no key and no JWT, the hub is open (the listen() guard keeps that to loopback).
+  const open = keyDigest === null && !auth.enabled
 
-  const authorized = (req: IncomingMessage): boolean => {
-    if (keyDigest === null) return true
-    const header = req.headers.authorization ?? ''
-    const match = /^Bearer\s+(.+)$/i.exec(header)
+  const isPublishKey = (req: IncomingMessage): boolean => {
+    if (keyDigest === null) return false
+    const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')
     // Compare digests of equal length in constant time: no timing leak of the key or its length.
     return match !== null && timingSafeEqual(sha256(match[1]!.trim()), keyDigest)
+  }
+
+  /** The publish key, a verified token (401 when bad), or nobody. */
+  const principalOf = async (req: IncomingMessage, query: URLSearchParams): Promise<Principal> => {
+    if (isPublishKey(req)) return { kind: 'key' }
+    if (auth.enabled) {
+      const token = auth.tokenOf(req, query)
+      if (token !== undefined) return { kind: 'token', grant: await auth.verify(token) }
+    }
+    return { kind: 'anonymous' }
   }
 
   const corsHeaders = (req: IncomingMessage): Record<string, string> => {
@@ -153,34 +190,98 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     }
   }
 
-  const requireKey = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    headers: Record<string, string>,
-  ): boolean => {
-    if (authorized(req)) return true
-    sendError(
-      res,
-      new SseError(
-        ErrorCodes.UNAUTHORIZED,
-        'This endpoint needs the publish key: send `Authorization: Bearer <key>`.',
-        { status: 401 },
-      ),
-      { ...headers, 'www-authenticate': 'Bearer' },
-    )
-    return false
+  const unauthorized = new SseError(
+    ErrorCodes.UNAUTHORIZED,
+    auth.enabled
+      ? 'This endpoint needs a token or the publish key: send `Authorization: Bearer <token or key>`.'
+      : 'This endpoint needs the publish key: send `Authorization: Bearer <key>`.',
+    { status: 401 },
+  )
+
+  /** Operator endpoints (close, revoke, list clients): the key, or a token that may publish `*`. */
+  const requireOperator = async (req: IncomingMessage, query: URLSearchParams): Promise<void> => {
+    if (open) return
+    const principal = await principalOf(req, query)
+    if (principal.kind === 'key') return
+    if (principal.kind === 'token') {
+      if (principal.grant.publish.includes('*')) return
+      throw new SseError(
+        ErrorCodes.FORBIDDEN,
+        'This endpoint needs the publish key or a token that may publish `*`.',
+        {
+          status: 403,
+        },
+      )
+    }
+    throw unauthorized
   }
 
   const publish = async (
     req: IncomingMessage,
     res: ServerResponse,
+    query: URLSearchParams,
     headers: Record<string, string>,
   ): Promise<void> => {
-    if (!requireKey(req, res, headers)) return
+    const principal = await principalOf(req, query)
+    if (principal.kind === 'anonymous' && !open) throw unauthorized
+    if (limiter !== null && principal.kind !== 'key') {
+      const who =
+        principal.kind === 'token'
+          ? `sub:${principal.grant.sub ?? ''}`
+          : `ip:${req.socket.remoteAddress ?? ''}`
+      const wait = limiter.take(who)
+      if (wait > 0) {
+        // Drain the body so the connection stays usable, then refuse.
+        req.resume()
+        return sendError(
+          res,
+          new SseError(
+            ErrorCodes.RATE_LIMITED,
+            `Too many publishes; retry in ${wait} s (publishRatePerSecond).`,
+            { status: 429 },
+          ),
+          { ...headers, 'retry-after': String(wait) },
+        )
+      }
+    }
     const body = await readBody(req, maxBodyBytes)
     const input = parsePublishBody(req.headers['content-type'], body)
+    if (principal.kind === 'token') {
+      const topics =
+        input.topic === undefined
+          ? []
+          : typeof input.topic === 'string'
+            ? [input.topic]
+            : input.topic
+      auth.authorizePublish(principal.grant, {
+        topics: Array.isArray(topics) ? topics.map(String) : [String(topics)],
+        clientId: input.clientId !== undefined,
+        all: input.all === true,
+      })
+    }
     const result = await hub.publish(input)
     sendJson(res, 200, result, headers)
+  }
+
+  const subscribe = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: URLSearchParams,
+  ): Promise<void> => {
+    const topics = query.getAll('topic')
+    const lastEventId = query.get('lastEventId') ?? query.get('last_event_id') ?? undefined
+    const token = auth.enabled ? auth.tokenOf(req, query) : undefined
+    const { clientId, expiresAt } = await auth.authorizeSubscribe(
+      token,
+      topics,
+      query.get('clientId') ?? undefined,
+    )
+    hub.subscribe(req, res, {
+      topics,
+      ...(clientId === undefined ? {} : { clientId }),
+      ...(lastEventId === undefined ? {} : { lastEventId }),
+      ...(expiresAt === undefined ? {} : { expiresAt }),
+    })
   }
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -206,16 +307,23 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     if (path === '/events') {
       if (method !== 'GET') return methodNotAllowed(res, 'GET')
       for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
-      hub.subscribe(req, res)
-      return
+      return subscribe(req, res, url.searchParams)
     }
     if (path === '/publish') {
       if (method !== 'POST') return methodNotAllowed(res, 'POST')
-      return publish(req, res, headers)
+      return publish(req, res, url.searchParams, headers)
+    }
+    if (path.startsWith('/clients/') && path.endsWith('/revoke')) {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST')
+      await requireOperator(req, url.searchParams)
+      await hub.revokeClient(decodeURIComponent(path.slice('/clients/'.length, -'/revoke'.length)))
+      res.writeHead(204, headers)
+      res.end()
+      return
     }
     if (path.startsWith('/clients/')) {
       if (method !== 'DELETE') return methodNotAllowed(res, 'DELETE')
-      if (!requireKey(req, res, headers)) return
+      await requireOperator(req, url.searchParams)
       const clientId = decodeURIComponent(path.slice('/clients/'.length))
       const count = await hub.closeClient(clientId)
       if (count === 0) {
@@ -238,7 +346,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     }
     if (path === '/clients') {
       // Client ids and addresses are personal data: behind the key when one is set.
-      if (!requireKey(req, res, headers)) return
+      await requireOperator(req, url.searchParams)
       const limit = Math.min(Number(url.searchParams.get('limit') ?? 1000) || 1000, 10_000)
       return sendJson(res, 200, { connections: hub.describeConnections(limit) }, headers)
     }
@@ -283,7 +391,11 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     )
   }
 
+  // Requests whose response has not closed yet: graceful shutdown waits for them, not for sockets.
+  let inFlight = 0
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    inFlight++
+    res.once('close', () => inFlight--)
     route(req, res).catch((error: unknown) => {
       if (isSseError(error)) return sendError(res, error, corsHeaders(req))
       // A bug, not bad input: answer 500 and report it, never crash the process.
@@ -299,12 +411,41 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
   const server = createServer(
     {
       // Slowloris guards: the whole header block within 10 s, a request body within 30 s.
-      headersTimeout: 10_000,
-      requestTimeout: 30_000,
-      maxHeaderSize: 16_384,
+      headersTimeout: options.headersTimeoutMs ?? 10_000,
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+      maxHeaderSize: options.maxHeaderBytes ?? 16_384,
     },
     handle,
   )
+  // Malformed requests, huge URLs or headers: a clean JSON 4xx, never a crash or a hang.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW'
+    const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    const status = tooLarge ? 431 : timeout ? 408 : 400
+    const body = errorBody(
+      new SseError(
+        tooLarge ? ErrorCodes.HEADERS_TOO_LARGE : ErrorCodes.BAD_REQUEST,
+        tooLarge
+          ? `The URL and headers are larger than ${options.maxHeaderBytes ?? 16_384} bytes; send fewer topics per URL or smaller cookies.`
+          : timeout
+            ? 'The request took too long to arrive.'
+            : 'The request is not valid HTTP.',
+        { status },
+      ),
+    )
+    const reason = tooLarge
+      ? 'Request Header Fields Too Large'
+      : timeout
+        ? 'Request Timeout'
+        : 'Bad Request'
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    )
+  })
 
   let closing: Promise<void> | null = null
   return {
@@ -312,7 +453,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     server,
     handle,
     async listen(port = 8080, host = '127.0.0.1') {
-      if (keyDigest === null && options.allowAnonymousPublish !== true && !isLoopbackHost(host)) {
+      if (open && options.allowAnonymousPublish !== true && !isLoopbackHost(host)) {
         throw new SseError(
           ErrorCodes.UNAUTHORIZED,
           `Refusing to listen on ${host} without a publish key: anyone could publish. Set --publish-key (or SSEHUB_PUBLISH_KEY), or pass --allow-anonymous-publish.`,
@@ -334,7 +475,12 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         if (ownsHub) await hub.close()
         else for (const connection of [...hub.connections()]) connection.end('shutdown')
-        server.closeIdleConnections()
+        // Once every response finished (ended streams flush, publishes answer), the sockets left
+        // are idle keep-alives: close them all.
+        const sweeper = setInterval(() => {
+          if (inFlight === 0) server.closeAllConnections()
+          else server.closeIdleConnections()
+        }, 10)
         let timer: NodeJS.Timeout | undefined
         const timeout = new Promise<void>((resolve) => {
           timer = setTimeout(() => {
@@ -345,6 +491,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
         })
         await Promise.race([closed, timeout])
         clearTimeout(timer)
+        clearInterval(sweeper)
       })()
       return closing
     },
