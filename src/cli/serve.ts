@@ -24,10 +24,16 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
           ...(config.redisPrefix === undefined ? {} : { prefix: config.redisPrefix }),
           ...pick(config.options, ['historyMaxEvents', 'historyMaxAgeMs', 'endedTopicTtlMs']),
         })
-  const hubServer = createHubServer({
-    ...config.options,
-    ...(broker === undefined ? {} : { broker }),
-  })
+  let hubServer: ReturnType<typeof createHubServer>
+  try {
+    hubServer = createHubServer({ ...config.options, ...(broker === undefined ? {} : { broker }) })
+  } catch (error) {
+    redis?.disconnect()
+    // Option validation (RangeError) is a bad command line here: one line, exit 2.
+    if (error instanceof RangeError || error instanceof TypeError)
+      throw new UsageError(error.message)
+    throw error
+  }
   hubServer.hub.on('error', (error) => io.stderr(`ssehub: ${error.message}\n`))
   try {
     const address = await hubServer.listen(config.port, config.host)

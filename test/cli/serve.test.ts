@@ -63,6 +63,13 @@ describe('ssehub serve', () => {
     [['--heartbeat-ms', '-5'], /--heartbeat-ms expects/],
     [['--host', '0.0.0.0', '--port', '0'], /without a publish key/],
     [['nonsense'], /unknown command/],
+    [
+      ['--jwt-public-key', '/nonexistent.pem'],
+      /--jwt-public-key: cannot read \/nonexistent.pem \(ENOENT\)/,
+    ],
+    [['--jwt-secret', 'short'], /32 bytes/],
+    [['--redis', 'localhost:6379'], /--redis expects a URL/],
+    [['--redis', 'redis://127.0.0.1:1'], /cannot reach Redis at redis:\/\/127.0.0.1:1/],
   ])('refuses %j with one line on stderr and exit 2', async (args, message) => {
     const cli = runCli(args)
     expect(await cli.exited).toBe(2)
