@@ -43,6 +43,11 @@ export const ErrorCodes = {
   WRITE_FAILED: 'ERR_SSE_WRITE_FAILED',
   /** An upstream (e.g. an OpenAI-compatible API) reported an error. */
   UPSTREAM: 'ERR_SSE_UPSTREAM',
+  /**
+   * Client side: a connection failed or dropped and was not re-established (reconnection off,
+   * `maxAttempts` reached, or no byte within `heartbeatTimeoutMs` with reconnection off).
+   */
+  CONNECTION_FAILED: 'ERR_SSE_CONNECTION_FAILED',
 } as const
 
 /** One of the {@link ErrorCodes} values. */
