@@ -414,6 +414,8 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       headersTimeout: options.headersTimeoutMs ?? 10_000,
       requestTimeout: options.requestTimeoutMs ?? 30_000,
       maxHeaderSize: options.maxHeaderBytes ?? 16_384,
+      // Node checks those timeouts only this often (30 s by default): check every second.
+      connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs ?? 10_000),
     },
     handle,
   )

@@ -96,3 +96,26 @@ describe('hostile input in every publish field', () => {
     expect((await fetch(`${hub.url}/healthz`)).status).toBe(200)
   })
 })
+
+describe('slowloris', () => {
+  it('closes a connection that sends its headers too slowly', async () => {
+    hub = await fixture.start({ headersTimeoutMs: 300, requestTimeoutMs: 1000 })
+    const port = Number(new URL(hub.url).port)
+    const started = Date.now()
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write('GET /events?topic=a HTTP/1.1\r\nHost: x\r\n'),
+      )
+      let text = ''
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk))
+      // One more header line every 100 ms, never the blank line that ends them.
+      const drip = setInterval(() => socket.writable && socket.write('X-Drip: 1\r\n'), 100)
+      socket.on('close', () => {
+        clearInterval(drip)
+        resolve(text)
+      })
+    })
+    expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/)
+    expect(Date.now() - started).toBeLessThan(3000)
+  })
+})
