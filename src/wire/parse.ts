@@ -60,14 +60,14 @@ export interface ParserOptions {
    *
    * @default 8_388_608 (8 Mi)
    */
-  maxLineChars?: number | null
+  maxLineChars?: number | null | undefined
   /**
    * The largest event data kept in memory, in UTF-16 code units, counting one LF per `data:` line.
    * A larger event is dropped (up to its blank line) and reported. `null` disables the limit.
    *
    * @default 16_777_216 (16 Mi)
    */
-  maxEventChars?: number | null
+  maxEventChars?: number | null | undefined
   /**
    * The initial value of the last event id: the `Last-Event-ID` a client sent when it reconnected,
    * so that events without an `id:` field carry it on, as browsers do.
