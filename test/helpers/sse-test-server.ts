@@ -99,7 +99,9 @@ const routes: Record<string, Route> = {
   },
   /** One event whose data is the request's `Last-Event-ID` (or `none`), id `next`. */
   '/echo-last-event-id'(req, res) {
-    stream(res, [`retry: 20\nid: next\ndata: ${String(req.headers['last-event-id'] ?? 'none')}\n\n`])
+    stream(res, [
+      `retry: 20\nid: next\ndata: ${String(req.headers['last-event-id'] ?? 'none')}\n\n`,
+    ])
   },
   /** One event with the method, content type, authorization and body as JSON. */
   '/post-echo'(req, res, { body }) {
