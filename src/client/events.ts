@@ -30,7 +30,10 @@ export interface EventStream extends AsyncIterable<ParsedEvent> {
   close(): void
   /** The connection state. */
   readonly state: ConnectionState
-  /** The last event id received. */
+  /**
+   * The last event id of the events taken from the iterator so far (not of events still waiting
+   * in the buffer): where to resume from without missing any.
+   */
   readonly lastEventId: string
   [Symbol.asyncIterator](): EventStream
 }
@@ -52,6 +55,9 @@ class Stream implements EventStream {
   #ended = false
   #failure: Error | undefined
   #space: (() => void) | undefined
+  #taken: string
+  /** close() threw buffered events away: the engine's id is past them. */
+  #dropped = false
 
   constructor(options: EventsOptions) {
     const { maxBufferedEvents = 100, ...clientOptions } = options
@@ -61,6 +67,7 @@ class Stream implements EventStream {
       )
     }
     this.#maxBuffered = maxBufferedEvents
+    this.#taken = options.lastEventId ?? ''
     this.#engine = new Engine(
       clientOptions,
       {
@@ -82,7 +89,10 @@ class Stream implements EventStream {
   }
 
   get lastEventId(): string {
-    return this.#engine.lastEventId
+    // The id of the last event *taken* from the iterator: events still buffered were not seen, so
+    // resuming from here must not skip them. With an empty buffer everything received was taken,
+    // and the engine's id also counts id-only blocks.
+    return this.#size() === 0 && !this.#dropped ? this.#engine.lastEventId : this.#taken
   }
 
   [Symbol.asyncIterator](): EventStream {
@@ -93,6 +103,7 @@ class Stream implements EventStream {
     if (this.#size() > 0) {
       const event = this.#queue[this.#head]!
       this.#head++
+      this.#taken = event.lastEventId
       if (this.#head === this.#queue.length) {
         this.#queue = []
         this.#head = 0
@@ -115,6 +126,7 @@ class Stream implements EventStream {
   }
 
   close(): void {
+    if (this.#size() > 0) this.#dropped = true
     this.#queue = []
     this.#head = 0
     this.#engine.close()
@@ -135,8 +147,11 @@ class Stream implements EventStream {
 
   #push(event: ParsedEvent): void {
     const waiter = this.#waiters.shift()
-    if (waiter !== undefined) waiter.resolve({ done: false, value: event })
-    else this.#queue.push(event)
+    if (waiter === undefined) this.#queue.push(event)
+    else {
+      this.#taken = event.lastEventId
+      waiter.resolve({ done: false, value: event })
+    }
   }
 
   #finish(error: Error | undefined): void {

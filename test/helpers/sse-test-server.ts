@@ -114,9 +114,10 @@ const routes: Record<string, Route> = {
     }
     stream(res, [`data: ${JSON.stringify(echo)}\n\n`])
   },
-  /** `retry: 20` and one event, then silence: the connection stays open until the client leaves. */
-  '/silent'(_req, res, { hit }) {
-    stream(res, [`retry: 20\nid: ${hit}\ndata: hit ${hit}\n\n`], false)
+  /** `retry: 20` and one event (`hit n`, counting on from `Last-Event-ID`), then silence: the connection stays open until the client leaves. */
+  '/silent'(req, res) {
+    const n = Number(req.headers['last-event-id'] ?? '0') + 1
+    stream(res, [`retry: 20\nid: ${n}\ndata: hit ${n}\n\n`], false)
   },
   /** A comment every `ms` (default 30): alive, with no events. */
   '/heartbeat'(_req, res, { query }) {
@@ -140,10 +141,11 @@ const routes: Record<string, Route> = {
     }
     routes['/counter']!(req, res, ctx)
   },
-  /** One event, then the socket is destroyed mid-stream (a network error, not an end). */
-  '/drop'(req, res, { hit }) {
+  /** One event (`hit n`, as `/silent`), then the socket is destroyed mid-stream (a network error). */
+  '/drop'(req, res) {
+    const n = Number(req.headers['last-event-id'] ?? '0') + 1
     res.writeHead(200, sseHeaders)
-    res.write(`retry: 20\nid: ${hit}\ndata: hit ${hit}\n\n`, () => req.socket.destroy())
+    res.write(`retry: 20\nid: ${n}\ndata: hit ${n}\n\n`, () => req.socket.destroy())
   },
   /** A line of `size` (default 1000) characters. */
   '/big-line'(_req, res, { query }) {
