@@ -4,7 +4,7 @@
  *
  * @see https://platform.openai.com/docs/api-reference/chat-streaming
  */
-import type { FetchLike } from './client.js'
+import type { FetchLike, ReconnectOptions } from './client.js'
 import { ResponseError, UpstreamError } from './errors.js'
 import { events } from './events.js'
 
@@ -44,12 +44,12 @@ export interface ChatCompletionStreamOptions {
   /** Aborting it ends the iteration (no error) and cancels the request. */
   signal?: AbortSignal
   /**
-   * Whether to re-POST the request when the connection drops. Off by default: a POST starts a new
-   * generation (billed again, with different output), it does not resume the old one.
+   * Whether (and how) to re-POST the request when the connection drops. Off by default: a POST
+   * starts a new generation (billed again, with different output), it does not resume the old one.
    *
    * @default false
    */
-  reconnect?: boolean
+  reconnect?: boolean | ReconnectOptions
   /** Drop the request when no byte arrived for this long. `null`: off. @default null */
   heartbeatTimeoutMs?: number | null
 }
@@ -110,7 +110,7 @@ export async function* streamChatCompletion<Chunk = ChatCompletionChunk>(
     method: 'POST',
     headers,
     body: JSON.stringify({ ...options.body, stream: true }),
-    reconnect: options.reconnect === true,
+    reconnect: options.reconnect ?? false,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? null,
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
