@@ -27,7 +27,7 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
   res.on('close', fireClose)
   res.on('error', fireClose)
   if (http1) {
-    const socket = (req).socket
+    const socket = req.socket
     // An event stream is long-lived: no idle timeout, no Nagle delay on small frames.
     socket.setTimeout(0)
     socket.setNoDelay(true)
