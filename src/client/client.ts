@@ -364,6 +364,21 @@ async function readBounded(response: Response, maxBytes: number): Promise<string
   }
 }
 
+/**
+ * Calls a terminal callback (onClosed, onFailure). Should it throw, there is no one left to tell:
+ * the exception is rethrown from a microtask (an uncaught exception, as from an event listener)
+ * rather than swallowed, and the engine's own state is already final.
+ */
+function report(callback: () => void): void {
+  try {
+    callback()
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error
+    })
+  }
+}
+
 /** Marks an exception thrown by a user callback, so that it is not mistaken for a network error. */
 class CallbackError extends Error {
   constructor(readonly error: unknown) {
@@ -434,13 +449,9 @@ export class Engine implements Connection {
     signal?.addEventListener('abort', this.#onAbort, { once: true })
     queueMicrotask(() => {
       if (signal?.aborted === true) return this.#closed('abort')
-      this.#run().catch((error: unknown) => {
-        // Only a throwing onClosed/onFailure gets here: surface it as an uncaught exception rather
-        // than swallowing it (there is no one left to report it to).
-        queueMicrotask(() => {
-          throw error
-        })
-      })
+      // #run reports every failure itself; a rejection here would be a bug in the engine: fail the
+      // stream with it rather than leave it unreported.
+      this.#run().catch((error: unknown) => this.#failed(asError(error)))
     })
     return this
   }
@@ -479,12 +490,13 @@ export class Engine implements Connection {
   /** Ends the stream for good without error. Idempotent: only the first end is reported. */
   #closed(reason: ClosedReason): void {
     if (!this.#end()) return
-    this.#listener.onClosed?.({ reason })
+    const onClosed = this.#listener.onClosed
+    if (onClosed !== undefined) report(() => onClosed({ reason }))
   }
 
   #failed(error: Error): void {
     if (!this.#end()) return
-    this.#listener.onFailure(error)
+    report(() => this.#listener.onFailure(error))
   }
 
   #end(): boolean {

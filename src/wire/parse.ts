@@ -10,8 +10,9 @@
  *   O(1) per append, flattened once), and a chunk that completes it is parsed in place: the line's
  *   head is joined with its tail only, never with the whole chunk, so no character is copied more
  *   than twice, however the chunks fall;
- * - within a buffer, the next CR, LF and `:` positions are found with `indexOf` and cached, so no
- *   character is scanned twice whatever the mix of line terminators;
+ * - within a buffer, the next CR, LF and `:` positions are found with `indexOf` and cached until
+ *   passed, so each search only moves forward: a constant number of scans per character, whatever
+ *   the mix of line terminators (no rescan from the start of a buffer per line or per chunk);
  * - a CR ends its line at once (no waiting for the next chunk to see whether an LF follows): a flag
  *   drops an LF at the start of the next chunk, so CRLF split across chunks is still one line end.
  *
