@@ -94,7 +94,9 @@ export interface ClientOptions {
   /** Aborting it closes the stream for good; `onClosed` fires with reason `abort`. */
   signal?: AbortSignal
   /**
-   * The last event id to start from, sent as `Last-Event-ID` by the first request.
+   * The last event id to start from, sent as `Last-Event-ID` by the first request. In browsers,
+   * `Last-Event-ID` (like any custom header) makes a cross-origin request non-simple: the server
+   * must answer the CORS preflight with `Access-Control-Allow-Headers: Last-Event-ID`.
    *
    * @default ''
    */
