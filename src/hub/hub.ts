@@ -93,6 +93,22 @@ export interface PublishInput extends PublishTarget {
   readonly close?: boolean
 }
 
+/**
+ * A publish typed by the hub's event map: with `createHub<{ progress: { pct: number } }>()`,
+ * `publish({ topic, event: 'progress', data: { pct: 50 } })` type-checks and a wrong payload does
+ * not. With the default map any name and payload go.
+ */
+export type TypedPublishInput<E extends EventMap, K extends keyof E & string> = PublishTarget & {
+  /** Event type name (default `message` on clients). */
+  readonly event?: K
+  /** Payload: a string is sent as is, any other value JSON-encoded. */
+  readonly data: E[K]
+  /** Reconnection delay for clients, in ms. */
+  readonly retry?: number
+  /** The last event of its topics: subscribers get it, then their streams end (finite topics). */
+  readonly close?: boolean
+}
+
 /** What {@link Hub.publish} resolves with. */
 export interface PublishResult {
   /** The event id the broker assigned. */
@@ -346,7 +362,11 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
    * @throws {SseError} `ERR_SSE_BAD_REQUEST` / `ERR_SSE_INVALID_FIELD` (status 400) for a bad
    * input, `ERR_SSE_CLOSED` after {@link Hub.close}, `ERR_SSE_BROKER_UNAVAILABLE` (503).
    */
-  async publish(input: PublishInput): Promise<PublishResult> {
+  publish<K extends keyof E & string>(input: TypedPublishInput<E, K>): Promise<PublishResult> {
+    return this.publishInput(input)
+  }
+
+  private async publishInput(input: PublishInput): Promise<PublishResult> {
     const request = this.toRequest(input)
     if (this.closing) throw new SseError(ErrorCodes.CLOSED, 'The hub is closed.', { status: 503 })
     await this.ready
@@ -382,7 +402,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   ): Promise<string[]> {
     const ids: string[] = []
     for await (const data of source) {
-      const { id } = await this.publish({
+      const { id } = await this.publishInput({
         ...target,
         ...(options.event === undefined ? {} : { event: options.event }),
         data,
@@ -390,7 +410,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       ids.push(id)
     }
     if (options.close !== undefined) {
-      const { id } = await this.publish({ ...target, ...options.close, close: true })
+      const { id } = await this.publishInput({ ...target, ...options.close, close: true })
       ids.push(id)
     }
     return ids
@@ -400,6 +420,9 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
    * Subscribes a node:http (or http2 compat) request. Without `params`, reads the same query as
    * the hub server (`topic`, `clientId`, `lastEventId`); `Last-Event-ID` (header) wins over the
    * query. Bad input or a limit is answered on `res` (400/503) and the returned connection is closed.
+   *
+   * The hub writes to `res` directly: keep compression and other buffering middleware off this
+   * route, or events sit in a buffer instead of reaching the client.
    */
   subscribe(req: NodeRequest, res: NodeResponse, params?: SubscribeParams): Connection<E> {
     const resolved = params ?? readQuery(req.url)
@@ -418,10 +441,12 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   subscribeWeb(
     request: Request,
     params?: SubscribeParams,
+    /** The peer's address (e.g. Hono's `getConnInfo(c).remote.address`), for the per-IP limit. */
+    remoteAddress?: string,
   ): { connection: Connection<E>; response: Promise<Response> } {
     const resolved = params ?? readQuery(request.url)
     const lastEventId = request.headers.get('last-event-id') ?? resolved.lastEventId
-    const transport = createFetchTransport()
+    const transport = createFetchTransport(remoteAddress)
     const connection = this.attach(transport, {
       ...resolved,
       ...(lastEventId === undefined ? {} : { lastEventId }),

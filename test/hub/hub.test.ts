@@ -98,6 +98,15 @@ describe('Connection', () => {
     connection.close()
   })
 
+  it('type-checks publishes against the event map', () => {
+    const hub = makeHub()
+    void hub.publish({ topic: 'a', event: 'progress', data: { pct: 1 } }).catch(() => {})
+    // @ts-expect-error: a wrong payload for the event does not compile
+    void hub.publish({ topic: 'a', event: 'progress', data: { pct: 'x' } }).catch(() => {})
+    // @ts-expect-error: an event missing from the map does not compile
+    void hub.publish({ topic: 'a', event: 'nope', data: 1 }).catch(() => {})
+  })
+
   it('type-checks payloads against the event map', () => {
     const hub = makeHub()
     const { connection } = hub.subscribeWeb(new Request('http://x/?topic=a'))
@@ -216,7 +225,10 @@ describe('options', () => {
       code: 'ERR_SSE_BAD_REQUEST',
       status: 400,
     })
-    await expect(hub.publish({ topic: 'a', data: 'x', event: 'a\rb' })).rejects.toMatchObject({
+    // The event map types names and payloads; a cast gets a bad name past the compiler, not the hub.
+    await expect(
+      hub.publish({ topic: 'a', data: 'x', event: 'a\rb' as 'token' }),
+    ).rejects.toMatchObject({
       code: 'ERR_SSE_INVALID_FIELD',
     })
   })
