@@ -17,9 +17,7 @@ type Command = (argv: string[], io: CliIo) => Promise<number>
 
 async function loadListen(): Promise<Command> {
   // Loaded on demand: `serve` does not pay for the client.
-  const specifier = './listen.js'
-  const module = (await import(specifier)) as { runListen: Command }
-  return module.runListen
+  return (await import('./listen.js')).runListen
 }
 
 /** Runs the CLI; resolves with the exit code. Bad usage: one line on stderr, exit 2. */
