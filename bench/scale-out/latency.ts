@@ -50,7 +50,14 @@ function percentile(sorted: number[], p: number): number {
 async function run(setup: string, nodeArgs: string[][]): Promise<Row> {
   const nodes: { url: string; cli: CliProcess }[] = []
   for (const args of nodeArgs)
-    nodes.push(await startCliHub(['--heartbeat-ms', 'off', '--max-connections', 'off', ...args]))
+    nodes.push(
+      await startCliHub([
+        ...['--heartbeat-ms', 'off', '--max-connections', 'off'],
+        // One load generator on one IP: the per-IP and per-publisher limits would measure themselves.
+        ...['--max-connections-per-ip', 'off', '--publish-rate', 'off'],
+        ...args,
+      ]),
+    )
   const streams: RawStream[] = []
   for (let i = 0; i < subscriberCount; i++)
     streams.push(await openStream(`${nodes[i % nodes.length]!.url}/events?topic=bench`))
@@ -79,6 +86,7 @@ async function run(setup: string, nodeArgs: string[][]): Promise<Row> {
       body: JSON.stringify({ topic: 'bench', data: `${seq} ${sent}` }),
     })
     await response.arrayBuffer()
+    if (response.status !== 200) throw new Error(`publish answered ${response.status}`)
     const wait = start + ((seq + 1) * 1000) / rate - performance.now()
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
   }
@@ -102,6 +110,7 @@ async function run(setup: string, nodeArgs: string[][]): Promise<Row> {
           body: JSON.stringify({ topic: 'bench', data: `b 0` }),
         })
         await response.arrayBuffer()
+        if (response.status !== 200) throw new Error(`publish answered ${response.status}`)
       }
     }),
   )
