@@ -9,6 +9,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { serve } from '@hono/node-server'
+import { getConnInfo } from '@hono/node-server/conninfo'
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { ErrorCodes, SseError, createHub, errorBody, isSseError, type Hub } from '../src/index.js'
@@ -36,10 +37,12 @@ export function createApp(hub: Hub<Events>): Hono {
     // For the demo the client id comes from the query; a real app takes it from its session
     // or a verified token, since it decides who receives `publish({ clientId })`.
     const user = c.req.query('user')
-    const { connection, response } = hub.subscribeWeb(c.req.raw, {
-      topics: [room],
-      ...(user === undefined ? {} : { clientId: user }),
-    })
+    const { connection, response } = hub.subscribeWeb(
+      c.req.raw,
+      { topics: [room], ...(user === undefined ? {} : { clientId: user }) },
+      // The peer address, so that the hub's per-IP connection limit applies here too.
+      getConnInfo(c).remote.address,
+    )
     // Waits in the early-send buffer until the stream opens, then goes out right after the hub's
     // first frames. A no-op (returns false) if the hub refused the request.
     connection.send('welcome', { user: user ?? 'anonymous' })
