@@ -47,6 +47,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return await (
           await loadListen()
         )(rest, io)
+      case 'bench':
+        return await (await import('./bench.js')).runBench(rest, io)
       case 'help':
         io.stdout(usage)
         return 0

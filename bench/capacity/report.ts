@@ -1,0 +1,265 @@
+/** The Markdown report and its SVG charts, from the JSON results of a run. */
+import { BUCKETS, bucketUpperUs } from './histogram.js'
+import type { BenchResults } from './run.js'
+import type { PhaseResult } from './scenarios.js'
+import { barChart, lineChart, type Series } from './svg.js'
+
+const KiB = 1024
+const n = (v: number | null | undefined, digits = 1): string =>
+  v === null || v === undefined || Number.isNaN(v)
+    ? '–'
+    : v >= 1000
+      ? Math.round(v).toLocaleString('en-US')
+      : String(+v.toFixed(digits))
+/** ssehub's figure over the peer's, e.g. `0.42x`. */
+const ratio = (ours: number | null | undefined, theirs: number | null | undefined): string =>
+  ours == null || theirs == null || !(theirs > 0) || Number.isNaN(ours)
+    ? '–'
+    : `${(ours / theirs).toFixed(2)}x`
+
+function cdf(histogram: readonly number[]): [number, number][] {
+  const total = histogram.reduce((a, b) => a + b, 0)
+  if (total === 0) return []
+  const points: [number, number][] = []
+  let seen = 0
+  for (let i = 0; i < BUCKETS; i++) {
+    if (histogram[i] === 0) continue
+    seen += histogram[i]!
+    points.push([bucketUpperUs(i) / 1000, (100 * seen) / total])
+  }
+  return points
+}
+
+const phaseRow = (p: PhaseResult): string =>
+  `| ${p.server} | ${n(p.publishesPerSecond)} | ${n(p.deliveredPerSecond)} | ${n(p.missed)} | ${n(p.latency.p50Ms, 2)} | ${n(p.latency.p90Ms, 2)} | ${n(p.latency.p99Ms, 2)} | ${n(p.latency.maxMs, 2)} | ${n(p.serverCpuUsPerEvent, 2)} | ${n(p.serverCpuPercent)} | ${n(p.generatorCpuPercent)} |`
+const phaseHead =
+  '| server | publishes/s | delivered events/s | missed | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/event | server CPU % | generator CPU % |\n| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |'
+
+export function renderReport(r: BenchResults): {
+  markdown: string
+  charts: Record<string, string>
+} {
+  const servers = [...new Set([...r.idle.map((i) => i.server), ...r.phases.map((p) => p.server)])]
+  const peers = servers.filter((s) => s !== 'ssehub')
+  const find = (server: string, scenario: string, subscribers: number, mode: 'max' | 'rate') =>
+    r.phases.find(
+      (p) =>
+        p.server === server &&
+        p.scenario === scenario &&
+        p.subscribers === subscribers &&
+        p.mode === mode,
+    )
+  const idleOf = (server: string) => r.idle.find((i) => i.server === server)
+  const [small, large] = [
+    Math.min(...(r.settings.subscriberCounts as number[])),
+    Math.max(...(r.settings.subscriberCounts as number[])),
+  ]
+  const out: string[] = []
+  out.push('# ssehub capacity benchmark', '')
+  out.push(`Command: \`${r.command}\`  `, `Started: ${r.startedAt}  `)
+  out.push(
+    `Machine: ${Object.entries(r.machine)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}  `,
+  )
+  out.push(
+    `Versions: ${Object.entries(r.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+    '',
+  )
+  for (const [name, why] of Object.entries(r.absent))
+    out.push(`**${name}: absent** (${why}); its columns are empty.`, '')
+  for (const [name, why] of Object.entries(r.failures)) out.push(`**Failure** ${name}: ${why}`, '')
+  out.push(
+    'All servers run in one process pinned to one core; the load generator (raw sockets on worker threads, source addresses 127.0.0.2–17) runs on the other core and reports its own CPU, so a generator near 100 % means the generator, not the server, was the limit.',
+    '',
+  )
+
+  // Headline: the targets of issue 5, as ratios ssehub / peer in this run.
+  out.push('## ssehub against each peer (ratio = ssehub / peer)', '')
+  out.push(`| target | ssehub | ${peers.map((p) => `${p} | ratio`).join(' | ')} |`)
+  out.push(`| --- | --: | ${peers.map(() => '--: | --:').join(' | ')} |`)
+  const line = (
+    label: string,
+    get: (server: string) => number | null | undefined,
+    digits = 1,
+  ): void => {
+    const ours = get('ssehub')
+    out.push(
+      `| ${label} | ${n(ours, digits)} | ${peers.map((p) => `${n(get(p), digits)} | ${ratio(ours, get(p))}`).join(' | ')} |`,
+    )
+  }
+  line(
+    `RSS per idle connection at ${n(r.settings.connections as number)} (KiB, lower is better)`,
+    (s) => {
+      const v = idleOf(s)?.rssPerConnectionBytes
+      return v == null ? null : v / KiB
+    },
+  )
+  line(
+    `broadcast ${n(large)}, max: server CPU µs per delivered event (lower is better)`,
+    (s) => find(s, 'broadcast', large, 'max')?.serverCpuUsPerEvent,
+    2,
+  )
+  line(
+    `broadcast ${n(large)}, max: delivered events/s (higher is better)`,
+    (s) => find(s, 'broadcast', large, 'max')?.deliveredPerSecond,
+  )
+  line(
+    `broadcast ${n(large)}, max: events missed`,
+    (s) => find(s, 'broadcast', large, 'max')?.missed,
+  )
+  line(
+    `broadcast ${n(small)}, ${n(r.settings.rate as number)} publishes/s: p99 ms (lower is better)`,
+    (s) => find(s, 'broadcast', small, 'rate')?.latency.p99Ms,
+    2,
+  )
+  line(
+    `one-to-one ${n(r.settings.clients as number)} client ids: publishes/s (higher is better)`,
+    (s) => find(s, 'one-to-one', r.settings.clients as number, 'max')?.publishesPerSecond,
+  )
+  line(
+    `held: subscriptions opened of ${n(r.settings.held as number)}`,
+    (s) => idleOf(s)?.held.opened,
+    0,
+  )
+  line('held: failures', (s) => idleOf(s)?.held.failed, 0)
+  out.push('')
+
+  out.push('## Idle connections', '', '![RSS against connections](' + 'capacity-rss.svg)', '')
+  out.push(
+    '| server | connections | failed | RSS MiB | open files | event-loop lag p99 ms |',
+    '| --- | --: | --: | --: | --: | --: |',
+  )
+  for (const i of r.idle)
+    for (const s of i.steps)
+      out.push(
+        `| ${i.server} | ${n(s.connections)} | ${s.failed} | ${n(s.rssBytes === null ? null : s.rssBytes / 2 ** 20)} | ${n(s.fds)} | ${n(s.lagP99Ms, 2)} |`,
+      )
+  out.push('')
+
+  for (const scenario of ['broadcast', 'one-to-one']) {
+    const subs = [
+      ...new Set(r.phases.filter((p) => p.scenario === scenario).map((p) => p.subscribers)),
+    ]
+    for (const s of subs)
+      for (const mode of ['max', 'rate'] as const) {
+        const rows = r.phases.filter(
+          (p) => p.scenario === scenario && p.subscribers === s && p.mode === mode,
+        )
+        if (rows.length === 0) continue
+        const how =
+          mode === 'max'
+            ? 'publisher as fast as accepted'
+            : `${n(rows[0]!.offeredEventsPerSecond)} events/s offered`
+        out.push(
+          `## ${scenario}: ${n(s)} ${scenario === 'one-to-one' ? 'client ids' : 'subscribers'}, ${how}`,
+          '',
+          phaseHead,
+          ...rows.map(phaseRow),
+          '',
+        )
+      }
+  }
+  out.push(
+    '![latency distribution](capacity-latency.svg) ![events/s against subscribers](capacity-throughput.svg)',
+    '',
+  )
+
+  if (r.slow.length > 0) {
+    out.push(
+      `## Slow consumer: one stream stops reading, ${n(r.slow[0]!.subscribers)} others get 8 KiB events at ${n(r.settings.slowRate as number)}/s`,
+      '',
+    )
+    out.push(
+      '| server | others p50 ms | others p99 ms | others missed | stalled stream dropped by server | server RSS growth MiB |',
+      '| --- | --: | --: | --: | --- | --: |',
+    )
+    for (const s of r.slow)
+      out.push(
+        `| ${s.server} | ${n(s.latency.p50Ms, 2)} | ${n(s.latency.p99Ms, 2)} | ${n(s.missed)} | ${s.slowClosedByServer ? 'yes' : 'no'} | ${n(s.serverRssGrowthBytes === null ? null : s.serverRssGrowthBytes / 2 ** 20)} |`,
+      )
+    out.push('')
+  }
+  if (r.features.length > 0) {
+    out.push(
+      '## What features cost (ssehub alone; streams over 100 topics, publisher as fast as accepted)',
+      '',
+    )
+    out.push(
+      '| setting | publishes/s | delivered events/s | missed | p50 ms | p99 ms | server CPU µs/event |',
+      '| --- | --: | --: | --: | --: | --: | --: |',
+    )
+    for (const f of r.features)
+      out.push(
+        `| ${f.scenario} | ${n(f.publishesPerSecond)} | ${n(f.deliveredPerSecond)} | ${n(f.missed)} | ${n(f.latency.p50Ms, 2)} | ${n(f.latency.p99Ms, 2)} | ${n(f.serverCpuUsPerEvent, 2)} |`,
+      )
+    out.push('')
+  }
+
+  // Projection from ssehub's measured per-connection memory and per-event CPU.
+  const perConn = idleOf('ssehub')?.rssPerConnectionBytes
+  const cpuPerEvent = find('ssehub', 'broadcast', large, 'max')?.serverCpuUsPerEvent
+  if (perConn != null && perConn > 0) {
+    out.push('## What a machine holds (projection from the measured ssehub figures)', '')
+    out.push(
+      `From ${n(perConn / KiB)} KiB per idle connection and ${n(cpuPerEvent, 2)} µs of CPU per delivered event, one process per core, 70 % of memory for connections, and the open-file limit per process:`,
+      '',
+    )
+    out.push(
+      '| machine | connections by memory | connections by a 20,000-file limit per process | broadcast events/s by CPU |',
+      '| --- | --: | --: | --: |',
+    )
+    for (const [cores, gib] of [
+      [2, 4],
+      [4, 16],
+      [8, 32],
+      [16, 64],
+    ] as const) {
+      const byMemory = Math.floor((0.7 * gib * 2 ** 30) / perConn)
+      out.push(
+        `| ${cores} cores, ${gib} GiB | ${n(byMemory)} | ${n(cores * 19_500)} | ${cpuPerEvent == null ? '–' : n((cores * 1e6) / cpuPerEvent)} |`,
+      )
+    }
+    out.push('')
+  }
+
+  const rateRows = r.phases.filter(
+    (p) => p.scenario === 'broadcast' && p.subscribers === small && p.mode === 'rate',
+  )
+  const latency: Series[] = rateRows.map((p) => ({ name: p.server, points: cdf(p.histogram) }))
+  const charts: Record<string, string> = {
+    latency: lineChart({
+      title: `Latency distribution, ${n(small)} subscribers, ${n(r.settings.rate as number)} publishes/s`,
+      xLabel: 'publish-to-receive latency, ms (log)',
+      yLabel: '% of events at or below',
+      series: latency,
+      logX: true,
+    }),
+    throughput: barChart({
+      title: 'Delivered events/s, publisher as fast as accepted',
+      xLabel: 'subscribers on one topic',
+      yLabel: 'events/s',
+      groups: (r.settings.subscriberCounts as number[]).map((s) => n(s)),
+      series: servers.map((server) => ({
+        name: server,
+        values: (r.settings.subscriberCounts as number[]).map(
+          (s) => find(server, 'broadcast', s, 'max')?.deliveredPerSecond ?? null,
+        ),
+      })),
+    }),
+    rss: lineChart({
+      title: 'Server RSS against idle connections',
+      xLabel: 'connections',
+      yLabel: 'RSS, MiB',
+      series: r.idle.map((i) => ({
+        name: i.server,
+        points: i.steps
+          .filter((s) => s.rssBytes !== null)
+          .map((s) => [s.connections, s.rssBytes! / 2 ** 20] as [number, number]),
+      })),
+    }),
+  }
+  return { markdown: out.join('\n') + '\n', charts }
+}

@@ -1,0 +1,366 @@
+/**
+ * The scenarios: idle connections, broadcast fan-out, one-to-one, a slow consumer, and (ssehub
+ * alone) what history and multi-topic publishes cost. Each one is bounded in count and time.
+ */
+import { summarize, type LatencySummary } from './histogram.js'
+import { subscribePath, type LoadGenerator, type MergedStats } from './generator.js'
+import type { PublishPlan } from './protocol.js'
+import { sample, type RunningServer } from './servers.js'
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits
+
+export interface IdleStep {
+  readonly connections: number
+  readonly failed: number
+  readonly rssBytes: number | null
+  readonly fds: number | null
+  readonly lagP99Ms: number | null
+}
+
+export interface IdleResult {
+  readonly server: string
+  readonly baselineRssBytes: number | null
+  readonly steps: readonly IdleStep[]
+  /** (RSS at `connections` - baseline) / connections, at the target of the idle scenario. */
+  readonly rssPerConnectionBytes: number | null
+  readonly connections: number
+  readonly held: { readonly target: number; readonly opened: number; readonly failed: number }
+  readonly errors: readonly string[]
+}
+
+/** Ramps to `connections`, then on to `held`, sampling memory, fds and lag at each step. */
+export async function idle(
+  server: RunningServer,
+  gen: LoadGenerator,
+  connections: number,
+  held: number,
+  log: (line: string) => void,
+): Promise<IdleResult> {
+  const top = Math.max(connections, held)
+  const marks = [...new Set([0.1, 0.25, 0.5, 1].map((f) => Math.round(connections * f)))]
+  if (held > connections) marks.push(held)
+  await sleep(500)
+  const baseline = server.pid === null ? null : sample(server.pid).rssBytes
+  await server.lag()
+  const steps: IdleStep[] = []
+  const errors: string[] = []
+  let opened = 0
+  let failed = 0
+  for (const mark of marks.filter((m) => m > 0 && m <= top)) {
+    const paths = Array.from({ length: mark - opened - failed }, (_, i) =>
+      subscribePath(server.dialect, { topic: `idle-${(opened + failed + i) % 100}` }),
+    )
+    const result = await gen.open(paths)
+    opened += result.opened
+    failed += result.failed
+    errors.push(...result.errors)
+    await sleep(1500)
+    const proc = server.pid === null ? null : sample(server.pid)
+    const lag = await server.lag()
+    steps.push({
+      connections: opened,
+      failed,
+      rssBytes: proc?.rssBytes ?? null,
+      fds: proc?.fds ?? null,
+      lagP99Ms: lag?.lagP99Ms ?? null,
+    })
+    log(
+      `  idle ${opened} open, ${failed} failed, rss ${proc === null ? '?' : (proc.rssBytes / 2 ** 20).toFixed(1)} MiB`,
+    )
+  }
+  const atTarget = steps.find((s) => s.connections + s.failed >= connections) ?? steps.at(-1)
+  const rssPerConnectionBytes =
+    baseline === null || atTarget?.rssBytes == null || atTarget.connections === 0
+      ? null
+      : Math.round((atTarget.rssBytes - baseline) / atTarget.connections)
+  await gen.closeAll()
+  await sleep(1000)
+  return {
+    server: server.name,
+    baselineRssBytes: baseline,
+    steps,
+    rssPerConnectionBytes,
+    connections,
+    held: { target: held, opened, failed },
+    errors: errors.slice(0, 5),
+  }
+}
+
+/** One measured publishing phase. */
+export interface PhaseResult {
+  readonly server: string
+  readonly scenario: string
+  readonly subscribers: number
+  readonly mode: 'max' | 'rate'
+  readonly offeredEventsPerSecond: number | null
+  readonly published: number
+  readonly publishFailures: number
+  readonly publishesPerSecond: number
+  readonly delivered: number
+  readonly expected: number
+  readonly missed: number
+  readonly deliveredPerSecond: number
+  readonly latency: LatencySummary
+  readonly publishRtt: LatencySummary
+  readonly serverCpuPercent: number | null
+  readonly serverCpuUsPerEvent: number | null
+  readonly generatorCpuPercent: number
+  readonly serverRssGrowthBytes: number | null
+  readonly closedByServer: number
+  /** Latency histogram (bucket counts) for the charts. */
+  readonly histogram: readonly number[]
+}
+
+/** Publishes per `plan`, waits for the deliveries (bounded), and measures both sides. */
+async function measure(
+  server: RunningServer,
+  gen: LoadGenerator,
+  label: { scenario: string; subscribers: number },
+  plan: PublishPlan,
+  recipientsPerPublish: number,
+): Promise<PhaseResult> {
+  await gen.reset()
+  const before = server.pid === null ? null : sample(server.pid)
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const published = await gen.publish(plan)
+  const expected = published.accepted * recipientsPerPublish
+  // Wait for the deliveries: until all arrived, or nothing arrived for 1 s, at most 20 s.
+  let stats: MergedStats = await gen.stats()
+  let lastGrowth = performance.now()
+  let lastReceived = stats.received
+  const deadline = performance.now() + 20_000
+  while (stats.received < expected && performance.now() < deadline) {
+    await sleep(50)
+    stats = await gen.stats()
+    if (stats.received !== lastReceived) {
+      lastReceived = stats.received
+      lastGrowth = performance.now()
+    } else if (performance.now() - lastGrowth > 1000) break
+  }
+  const end = stats.received >= expected ? performance.now() : lastGrowth
+  const wallS = Math.max(1e-3, (end - t0) / 1000)
+  const after = server.pid === null ? null : sample(server.pid)
+  const cpu = process.cpuUsage(cpu0)
+  const serverCpu = before === null || after === null ? null : after.cpuSeconds - before.cpuSeconds
+  const delivered = stats.received
+  return {
+    server: server.name,
+    scenario: label.scenario,
+    subscribers: label.subscribers,
+    mode: plan.mode,
+    offeredEventsPerSecond: plan.mode === 'rate' ? plan.ratePerSecond * recipientsPerPublish : null,
+    published: published.accepted,
+    publishFailures: published.failed,
+    publishesPerSecond: Math.round(published.accepted / published.elapsedS),
+    delivered,
+    expected,
+    missed: Math.max(0, expected - delivered),
+    deliveredPerSecond: Math.round(delivered / wallS),
+    latency: summarize(stats.histogram),
+    publishRtt: summarize(Float64Array.from(published.rttHistogram)),
+    serverCpuPercent: serverCpu === null ? null : round((100 * serverCpu) / wallS, 1),
+    serverCpuUsPerEvent:
+      serverCpu === null || delivered === 0 ? null : round((serverCpu * 1e6) / delivered),
+    generatorCpuPercent: round((100 * (cpu.user + cpu.system)) / 1e6 / wallS, 1),
+    serverRssGrowthBytes:
+      before === null || after === null ? null : after.rssBytes - before.rssBytes,
+    closedByServer: stats.closedByServer,
+    histogram: Array.from(stats.histogram),
+  }
+}
+
+export interface PhaseOptions {
+  readonly seconds: number
+  readonly maxPublishes: number
+}
+
+async function subscribe(
+  server: RunningServer,
+  gen: LoadGenerator,
+  targets: readonly { topic?: string; clientId?: string }[],
+): Promise<void> {
+  const result = await gen.open(targets.map((t) => subscribePath(server.dialect, t)))
+  if (result.failed > 0)
+    throw new Error(
+      `${result.failed} of ${targets.length} subscriptions failed: ${result.errors.join('; ')}`,
+    )
+  await sleep(300)
+}
+
+/** Broadcast fan-out to `subscribers` on one topic: as fast as accepted, then at `rate`/s. */
+export async function broadcast(
+  server: RunningServer,
+  gen: LoadGenerator,
+  subscribers: number,
+  rate: number,
+  options: PhaseOptions,
+): Promise<PhaseResult[]> {
+  await subscribe(
+    server,
+    gen,
+    Array.from({ length: subscribers }, () => ({ topic: 'bench' })),
+  )
+  const base = {
+    dialect: server.dialect,
+    kind: 'topic' as const,
+    targets: [['bench']],
+    seconds: options.seconds,
+    maxPublishes: options.maxPublishes,
+    paddingBytes: 0,
+  }
+  const label = { scenario: 'broadcast', subscribers }
+  const rows = [
+    await measure(
+      server,
+      gen,
+      label,
+      { ...base, mode: 'max', ratePerSecond: 0, concurrency: 2 },
+      subscribers,
+    ),
+    await measure(
+      server,
+      gen,
+      label,
+      { ...base, mode: 'rate', ratePerSecond: rate, concurrency: 4 },
+      subscribers,
+    ),
+  ]
+  await gen.closeAll()
+  await sleep(500)
+  return rows
+}
+
+/** One-to-one: `clients` client ids with one stream each, round-robin publishes, closed loop. */
+export async function oneToOne(
+  server: RunningServer,
+  gen: LoadGenerator,
+  clients: number,
+  options: PhaseOptions,
+): Promise<PhaseResult[]> {
+  const ids = Array.from({ length: clients }, (_, i) => `client-${i}`)
+  await subscribe(
+    server,
+    gen,
+    ids.map((clientId) => ({ clientId })),
+  )
+  const row = await measure(
+    server,
+    gen,
+    { scenario: 'one-to-one', subscribers: clients },
+    {
+      dialect: server.dialect,
+      kind: 'clientId',
+      targets: ids.map((id) => [id]),
+      mode: 'max',
+      ratePerSecond: 0,
+      concurrency: 16,
+      seconds: options.seconds,
+      maxPublishes: options.maxPublishes * 50,
+      paddingBytes: 0,
+    },
+    1,
+  )
+  await gen.closeAll()
+  await sleep(500)
+  return [row]
+}
+
+export interface SlowResult extends PhaseResult {
+  readonly slowClosedByServer: boolean
+  readonly slowBytesAfterResume: number
+}
+
+/**
+ * A slow consumer: one stream stops reading while `subscribers` others get 8 KiB events at
+ * `rate`/s; the others' latency is measured, and whether the server dropped the stalled one.
+ */
+export async function slowConsumer(
+  server: RunningServer,
+  gen: LoadGenerator,
+  subscribers: number,
+  rate: number,
+  options: PhaseOptions,
+): Promise<SlowResult> {
+  await subscribe(
+    server,
+    gen,
+    Array.from({ length: subscribers }, () => ({ topic: 'slow' })),
+  )
+  const slow = await gen.openSlow(subscribePath(server.dialect, { topic: 'slow' }))
+  if (slow.opened !== 1) throw new Error('the stalled stream did not open')
+  const row = await measure(
+    server,
+    gen,
+    { scenario: 'slow-consumer', subscribers },
+    {
+      dialect: server.dialect,
+      kind: 'topic',
+      targets: [['slow']],
+      mode: 'rate',
+      ratePerSecond: rate,
+      concurrency: 4,
+      seconds: options.seconds,
+      maxPublishes: options.maxPublishes,
+      paddingBytes: 8192,
+    },
+    subscribers,
+  )
+  const status = await gen.slowStatus()
+  await gen.closeAll()
+  await sleep(500)
+  return {
+    ...row,
+    slowClosedByServer: status.closedByServer,
+    slowBytesAfterResume: status.bytesAfterResume,
+  }
+}
+
+/**
+ * ssehub alone, what features cost: `subscribers` streams over 100 topics (one each), publishes
+ * to 1, 10 or 100 topics, as fast as accepted. Run once per history setting by the caller.
+ */
+export async function topicsPerPublish(
+  server: RunningServer,
+  gen: LoadGenerator,
+  subscribers: number,
+  label: string,
+  options: PhaseOptions,
+): Promise<PhaseResult[]> {
+  const topicCount = 100
+  await subscribe(
+    server,
+    gen,
+    Array.from({ length: subscribers }, (_, i) => ({ topic: `f-${i % topicCount}` })),
+  )
+  const rows: PhaseResult[] = []
+  for (const k of [1, 10, 100]) {
+    const targets = [Array.from({ length: k }, (_, i) => `f-${i}`)]
+    const recipients = Array.from({ length: subscribers }, (_, i) => i % topicCount).filter(
+      (t) => t < k,
+    ).length
+    rows.push(
+      await measure(
+        server,
+        gen,
+        { scenario: `${label}, ${k} topic${k === 1 ? '' : 's'}/publish`, subscribers },
+        {
+          dialect: server.dialect,
+          kind: 'topic',
+          targets,
+          mode: 'max',
+          ratePerSecond: 0,
+          concurrency: 4,
+          seconds: options.seconds,
+          maxPublishes: options.maxPublishes * 10,
+          paddingBytes: 0,
+        },
+        recipients,
+      ),
+    )
+  }
+  await gen.closeAll()
+  await sleep(500)
+  return rows
+}
