@@ -76,7 +76,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     clients: { type: 'string', default: '1000' },
     'slow-subscribers': { type: 'string', default: '100' },
-    'slow-rate': { type: 'string', default: '100' },
+    'slow-rate': { type: 'string', default: '400' },
     workers: { type: 'string', default: '2' },
     'max-publishes': { type: 'string', default: '100000' },
     scenarios: { type: 'string', default: scenarioNames.join(',') },

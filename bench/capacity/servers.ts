@@ -56,7 +56,11 @@ function pinned(command: string, args: string[], core: number): [string, string[
 
 function packageVersion(name: string): string {
   try {
-    const path = require.resolve(`${name}/package.json`)
+    // Read from node_modules: some packages (better-sse) do not export their package.json.
+    const main = require.resolve(name)
+    const path =
+      main.slice(0, main.lastIndexOf(`/node_modules/${name}/`)) +
+      `/node_modules/${name}/package.json`
     return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version
   } catch {
     return 'unknown'

@@ -22,7 +22,7 @@ Options:
   --seconds N             length of each publishing phase (default 5)
   --clients N             client ids of the one-to-one scenario (default 1000)
   --slow-subscribers N    readers next to the stalled stream (default 100)
-  --slow-rate N           publishes/s of the slow-consumer scenario (default 100)
+  --slow-rate N           publishes/s of the slow-consumer scenario (default 400)
   --workers N             load-generator threads holding streams (default 2)
   --max-publishes N       cap of publishes per phase (default 100000)
   --scenarios LIST        idle,broadcast,one-to-one,slow-consumer,features (default: all)
