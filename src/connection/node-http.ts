@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { streamHeaders, type Transport } from './transport.js'
 
@@ -6,6 +7,20 @@ import { streamHeaders, type Transport } from './transport.js'
 export type NodeRequest = IncomingMessage | Http2ServerRequest
 /** A node:http or node:http2 (compat API) response. Express' `res` and Fastify's `reply.raw` are ones. */
 export type NodeResponse = ServerResponse | Http2ServerResponse
+
+const crlf = Buffer.from('\r\n')
+// The HTTP/1.1 chunk header of each frame, made once per frame and shared by every recipient of it
+// (frames are shared Buffers, one per event): a fan-out costs one header allocation per event.
+const chunkHeaders = new WeakMap<Uint8Array, Buffer>()
+
+function chunkHeader(chunk: Uint8Array): Buffer {
+  let header = chunkHeaders.get(chunk)
+  if (header === undefined) {
+    header = Buffer.from(`${chunk.byteLength.toString(16)}\r\n`)
+    chunkHeaders.set(chunk, header)
+  }
+  return header
+}
 
 /**
  * Wraps a node:http (or http2 compat) response as a {@link Transport}. Works for Express'
@@ -26,6 +41,11 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
   // ECONNRESET) is a client leaving, which is normal for SSE and reported as a close, not an error.
   res.on('close', fireClose)
   res.on('error', fireClose)
+  // On HTTP/1.1 the frames bypass ServerResponse.write (its per-write bookkeeping and chunk
+  // framing cost more than the socket write itself): once the headers are out, each frame goes to
+  // the socket as one chunk (header, frame, CRLF in one writev). `res.end()` still writes the last
+  // chunk, so keep-alive and the response's own state stay right.
+  let direct: Socket | null = null
   if (http1) {
     const socket = req.socket
     // An event stream is long-lived: no idle timeout, no Nagle delay on small frames.
@@ -35,9 +55,19 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
   }
   return {
     open() {
-      ;(res as ServerResponse).writeHead(200, streamHeaders)
+      const response = res as ServerResponse & { chunkedEncoding?: boolean }
+      response.writeHead(200, streamHeaders)
       // Push the headers out now, so that proxies and browsers see the stream open.
-      ;(res as ServerResponse).flushHeaders()
+      response.flushHeaders()
+      const socket = response.socket
+      if (
+        http1 &&
+        response.chunkedEncoding === true &&
+        socket !== null &&
+        response.writableLength === 0
+      ) {
+        direct = socket
+      }
     },
     reject(status, body, headers = {}) {
       const all: Record<string, string> = { ...headers }
@@ -50,16 +80,26 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
     },
     write(chunk) {
       if (closed) return
-      ;(res as ServerResponse).write(chunk)
+      if (direct === null) {
+        ;(res as ServerResponse).write(chunk)
+        return
+      }
+      direct.cork()
+      direct.write(chunkHeader(chunk))
+      direct.write(chunk)
+      direct.write(crlf)
+      direct.uncork()
     },
     get queuedBytes() {
-      return res.writableLength
+      return direct === null ? res.writableLength : direct.writableLength
     },
     cork() {
-      ;(res as ServerResponse).cork()
+      if (direct === null) (res as ServerResponse).cork()
+      else direct.cork()
     },
     uncork() {
-      ;(res as ServerResponse).uncork()
+      if (direct === null) (res as ServerResponse).uncork()
+      else direct.uncork()
     },
     end() {
       if (!res.writableEnded) (res as ServerResponse).end()
@@ -69,14 +109,16 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
       fireClose()
     },
     drained() {
-      if (closed || res.writableLength === 0) return Promise.resolve()
+      // With direct writes the bytes wait in the socket, and 'drain' comes from it.
+      const emitter = direct ?? res
+      if (closed || emitter.writableLength === 0) return Promise.resolve()
       return new Promise<void>((resolve) => {
         const done = (): void => {
-          res.off('drain', done)
+          emitter.off('drain', done)
           res.off('close', done)
           resolve()
         }
-        res.on('drain', done)
+        emitter.on('drain', done)
         res.on('close', done)
       })
     },
