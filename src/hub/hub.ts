@@ -271,6 +271,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   private nextId = 0
   private pass = 0
   private closing = false
+  private started = false
 
   constructor(options: HubOptions = {}) {
     super()
@@ -351,6 +352,10 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       reset: (reason) => this.resetAll(reason),
       error: (error) => this.reportError(error),
     })
+    this.ready.then(
+      () => (this.started = true),
+      () => {},
+    )
     // A failed start is reported through `ready` (the server awaits it) and as an error event.
     this.ready.catch((error: unknown) => this.reportError(asError(error)))
     this.startTimer()
@@ -369,7 +374,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   private async publishInput(input: PublishInput): Promise<PublishResult> {
     const request = this.toRequest(input)
     if (this.closing) throw new SseError(ErrorCodes.CLOSED, 'The hub is closed.', { status: 503 })
-    await this.ready
+    if (!this.started) await this.ready
     let publication: Publication
     try {
       publication = await this.broker.publish(request)
