@@ -8,6 +8,7 @@ import { parsePublishBody, readBody } from './body.js'
 import { dashboardHtml } from './dashboard.js'
 import { createMetrics } from './metrics.js'
 import { RateLimiter } from './rate-limit.js'
+import { createWebRoutes, type LlmUpstream } from './web.js'
 
 /** Options of {@link createHubServer}: the hub's options plus the HTTP API's. */
 export interface HubServerOptions extends HubOptions, JwtOptions {
@@ -28,6 +29,20 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
   readonly maxBodyBytes?: number
   /** Serve the dashboard page at `/`. @default true */
   readonly dashboard?: boolean
+  /** Serve the demos at `/demo/chat`, `/demo/progress`, `/demo/ticker`. @default true */
+  readonly demos?: boolean
+  /**
+   * The OpenAI-compatible upstream the chat demo relays: a base URL (`http://host:8000`, `.../v1`)
+   * or the full `/v1/chat/completions` URL. `null`: a built-in mock model streams a canned
+   * answer. @default null
+   */
+  readonly llmUrl?: string | null
+  /** Sent to the upstream as `Authorization: Bearer <llmKey>`. @default null */
+  readonly llmKey?: string | null
+  /** The `model` the chat demo asks the upstream for. @default 'gpt-4o-mini' */
+  readonly llmModel?: string
+  /** Pause between the mock model's tokens, in ms. @default 60 */
+  readonly mockTokenDelayMs?: number
   /** Serve `/metrics` in Prometheus text format. @default true */
   readonly metrics?: boolean
   /** How long a graceful shutdown may take before remaining sockets are cut, in ms. @default 5000 */
@@ -45,6 +60,19 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
   readonly requestTimeoutMs?: number
   /** Largest request line + headers, in bytes; larger gets `431`. @default 16384 */
   readonly maxHeaderBytes?: number
+}
+
+function llmOf(options: HubServerOptions): LlmUpstream | null {
+  const url = options.llmUrl ?? null
+  if (url === null) return null
+  if (!/^https?:\/\/\S+$/.test(url)) {
+    throw new TypeError(`Expected \`llmUrl\` to be an http(s) URL, got ${JSON.stringify(url)}`)
+  }
+  return {
+    url,
+    ...(options.llmKey === undefined || options.llmKey === null ? {} : { apiKey: options.llmKey }),
+    ...(options.llmModel === undefined ? {} : { model: options.llmModel }),
+  }
 }
 
 /** Who is making a request. */
@@ -284,6 +312,24 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     })
   }
 
+  const web = createWebRoutes({
+    hub,
+    dashboard,
+    demos: options.demos !== false,
+    llm: llmOf(options),
+    mockTokenDelayMs: options.mockTokenDelayMs ?? 60,
+    // EventSource cannot send headers: the dashboard feed takes the key as `?key=` too.
+    isOperator: async (req, query) => {
+      if (open || isPublishKey(req)) return true
+      const key = query.get('key')
+      if (keyDigest !== null && key !== null && timingSafeEqual(sha256(key), keyDigest)) return true
+      if (!auth.enabled) return false
+      const principal = await principalOf(req, query)
+      return principal.kind === 'token' && principal.grant.publish.includes('*')
+    },
+    send: (res, status, value) => sendJson(res, status, value),
+  })
+
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     // No WHATWG URL parse per request (it is a large share of a publish): split at '?', build the
     // query only when a route reads it. Paths are matched as sent, without normalisation.
@@ -346,6 +392,10 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       res.writeHead(204, headers)
       res.end()
       return
+    }
+    if (path.startsWith('/demo/') || path === '/dashboard/events') {
+      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
+      if (await web.handle(req, res, path, query)) return
     }
     if (method !== 'GET' && method !== 'HEAD') {
       return methodNotAllowed(res, 'GET')
@@ -480,6 +530,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     },
     close() {
       closing ??= (async () => {
+        web.close()
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         if (ownsHub) await hub.close()
         else for (const connection of [...hub.connections()]) connection.end('shutdown')

@@ -1,0 +1,310 @@
+/**
+ * The browser-facing routes: the dashboard's live feed (`GET /dashboard/events`) and the demos
+ * (`/demo/chat`, `/demo/progress`, `/demo/ticker`) with their start/stop endpoints.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ErrorCodes, SseError } from '../errors.js'
+import type { Hub } from '../hub/hub.js'
+import { chatCompletionTokens, mockChatModel, relay } from '../relay/index.js'
+import { encodeEventText } from '../wire/encode.js'
+import { readBody } from './body.js'
+import { chatPage, progressPage, tickerPage } from './pages/demos.js'
+
+/** An OpenAI-compatible upstream for the chat demo. */
+export interface LlmUpstream {
+  /** Base URL (`http://host:port` or `.../v1`) or the full `/v1/chat/completions` URL. */
+  readonly url: string
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  readonly apiKey?: string | null
+  /** The `model` of the request. @default 'gpt-4o-mini' */
+  readonly model?: string
+}
+
+/** What the web routes need from the server. */
+export interface WebContext {
+  readonly hub: Hub
+  readonly dashboard: boolean
+  readonly demos: boolean
+  readonly llm: LlmUpstream | null
+  readonly mockTokenDelayMs: number
+  /** True when the request carries the operator's credentials (or the hub is open). */
+  readonly isOperator: (req: IncomingMessage, query: URLSearchParams) => Promise<boolean>
+  readonly send: (res: ServerResponse, status: number, value: unknown) => void
+}
+
+/** Web routes: `handle` answers and returns true when the path is theirs. */
+export interface WebRoutes {
+  handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: () => URLSearchParams,
+  ): Promise<boolean>
+  close(): void
+}
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/
+// DoS guards: demo work running at once, and dashboard feeds open at once.
+const MAX_RUNNING = 32
+const MAX_FEEDS = 64
+const FEED_TOPICS = 200
+
+/** The chat completions URL of an upstream given as a base URL or the full URL. */
+export function chatCompletionsUrl(url: string): string {
+  const trimmed = url.replace(/\/+$/, '')
+  if (trimmed.endsWith('/chat/completions')) return trimmed
+  return trimmed.endsWith('/v1') ? `${trimmed}/chat/completions` : `${trimmed}/v1/chat/completions`
+}
+
+function bad(message: string): SseError {
+  return new SseError(ErrorCodes.BAD_REQUEST, message, { status: 400 })
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readBody(req, 16_384)
+  if (body.length === 0) return {}
+  try {
+    const value = JSON.parse(body.toString('utf8')) as unknown
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      return value as Record<string, unknown>
+    }
+  } catch {
+    // Answered below: not JSON.
+  }
+  throw bad('Expected a JSON object body, e.g. {"id": "abc"}.')
+}
+
+function idOf(body: Record<string, unknown>): string {
+  const id = body.id
+  if (typeof id !== 'string' || !ID.test(id)) {
+    throw bad('Expected `id` to be 1 to 64 characters of A-Z, a-z, 0-9, `_` or `-`.')
+  }
+  return id
+}
+
+function html(res: ServerResponse, page: string): void {
+  res.writeHead(200, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-cache',
+    'content-security-policy':
+      "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
+    'x-content-type-options': 'nosniff',
+  })
+  res.end(page)
+}
+
+/** Creates the dashboard feed and demo routes over `context.hub`. */
+export function createWebRoutes(context: WebContext): WebRoutes {
+  const { hub } = context
+  const running = new Map<string, AbortController>()
+  const feeds = new Set<ServerResponse>()
+  let feedTimer: NodeJS.Timeout | undefined
+  let tickerTimer: NodeJS.Timeout | undefined
+  const prices = new Map<string, number>([
+    ['ACME', 120],
+    ['GLOBEX', 48],
+    ['INITECH', 9.5],
+    ['UMBRELLA', 302],
+  ])
+
+  const snapshot = (): string => {
+    const connections = hub.describeConnections(1000)
+    const topics = new Map<string, number>()
+    const clientIds = new Map<string, number>()
+    for (const connection of connections) {
+      for (const topic of connection.topics) topics.set(topic, (topics.get(topic) ?? 0) + 1)
+      if (connection.clientId !== undefined) {
+        clientIds.set(connection.clientId, (clientIds.get(connection.clientId) ?? 0) + 1)
+      }
+    }
+    const top = <K>(map: Map<K, number>): Array<[K, number]> =>
+      [...map].sort((a, b) => b[1] - a[1]).slice(0, FEED_TOPICS)
+    return encodeEventText({
+      event: 'stats',
+      data: JSON.stringify({
+        at: Date.now(),
+        stats: hub.stats(),
+        topics: top(topics),
+        clientIds: top(clientIds),
+      }),
+    })
+  }
+
+  const tickFeeds = (): void => {
+    if (feeds.size === 0) return
+    const frame = snapshot()
+    for (const res of feeds) {
+      // A feed that does not read just skips ticks: at most one frame is ever queued.
+      if (!res.writableNeedDrain) res.write(frame)
+    }
+  }
+
+  const openFeed = (res: ServerResponse): void => {
+    if (feeds.size >= MAX_FEEDS) {
+      throw new SseError(ErrorCodes.LIMIT_REACHED, 'Too many dashboards are open.', {
+        status: 503,
+      })
+    }
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    })
+    res.write(`retry: 2000\n\n${snapshot()}`)
+    feeds.add(res)
+    res.once('close', () => {
+      feeds.delete(res)
+      if (feeds.size === 0 && feedTimer !== undefined) {
+        clearInterval(feedTimer)
+        feedTimer = undefined
+      }
+    })
+    if (feedTimer === undefined) {
+      feedTimer = setInterval(tickFeeds, 1000)
+      feedTimer.unref()
+    }
+  }
+
+  const tick = (): void => {
+    if (hub.subscriberCount('demo/ticker') === 0) return
+    const quotes: Record<string, number> = {}
+    for (const [symbol, price] of prices) {
+      const next = Math.max(0.01, price * (1 + (Math.random() - 0.5) * 0.01))
+      prices.set(symbol, next)
+      quotes[symbol] = Math.round(next * 100) / 100
+    }
+    hub.publish({ topic: 'demo/ticker', event: 'prices', data: quotes }).catch(() => undefined)
+  }
+
+  const claim = (id: string): AbortController => {
+    if (running.has(id))
+      throw new SseError(ErrorCodes.BAD_REQUEST, `${id} is running.`, { status: 409 })
+    if (running.size >= MAX_RUNNING) {
+      throw new SseError(ErrorCodes.LIMIT_REACHED, 'Too many demos are running; retry later.', {
+        status: 503,
+      })
+    }
+    const controller = new AbortController()
+    running.set(id, controller)
+    return controller
+  }
+
+  const startChat = (id: string, prompt: string): void => {
+    const key = `chat/${id}`
+    const controller = claim(key)
+    const topic = `demo/chat/${id}`
+    const llm = context.llm
+    const source =
+      llm === null
+        ? mockChatModel({ tokenDelayMs: context.mockTokenDelayMs, signal: controller.signal })
+        : chatCompletionTokens({
+            url: chatCompletionsUrl(llm.url),
+            ...(llm.apiKey === undefined || llm.apiKey === null ? {} : { apiKey: llm.apiKey }),
+            body: {
+              model: llm.model ?? 'gpt-4o-mini',
+              messages: [{ role: 'user', content: prompt }],
+            },
+            signal: controller.signal,
+            heartbeatTimeoutMs: 30_000,
+          })
+    relay(hub, { topic, source, timeoutMs: 120_000, signal: controller.signal })
+      .catch(() => undefined)
+      .finally(() => running.delete(key))
+  }
+
+  const startProgress = (id: string): void => {
+    const key = `progress/${id}`
+    const controller = claim(key)
+    const topic = `demo/progress/${id}`
+    void (async () => {
+      try {
+        for (let pct = 0; pct <= 100 && !controller.signal.aborted; pct += 5) {
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          await hub.publish({
+            topic,
+            event: 'progress',
+            data: { pct },
+            ...(pct === 100 ? { close: true } : {}),
+          })
+        }
+      } catch {
+        // The hub closed: nothing to report to.
+      } finally {
+        running.delete(key)
+      }
+    })()
+  }
+
+  return {
+    async handle(req, res, path, query) {
+      const method = req.method ?? 'GET'
+      if (path === '/dashboard/events' && context.dashboard) {
+        if (method !== 'GET') return false
+        if (!(await context.isOperator(req, query()))) {
+          throw new SseError(
+            ErrorCodes.UNAUTHORIZED,
+            'The dashboard feed needs the publish key: enter it on the dashboard page.',
+            { status: 401 },
+          )
+        }
+        openFeed(res)
+        return true
+      }
+      if (!context.demos || !path.startsWith('/demo/')) return false
+      if (method === 'GET' || method === 'HEAD') {
+        const page =
+          path === '/demo/chat'
+            ? chatPage
+            : path === '/demo/progress'
+              ? progressPage
+              : path === '/demo/ticker'
+                ? tickerPage
+                : undefined
+        if (page === undefined) return false
+        if (path === '/demo/ticker' && tickerTimer === undefined) {
+          tickerTimer = setInterval(tick, 300)
+          tickerTimer.unref()
+        }
+        html(res, page)
+        return true
+      }
+      if (method !== 'POST') return false
+      // Demo work publishes into the hub (and may call a paid LLM): operators only on a closed hub.
+      if (!(await context.isOperator(req, query()))) {
+        throw new SseError(
+          ErrorCodes.UNAUTHORIZED,
+          'The demos need the publish key on this hub: send `Authorization: Bearer <key>`.',
+          { status: 401 },
+        )
+      }
+      const body = await readJson(req)
+      if (path === '/demo/chat/start') {
+        const id = idOf(body)
+        const prompt = typeof body.prompt === 'string' ? body.prompt.slice(0, 4000) : ''
+        startChat(id, prompt === '' ? 'What are Server-Sent Events?' : prompt)
+        context.send(res, 202, { topic: `demo/chat/${id}` })
+        return true
+      }
+      if (path === '/demo/chat/stop') {
+        const id = idOf(body)
+        running.get(`chat/${id}`)?.abort()
+        context.send(res, 202, { topic: `demo/chat/${id}` })
+        return true
+      }
+      if (path === '/demo/progress/start') {
+        const id = idOf(body)
+        startProgress(id)
+        context.send(res, 202, { topic: `demo/progress/${id}` })
+        return true
+      }
+      return false
+    },
+    close() {
+      for (const controller of running.values()) controller.abort()
+      if (feedTimer !== undefined) clearInterval(feedTimer)
+      if (tickerTimer !== undefined) clearInterval(tickerTimer)
+      for (const res of feeds) res.end()
+      feeds.clear()
+    },
+  }
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest'
+import { hubFixture } from '../helpers/hub-server.js'
+
+const fixture = hubFixture()
+
+async function post(url: string, body: string, headers: Record<string, string> = {}) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  })
+  return { status: response.status, json: (await response.json()) as { error?: { code: string } } }
+}
+
+describe('web routes', () => {
+  it('answers bad demo input with JSON 4xx', async () => {
+    const hub = await fixture.start()
+    expect((await post(`${hub.url}/demo/progress/start`, '{"id":"../x"}')).status).toBe(400)
+    const notJson = await post(`${hub.url}/demo/chat/start`, 'nope')
+    expect(notJson.status).toBe(400)
+    expect(notJson.json.error?.code).toBe('ERR_SSE_BAD_REQUEST')
+  })
+
+  it('refuses the dashboard feed and the demos without the key on a hub with one', async () => {
+    const key = 'k'.repeat(32)
+    const hub = await fixture.start({ publishKey: key })
+    expect((await fetch(`${hub.url}/dashboard/events`)).status).toBe(401)
+    expect((await post(`${hub.url}/demo/chat/start`, '{"id":"a"}')).status).toBe(401)
+    const ok = await post(`${hub.url}/demo/progress/start`, '{"id":"a"}', {
+      authorization: `Bearer ${key}`,
+    })
+    expect(ok.status).toBe(202)
+    const feed = fixture.track(new AbortController() as AbortController & { close(): void })
+    feed.close = () => feed.abort()
+    const response = await fetch(`${hub.url}/dashboard/events?key=${key}`, { signal: feed.signal })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toContain('text/event-stream')
+  })
+
+  it('serves no dashboard and no demos when they are off', async () => {
+    const hub = await fixture.start({ dashboard: false, demos: false })
+    expect((await fetch(`${hub.url}/`)).status).toBe(404)
+    expect((await fetch(`${hub.url}/dashboard/events`)).status).toBe(404)
+    expect((await fetch(`${hub.url}/demo/chat`)).status).toBe(404)
+  })
+})
