@@ -286,6 +286,20 @@ export const serveSpecs: readonly Spec[] = [
     help: 'do not serve the dashboard at /',
   },
   {
+    flag: 'tls-cert',
+    kind: 'file',
+    key: 'tlsCert',
+    default: 'none (plain HTTP/1.1)',
+    help: 'PEM certificate file: with --tls-key, serve HTTP/2 over TLS with HTTP/1.1 fallback',
+  },
+  {
+    flag: 'tls-key',
+    kind: 'file',
+    key: 'tlsKey',
+    default: 'none',
+    help: 'PEM private key file of --tls-cert',
+  },
+  {
     flag: 'no-demos',
     kind: 'flag',
     key: 'demos',

@@ -39,7 +39,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     const address = await hubServer.listen(config.port, config.host)
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
     io.stdout(
-      `ssehub listening on http://${host}:${address.port} (${hubServer.hub.broker.health().broker} broker)\n`,
+      `ssehub listening on ${hubServer.protocol}://${host}:${address.port} (${hubServer.hub.broker.health().broker} broker)\n`,
     )
   } catch (error) {
     await hubServer.close()

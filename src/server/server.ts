@@ -1,5 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createSecureServer, type Http2SecureServer } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { ErrorCodes, SseError, isSseError } from '../errors.js'
 import { Hub, errorBody, type HubOptions } from '../hub/hub.js'
@@ -60,6 +62,13 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
   readonly requestTimeoutMs?: number
   /** Largest request line + headers, in bytes; larger gets `431`. @default 16384 */
   readonly maxHeaderBytes?: number
+  /**
+   * TLS certificate (PEM). With `tlsKey`, the server speaks HTTP/2 with an HTTP/1.1 fallback
+   * (ALPN), so one page can hold far more than six streams to the hub. @default null
+   */
+  readonly tlsCert?: string | Buffer | null
+  /** TLS private key (PEM), with `tlsCert`. @default null */
+  readonly tlsKey?: string | Buffer | null
 }
 
 function llmOf(options: HubServerOptions): LlmUpstream | null {
@@ -85,8 +94,15 @@ type Principal =
 export interface HubServer {
   /** The hub. */
   readonly hub: Hub
-  /** The node:http server. */
+  /**
+   * The node:http server. With `tlsCert`/`tlsKey` it does not listen: {@link HubServer.http2Server}
+   * does, with the same handler.
+   */
   readonly server: Server
+  /** The HTTP/2 (+ HTTP/1.1) TLS server with `tlsCert`/`tlsKey`, else `null`. */
+  readonly http2Server: Http2SecureServer | null
+  /** `https` with `tlsCert`/`tlsKey`, else `http`. */
+  readonly protocol: 'http' | 'https'
   /** The request handler, to mount in another node:http server. */
   readonly handle: (req: IncomingMessage, res: ServerResponse) => void
   /**
@@ -464,7 +480,12 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     })
   }
 
-  const server = createServer(
+  const tlsCert = options.tlsCert ?? null
+  const tlsKey = options.tlsKey ?? null
+  if ((tlsCert === null) !== (tlsKey === null)) {
+    throw new TypeError('Expected both `tlsCert` and `tlsKey` (PEM), or neither.')
+  }
+  const http1 = createServer(
     {
       // Slowloris guards: the whole header block within 10 s, a request body within 30 s.
       headersTimeout: options.headersTimeoutMs ?? 10_000,
@@ -475,8 +496,36 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     },
     handle,
   )
+  const http2Server: Http2SecureServer | null =
+    tlsCert === null || tlsKey === null
+      ? null
+      : createSecureServer(
+          {
+            allowHTTP1: true,
+            cert: tlsCert,
+            key: tlsKey,
+            maxSessionMemory: 32,
+            settings: { maxHeaderListSize: options.maxHeaderBytes ?? 16_384 },
+          },
+          // The compat request/response have the API the handler and the node adapter use.
+          handle as unknown as Parameters<typeof createSecureServer>[1] & object,
+        )
+  // http2's server has no closeAllConnections(): track its sockets to cut them at shutdown.
+  const secureSockets = new Set<Socket>()
+  const server: Server | Http2SecureServer = http2Server ?? http1
+  if (http2Server !== null) {
+    http2Server.on('secureConnection', (socket: Socket) => {
+      secureSockets.add(socket)
+      socket.once('close', () => secureSockets.delete(socket))
+    })
+    http2Server.setTimeout(0)
+  }
+  const closeAll = (): void => {
+    if (server === http1) http1.closeAllConnections()
+    else for (const socket of secureSockets) socket.destroy()
+  }
   // Malformed requests, huge URLs or headers: a clean JSON 4xx, never a crash or a hang.
-  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+  http1.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy()
       return
@@ -508,7 +557,9 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
   let closing: Promise<void> | null = null
   return {
     hub,
-    server,
+    server: http1,
+    http2Server,
+    protocol: server === http1 ? 'http' : 'https',
     handle,
     async listen(port = 8080, host = '127.0.0.1') {
       if (open && options.allowAnonymousPublish !== true && !isLoopbackHost(host)) {
@@ -537,13 +588,13 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
         // Once every response finished (ended streams flush, publishes answer), the sockets left
         // are idle keep-alives: close them all.
         const sweeper = setInterval(() => {
-          if (inFlight === 0) server.closeAllConnections()
-          else server.closeIdleConnections()
+          if (inFlight === 0) closeAll()
+          else if (server === http1) http1.closeIdleConnections()
         }, 10)
         let timer: NodeJS.Timeout | undefined
         const timeout = new Promise<void>((resolve) => {
           timer = setTimeout(() => {
-            server.closeAllConnections()
+            closeAll()
             resolve()
           }, shutdownTimeoutMs)
           timer.unref()
