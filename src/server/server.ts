@@ -10,6 +10,7 @@ import { parsePublishBody, readBody } from './body.js'
 import { dashboardHtml } from './dashboard.js'
 import { createMetrics } from './metrics.js'
 import { RateLimiter } from './rate-limit.js'
+import { poll, pollTimeout } from './poll.js'
 import { createWebRoutes, type LlmUpstream } from './web.js'
 
 /** Options of {@link createHubServer}: the hub's options plus the HTTP API's. */
@@ -307,10 +308,12 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     sendJson(res, 200, result, headers)
   }
 
+  /** `GET /events` (a stream) or, with `longPoll` (the CORS headers), `GET /poll`. */
   const subscribe = async (
     req: IncomingMessage,
     res: ServerResponse,
     query: URLSearchParams,
+    longPoll?: Record<string, string>,
   ): Promise<void> => {
     const topics = query.getAll('topic')
     const lastEventId = query.get('lastEventId') ?? query.get('last_event_id') ?? undefined
@@ -320,12 +323,33 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       topics,
       query.get('clientId') ?? undefined,
     )
-    hub.subscribe(req, res, {
+    const params = {
       topics,
       ...(clientId === undefined ? {} : { clientId }),
       ...(lastEventId === undefined ? {} : { lastEventId }),
       ...(expiresAt === undefined ? {} : { expiresAt }),
-    })
+    }
+    if (longPoll === undefined) {
+      hub.subscribe(req, res, params)
+      return
+    }
+    const timeoutMs = pollTimeout(query.get('timeoutMs'))
+    if (timeoutMs === undefined) {
+      throw new SseError(
+        ErrorCodes.BAD_REQUEST,
+        'Expected `timeoutMs` to be an integer number of milliseconds (at most 30000).',
+        { status: 400 },
+      )
+    }
+    const header = req.headers['last-event-id']
+    poll(
+      hub,
+      req,
+      res,
+      typeof header === 'string' && header !== '' ? { ...params, lastEventId: header } : params,
+      timeoutMs,
+      longPoll,
+    )
   }
 
   const web = createWebRoutes({
@@ -376,6 +400,10 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       if (method !== 'GET') return methodNotAllowed(res, 'GET')
       for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
       return subscribe(req, res, query())
+    }
+    if (path === '/poll') {
+      if (method !== 'GET') return methodNotAllowed(res, 'GET')
+      return subscribe(req, res, query(), headers)
     }
     if (path === '/publish') {
       if (method !== 'POST') return methodNotAllowed(res, 'POST')
