@@ -300,6 +300,13 @@ export const serveSpecs: readonly Spec[] = [
     help: 'PEM private key file of --tls-cert',
   },
   {
+    flag: 'gzip',
+    kind: 'flag',
+    key: 'gzip',
+    default: 'false',
+    help: 'gzip event streams (flushed per event) for clients that send Accept-Encoding: gzip',
+  },
+  {
     flag: 'no-demos',
     kind: 'flag',
     key: 'demos',

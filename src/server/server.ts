@@ -10,6 +10,7 @@ import { parsePublishBody, readBody } from './body.js'
 import { dashboardHtml } from './dashboard.js'
 import { createMetrics } from './metrics.js'
 import { RateLimiter } from './rate-limit.js'
+import { acceptsGzip, createGzipTransport } from './gzip.js'
 import { poll, pollTimeout } from './poll.js'
 import { createWebRoutes, type LlmUpstream } from './web.js'
 
@@ -70,6 +71,11 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
   readonly tlsCert?: string | Buffer | null
   /** TLS private key (PEM), with `tlsCert`. @default null */
   readonly tlsKey?: string | Buffer | null
+  /**
+   * Compress event streams with gzip (flushed per event) for clients that accept it. Off by
+   * default: see docs/web.md for its cost in CPU and memory per connection. @default false
+   */
+  readonly gzip?: boolean
 }
 
 function llmOf(options: HubServerOptions): LlmUpstream | null {
@@ -330,6 +336,14 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       ...(expiresAt === undefined ? {} : { expiresAt }),
     }
     if (longPoll === undefined) {
+      if (options.gzip === true && acceptsGzip(req)) {
+        const header = req.headers['last-event-id']
+        hub.attach(
+          createGzipTransport(req, res),
+          typeof header === 'string' ? { ...params, lastEventId: header } : params,
+        )
+        return
+      }
       hub.subscribe(req, res, params)
       return
     }
