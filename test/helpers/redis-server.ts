@@ -14,7 +14,8 @@ export interface TestRedis {
   stop(): Promise<void>
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (listen on 0, close). */
+export async function freePort(): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port

@@ -1,8 +1,7 @@
-import { createServer } from 'node:net'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startCliHub, type CliProcess } from '../helpers/cli.js'
-import { startRedis, type TestRedis } from '../helpers/redis-server.js'
+import { freePort, startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { launchChromium } from './browser.js'
 
 let chromium: Awaited<ReturnType<typeof launchChromium>>
@@ -21,14 +20,6 @@ afterAll(async () => {
   await chromium?.close()
   await redis?.stop()
 })
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 describe('a real hub process restart (Redis broker)', () => {
   it('kill -9 of the hub the page talks to: the browser reconnects with Last-Event-ID and loses no event', async () => {
