@@ -33,6 +33,8 @@ export const ErrorCodes = {
   LIMIT_REACHED: 'ERR_SSE_LIMIT_REACHED',
   /** The hub is closing or closed. */
   CLOSED: 'ERR_SSE_CLOSED',
+  /** A bug in the hub: the request failed; the error was reported to the hub's `error` listeners. */
+  INTERNAL: 'ERR_SSE_INTERNAL',
   /** The broker (e.g. Redis) cannot take the publish now. */
   BROKER_UNAVAILABLE: 'ERR_SSE_BROKER_UNAVAILABLE',
   /** An SSE stream sent a line or event larger than the parser's limit. */

@@ -1,3 +1,4 @@
+import { positiveInteger } from '../options.js'
 import type {
   Broker,
   BrokerCommand,
@@ -45,15 +46,6 @@ interface MemoryPublication extends Publication {
 
 const idPattern = /^([0-9a-z]{1,16})-(0|[1-9][0-9]{0,15})$/
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(
-      `Expected \`${name}\` to be a positive integer, got \`${String(value)}\` (${typeof value})`,
-    )
-  }
-  return value
-}
-
 /** Ids are `<epoch>-<seq>`: the epoch tells "same log" from "the hub restarted". */
 class MemoryCursor implements Cursor {
   constructor(
@@ -94,11 +86,11 @@ export class MemoryBroker implements Broker {
   private closed = false
 
   constructor(options: MemoryBrokerOptions = {}) {
-    this.maxEvents = positiveInt('historyMaxEvents', options.historyMaxEvents ?? 10_000)
+    this.maxEvents = positiveInteger('historyMaxEvents', options.historyMaxEvents ?? 10_000)
     const age = options.historyMaxAgeMs === undefined ? 3_600_000 : options.historyMaxAgeMs
-    this.maxAgeMs = age === null ? null : positiveInt('historyMaxAgeMs', age)
-    this.endedTtlMs = positiveInt('endedTopicTtlMs', options.endedTopicTtlMs ?? 3_600_000)
-    this.maxEnded = positiveInt('maxEndedTopics', options.maxEndedTopics ?? 10_000)
+    this.maxAgeMs = age === null ? null : positiveInteger('historyMaxAgeMs', age)
+    this.endedTtlMs = positiveInteger('endedTopicTtlMs', options.endedTopicTtlMs ?? 3_600_000)
+    this.maxEnded = positiveInteger('maxEndedTopics', options.maxEndedTopics ?? 10_000)
     this.epoch = options.epoch ?? Math.random().toString(36).slice(2, 10).padEnd(8, '0')
     if (!/^[0-9a-z]{1,16}$/.test(this.epoch)) {
       throw new RangeError(`Expected \`epoch\` to be 1-16 chars of [0-9a-z], got \`${this.epoch}\``)

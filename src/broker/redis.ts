@@ -1,3 +1,4 @@
+import { positiveInteger } from '../options.js'
 import type { Redis } from 'ioredis'
 import type {
   Broker,
@@ -117,15 +118,6 @@ end
 return {id, epoch}
 `
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(
-      `Expected \`${name}\` to be a positive integer, got \`${String(value)}\` (${typeof value})`,
-    )
-  }
-  return value
-}
-
 /** Flat `[k, v, k, v]` (RESP2 / legacy mapping) or an object (RESP3 mapping) to a record. */
 function toRecord(reply: unknown): Record<string, unknown> {
   if (Array.isArray(reply)) {
@@ -175,14 +167,14 @@ export class RedisBroker implements Broker {
     this.logKey = `${prefix}log`
     this.metaKey = `${prefix}meta`
     this.endPrefix = `${prefix}end:`
-    this.maxEvents = positiveInt('historyMaxEvents', options.historyMaxEvents ?? 10_000)
+    this.maxEvents = positiveInteger('historyMaxEvents', options.historyMaxEvents ?? 10_000)
     const age = options.historyMaxAgeMs === undefined ? 3_600_000 : options.historyMaxAgeMs
-    this.maxAgeMs = age === null ? null : positiveInt('historyMaxAgeMs', age)
-    this.endedTtlMs = positiveInt('endedTopicTtlMs', options.endedTopicTtlMs ?? 3_600_000)
-    this.publishTimeoutMs = positiveInt('publishTimeoutMs', options.publishTimeoutMs ?? 2_000)
-    this.blockMs = positiveInt('blockMs', options.blockMs ?? 2_000)
-    this.readCount = positiveInt('readCount', options.readCount ?? 500)
-    this.maxReplayScan = positiveInt('maxReplayScan', options.maxReplayScan ?? 20_000)
+    this.maxAgeMs = age === null ? null : positiveInteger('historyMaxAgeMs', age)
+    this.endedTtlMs = positiveInteger('endedTopicTtlMs', options.endedTopicTtlMs ?? 3_600_000)
+    this.publishTimeoutMs = positiveInteger('publishTimeoutMs', options.publishTimeoutMs ?? 2_000)
+    this.blockMs = positiveInteger('blockMs', options.blockMs ?? 2_000)
+    this.readCount = positiveInteger('readCount', options.readCount ?? 500)
+    this.maxReplayScan = positiveInteger('maxReplayScan', options.maxReplayScan ?? 20_000)
   }
 
   async start(sink: BrokerSink): Promise<void> {

@@ -22,6 +22,22 @@ function chunkHeader(chunk: Uint8Array): Buffer {
   return header
 }
 
+/** Resolves on the first of `writable`'s 'drain' and `response`'s 'close', removing both listeners. */
+export function drainOrClose(
+  writable: NodeJS.EventEmitter,
+  response: NodeJS.EventEmitter,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      writable.off('drain', done)
+      response.off('close', done)
+      resolve()
+    }
+    writable.once('drain', done)
+    response.once('close', done)
+  })
+}
+
 /**
  * Wraps a node:http (or http2 compat) response as a {@link Transport}. Works for Express'
  * `res` and Fastify's `reply.raw` (call `reply.hijack()` first so Fastify leaves the response alone).
@@ -112,15 +128,7 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
       // With direct writes the bytes wait in the socket, and 'drain' comes from it.
       const emitter = direct ?? res
       if (closed || emitter.writableLength === 0) return Promise.resolve()
-      return new Promise<void>((resolve) => {
-        const done = (): void => {
-          emitter.off('drain', done)
-          res.off('close', done)
-          resolve()
-        }
-        emitter.on('drain', done)
-        res.on('close', done)
-      })
+      return drainOrClose(emitter, res)
     },
     onClose(listener) {
       closeListener = listener

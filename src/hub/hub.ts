@@ -17,8 +17,8 @@ import type { Transport } from '../connection/transport.js'
 import { ErrorCodes, SseError, isSseError } from '../errors.js'
 import { encodeDataLines, encodeEventText } from '../wire/encode.js'
 import { TypedEmitter } from './emitter.js'
+import { positiveIntegerOption } from '../options.js'
 import {
-  positiveIntegerOption,
   validateClientId,
   validateEventName,
   validateRetry,
@@ -798,7 +798,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     const half = this.maxQueuedBytes / 2
     for (const item of resume.replay) {
       if (!isOpen(connection)) return
-      this.write(member, item.publication, item.id, encodeFrame(item.publication, item.id))
+      this.write(member, item.publication, encodeFrame(item.publication, item.id))
       if (connection.queuedBytes > half) await connection.drained()
     }
     if (member.resetPending !== null)
@@ -808,7 +808,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     for (let i = 0; member.queue !== null && i < member.queue.length && isOpen(connection);) {
       const publication = member.queue[i++]!
       const id = member.cursor.advance(publication)
-      if (id !== null) this.write(member, publication, id, encodeFrame(publication, id))
+      if (id !== null) this.write(member, publication, encodeFrame(publication, id))
       if (connection.queuedBytes > half) await connection.drained()
     }
     if (!isOpen(connection)) return
@@ -856,7 +856,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
         frameId = id
         frame = encodeFrame(publication, id)
       }
-      this.write(member, publication, id, frame!)
+      this.write(member, publication, frame!)
     }
     if (publication.keys.includes(ALL_KEY)) {
       for (const member of this.members.values()) visit(member)
@@ -869,7 +869,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     this.reached.set(publication, reached)
   }
 
-  private write(member: Member, publication: Publication, _id: string, frame: Buffer): void {
+  private write(member: Member, publication: Publication, frame: Buffer): void {
     if (member.connection.writeFrame(frame)) this.counters.eventsOut++
     if (!publication.close) return
     for (const key of publication.keys) member.openTopics.delete(key)
@@ -907,7 +907,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     }
   }
 
-  private reportError(error: Error): void {
+  /** @internal Reports an operational error to `error` listeners (the server's request errors too). */
+  reportError(error: Error): void {
     // An 'error' event with no listener would throw; operational errors must never crash the hub.
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }

@@ -75,18 +75,3 @@ export function validateRetry(value: unknown): number {
   }
   return value
 }
-
-/** Checks that `value` is a positive integer option (or `null` when `nullable`), else throws a RangeError. */
-export function positiveIntegerOption(
-  name: string,
-  value: number | null,
-  nullable: boolean,
-): number | null {
-  if (value === null && nullable) return null
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(
-      `Expected \`${name}\` to be a positive integer${nullable ? ' or null' : ''}, got \`${String(value)}\` (${typeof value})`,
-    )
-  }
-  return value
-}

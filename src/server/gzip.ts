@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants, createGzip } from 'node:zlib'
 import { streamHeaders, type Transport } from '../connection/transport.js'
+import { drainOrClose } from '../connection/node-http.js'
 
 /** True when the request accepts gzip (`Accept-Encoding: gzip`, not with `q=0`). */
 export function acceptsGzip(req: IncomingMessage): boolean {
@@ -72,15 +73,7 @@ export function createGzipTransport(req: IncomingMessage, res: ServerResponse): 
     },
     drained() {
       if (closed || (!gzip.writableNeedDrain && !res.writableNeedDrain)) return Promise.resolve()
-      return new Promise((resolve) => {
-        const done = (): void => {
-          gzip.off('drain', done)
-          res.off('close', done)
-          resolve()
-        }
-        gzip.once('drain', done)
-        res.once('close', done)
-      })
+      return drainOrClose(gzip, res)
     },
     onClose(listener) {
       onClose = listener

@@ -513,11 +513,10 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     route(req, res).catch((error: unknown) => {
       if (isSseError(error)) return sendError(res, error, corsHeaders(req))
       // A bug, not bad input: answer 500 and report it, never crash the process.
-      if (hub.listenerCount('error') > 0)
-        (hub as unknown as { emit(e: 'error', err: unknown): void }).emit('error', error)
+      hub.reportError(error instanceof Error ? error : new Error(String(error)))
       sendError(
         res,
-        new SseError(ErrorCodes.BAD_REQUEST, 'Internal error; the hub logged it.', { status: 500 }),
+        new SseError(ErrorCodes.INTERNAL, 'Internal error; the hub reported it.', { status: 500 }),
       )
     })
   }
