@@ -1,19 +1,28 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { PublishInput, PublishResult } from '../../src/hub/hub.js'
-import { createHub } from '../../src/hub/hub.js'
+import { createHub, type Hub } from '../../src/hub/hub.js'
+import { waitFor } from '../helpers/wait.js'
 import { mockChatModel, relay } from '../../src/relay/index.js'
 
 /** A hub stand-in that records every publish. */
+const hubs: Hub[] = []
+afterEach(async () => {
+  for (const hub of hubs.splice(0)) await hub.close()
+})
+
+/** A real hub (it validates every publish) that also records what the relay asked it to publish. */
 function recordingHub(): {
   published: PublishInput[]
   publish(i: PublishInput): Promise<PublishResult>
 } {
+  const hub = createHub({ heartbeatMs: null })
+  hubs.push(hub)
   const published: PublishInput[] = []
   return {
     published,
     publish(input) {
       published.push(input)
-      return Promise.resolve({ id: String(published.length), connections: 0 })
+      return hub.publish(input)
     },
   }
 }
@@ -123,7 +132,7 @@ describe('relay', () => {
     const controller = new AbortController()
     const source = mockChatModel({ tokenDelayMs: 5, signal: controller.signal })
     const running = relay(hub, { topic: 't', source, signal: controller.signal })
-    while (hub.published.length < 2) await new Promise((r) => setTimeout(r, 5))
+    await waitFor(() => hub.published.length >= 2, 'two tokens')
     controller.abort()
     const result = await running
     expect(result.outcome).toBe('aborted')
