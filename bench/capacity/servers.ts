@@ -187,7 +187,13 @@ async function startNode(
   const script = fileURLToPath(new URL(`./peers/${nodeScripts[name]}`, import.meta.url))
   const [command, args] = pinned(
     process.execPath,
-    ['--import', import.meta.resolve('tsx'), script],
+    // BENCH_NODE_ARGS: extra node flags for the servers, e.g. `--cpu-prof --cpu-prof-dir=prof`.
+    [
+      ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+      '--import',
+      import.meta.resolve('tsx'),
+      script,
+    ],
     0,
   )
   const child = track(

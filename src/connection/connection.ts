@@ -1,4 +1,5 @@
 import { encodeCommentText, encodeEventText } from '../wire/encode.js'
+import { joinFrames, MAX_BATCH_BYTES, scheduleFlush, type Flushable } from './flush.js'
 import type { Transport } from './transport.js'
 
 /**
@@ -87,7 +88,7 @@ const heartbeatFrame = Buffer.from(':\n\n')
  * application cannot be broken by one client leaving. Events sent before the stream opened are
  * kept in order and flushed when it opens (Spring's early-send buffering).
  */
-export class Connection<E extends EventMap = EventMap> {
+export class Connection<E extends EventMap = EventMap> implements Flushable {
   /** Connection id, unique in this process. */
   readonly id: string
   /** The application's client id (several connections may share one), if any. */
@@ -108,6 +109,11 @@ export class Connection<E extends EventMap = EventMap> {
   private reasonValue: CloseReason | undefined
   private early: Buffer[] = []
   private earlyBytes = 0
+  // Frames of this loop turn, written together in the check phase (see flush.ts).
+  private batch: Buffer[] = []
+  private batchBytes = 0
+  /** @internal Set while listed for the next batch write. */
+  flushScheduled = false
   private readonly maxQueuedBytes: number
   private readonly onClosed: ConnectionInit['onClosed']
   private readonly counters: ConnectionInit['counters']
@@ -143,7 +149,11 @@ export class Connection<E extends EventMap = EventMap> {
 
   /** Bytes waiting to be sent (the slow-consumer measure). */
   get queuedBytes(): number {
-    return this.earlyBytes + (this.stateValue === 'open' ? this.transport.queuedBytes : 0)
+    return (
+      this.earlyBytes +
+      this.batchBytes +
+      (this.stateValue === 'open' ? this.transport.queuedBytes : 0)
+    )
   }
 
   /**
@@ -208,6 +218,7 @@ export class Connection<E extends EventMap = EventMap> {
    * A connection that still holds more than `maxQueuedBytes` unsent when the next frame comes is
    * a slow consumer: it is dropped, not buffered. (Checked before the write, so one frame larger
    * than the mark still goes out to a client that reads; memory stays under mark + one frame.)
+   * The frame joins this loop turn's batch, written in one socket write (see flush.ts).
    */
   writeFrame(frame: Buffer): boolean {
     if (this.stateValue !== 'open') return false
@@ -215,7 +226,10 @@ export class Connection<E extends EventMap = EventMap> {
       this.destroy('slow-consumer')
       return false
     }
-    this.transport.write(frame)
+    this.batch.push(frame)
+    this.batchBytes += frame.length
+    if (this.batchBytes >= MAX_BATCH_BYTES) this.flush()
+    else scheduleFlush(this)
     this.bytesOut += frame.length
     this.counters.bytesOut += frame.length
     this.lastWriteAt = Date.now()
@@ -227,9 +241,22 @@ export class Connection<E extends EventMap = EventMap> {
     this.writeFrame(heartbeatFrame)
   }
 
+  /** @internal Writes this turn's batch now (the check phase does it for every connection). */
+  flush(): void {
+    const frames = this.batch
+    if (frames.length === 0) return
+    // The array is reused (no allocation per recipient and turn); joinFrames copies what it keeps.
+    const bytes = frames.length === 1 ? frames[0]! : joinFrames(frames)
+    frames.length = 0
+    this.batchBytes = 0
+    if (this.stateValue === 'open') this.transport.write(bytes)
+  }
+
   /** @internal Resolves when the peer took the queued bytes (or the connection closed). */
   drained(): Promise<void> {
-    return this.stateValue === 'open' ? this.transport.drained() : Promise.resolve()
+    if (this.stateValue !== 'open') return Promise.resolve()
+    this.flush()
+    return this.transport.drained()
   }
 
   /** @internal Sends the headers and `prelude`; application sends still wait for {@link Connection.live}. */
@@ -237,9 +264,7 @@ export class Connection<E extends EventMap = EventMap> {
     if (this.stateValue !== 'opening') return
     this.transport.open()
     this.stateValue = 'open'
-    this.transport.cork()
     for (const frame of prelude) this.writeFrame(frame)
-    this.transport.uncork()
   }
 
   /** @internal The replay is done: flush what the application sent meanwhile, then write directly. */
@@ -249,10 +274,7 @@ export class Connection<E extends EventMap = EventMap> {
     const early = this.early
     this.early = []
     this.earlyBytes = 0
-    if (early.length === 0) return
-    this.transport.cork()
     for (const frame of early) this.writeFrame(frame)
-    this.transport.uncork()
   }
 
   /** @internal Answers with a status instead of a stream (204 for a finished topic, 4xx/5xx). */
@@ -263,20 +285,12 @@ export class Connection<E extends EventMap = EventMap> {
     this.transport.reject(status, body, headers)
   }
 
-  /** @internal Corks the socket for a batch of writes. */
-  cork(): void {
-    if (this.stateValue === 'open') this.transport.cork()
-  }
-
-  /** @internal Uncorks after {@link Connection.cork}. */
-  uncork(): void {
-    if (this.stateValue === 'open') this.transport.uncork()
-  }
-
   /** @internal Ends gracefully (queued bytes are still sent) with `reason`. */
   end(reason: CloseReason): void {
     if (this.stateValue === 'closed') return
     const wasOpen = this.stateValue === 'open'
+    // The batch goes out before the end: a final event is never lost to the coalescing.
+    this.flush()
     // Record our reason before the transport reports its own close.
     this.finish(reason)
     if (wasOpen) {
@@ -309,6 +323,8 @@ export class Connection<E extends EventMap = EventMap> {
     this.reasonValue = reason
     this.early = []
     this.earlyBytes = 0
+    this.batch.length = 0
+    this.batchBytes = 0
     this.onClosed(this as unknown as Connection, reason)
   }
 }

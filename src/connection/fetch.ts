@@ -84,8 +84,6 @@ export function createFetchTransport(remoteAddress?: string): FetchTransport {
     get queuedBytes() {
       return closed ? 0 : -(controller.desiredSize ?? 0)
     },
-    cork() {},
-    uncork() {},
     end() {
       if (closed) return
       controller.close()

@@ -8,18 +8,22 @@ export type NodeRequest = IncomingMessage | Http2ServerRequest
 /** A node:http or node:http2 (compat API) response. Express' `res` and Fastify's `reply.raw` are ones. */
 export type NodeResponse = ServerResponse | Http2ServerResponse
 
-const crlf = Buffer.from('\r\n')
-// The HTTP/1.1 chunk header of each frame, made once per frame and shared by every recipient of it
-// (frames are shared Buffers, one per event): a fan-out costs one header allocation per event.
-const chunkHeaders = new WeakMap<Uint8Array, Buffer>()
+// Each frame as one HTTP/1.1 chunk (size line, frame, CRLF) in one Buffer, made once per frame and
+// shared by every recipient of it (frames are shared Buffers, one per event or per turn's batch):
+// a fan-out costs one copy per event, and each recipient one single-buffer socket write.
+const chunks = new WeakMap<Uint8Array, Buffer>()
 
-function chunkHeader(chunk: Uint8Array): Buffer {
-  let header = chunkHeaders.get(chunk)
-  if (header === undefined) {
-    header = Buffer.from(`${chunk.byteLength.toString(16)}\r\n`)
-    chunkHeaders.set(chunk, header)
+function asChunk(frame: Uint8Array): Buffer {
+  let chunk = chunks.get(frame)
+  if (chunk === undefined) {
+    const head = `${frame.byteLength.toString(16)}\r\n`
+    chunk = Buffer.allocUnsafe(head.length + frame.byteLength + 2)
+    chunk.write(head, 0, 'latin1')
+    chunk.set(frame, head.length)
+    chunk.write('\r\n', head.length + frame.byteLength, 'latin1')
+    chunks.set(frame, chunk)
   }
-  return header
+  return chunk
 }
 
 /** Resolves on the first of `writable`'s 'drain' and `response`'s 'close', removing both listeners. */
@@ -59,8 +63,8 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
   res.on('error', fireClose)
   // On HTTP/1.1 the frames bypass ServerResponse.write (its per-write bookkeeping and chunk
   // framing cost more than the socket write itself): once the headers are out, each frame goes to
-  // the socket as one chunk (header, frame, CRLF in one writev). `res.end()` still writes the last
-  // chunk, so keep-alive and the response's own state stay right.
+  // the socket as one ready-made chunk. `res.end()` still writes the last chunk, so keep-alive and
+  // the response's own state stay right.
   let direct: Socket | null = null
   if (http1) {
     const socket = req.socket
@@ -100,22 +104,10 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
         ;(res as ServerResponse).write(chunk)
         return
       }
-      direct.cork()
-      direct.write(chunkHeader(chunk))
-      direct.write(chunk)
-      direct.write(crlf)
-      direct.uncork()
+      direct.write(asChunk(chunk))
     },
     get queuedBytes() {
       return direct === null ? res.writableLength : direct.writableLength
-    },
-    cork() {
-      if (direct === null) (res as ServerResponse).cork()
-      else direct.cork()
-    },
-    uncork() {
-      if (direct === null) (res as ServerResponse).uncork()
-      else direct.uncork()
     },
     end() {
       if (!res.writableEnded) (res as ServerResponse).end()

@@ -11,14 +11,13 @@ export interface Transport {
    * `body` is JSON text or `undefined` for no body.
    */
   reject(status: number, body: string | undefined, headers?: Readonly<Record<string, string>>): void
-  /** Queues `chunk` for the peer. Never throws: a failed write closes the transport. */
+  /**
+   * Queues `chunk` for the peer. Never throws: a failed write closes the transport. The connection
+   * coalesces the frames of one loop turn, so each call is one socket write's worth.
+   */
   write(chunk: Uint8Array): void
   /** Bytes accepted by {@link Transport.write} that the peer has not taken yet. */
   readonly queuedBytes: number
-  /** Starts coalescing writes (many small frames into one syscall). */
-  cork(): void
-  /** Flushes what was written since {@link Transport.cork}. */
-  uncork(): void
   /** Ends the stream gracefully after queued bytes. */
   end(): void
   /** Drops the stream at once (queued bytes are discarded). */

@@ -1,6 +1,6 @@
 /**
  * An event stream compressed with gzip: a {@link Transport} that writes frames through one
- * `zlib` stream per connection and flushes after each write (or each corked batch), so every
+ * `zlib` stream per connection and flushes after each write (one loop turn's batch), so every
  * event reaches the client at once instead of waiting in the compressor's window.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -22,7 +22,6 @@ export function acceptsGzip(req: IncomingMessage): boolean {
 export function createGzipTransport(req: IncomingMessage, res: ServerResponse): Transport {
   // A small window: memory per connection matters more than ratio for small frames.
   const gzip = createGzip({ level: 6, memLevel: 7, windowBits: 14 })
-  let corked = 0
   let closed = false
   let onClose: (() => void) | undefined
   res.once('close', () => {
@@ -54,16 +53,10 @@ export function createGzipTransport(req: IncomingMessage, res: ServerResponse): 
     write(chunk) {
       if (closed) return
       gzip.write(chunk)
-      if (corked === 0) flush()
+      flush()
     },
     get queuedBytes() {
       return gzip.writableLength + res.writableLength
-    },
-    cork() {
-      corked++
-    },
-    uncork() {
-      if (corked > 0 && --corked === 0) flush()
     },
     end() {
       if (!closed) gzip.end()

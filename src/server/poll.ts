@@ -99,8 +99,6 @@ export function poll(
       if (!done) parser.feed(chunk)
     },
     queuedBytes: 0,
-    cork: () => undefined,
-    uncork: () => undefined,
     // The hub ends the stream (a finite topic's final event, a revoked client): answer now.
     end: () => finish(),
     destroy: () => finish(),
