@@ -307,6 +307,13 @@ export const serveSpecs: readonly Spec[] = [
     help: 'gzip event streams (flushed per event) for clients that send Accept-Encoding: gzip',
   },
   {
+    flag: 'no-fast-publish',
+    kind: 'flag',
+    key: 'fastPublish',
+    default: 'false',
+    help: 'answer every request with node:http, also plain POST /publish (slower; for debugging)',
+  },
+  {
     flag: 'no-demos',
     kind: 'flag',
     key: 'demos',

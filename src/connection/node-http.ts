@@ -8,21 +8,23 @@ export type NodeRequest = IncomingMessage | Http2ServerRequest
 /** A node:http or node:http2 (compat API) response. Express' `res` and Fastify's `reply.raw` are ones. */
 export type NodeResponse = ServerResponse | Http2ServerResponse
 
-// Each frame as one HTTP/1.1 chunk (size line, frame, CRLF) in one Buffer, made once per frame and
-// shared by every recipient of it (frames are shared Buffers, one per event or per turn's batch):
-// a fan-out costs one copy per event, and each recipient one single-buffer socket write.
-const chunks = new WeakMap<Uint8Array, Buffer>()
+// Each frame as one HTTP/1.1 chunk (size line, frame, CRLF) in one Buffer, so that each recipient
+// costs one single-buffer socket write. Recipients of one event (or one turn's batch) are written
+// one after the other with the same frame, so the last chunk made is kept for the next caller: a
+// fan-out makes one chunk per event. (A WeakMap cache cost more than it saved: its entries are
+// ephemerons the GC must trace, and one-to-one frames are used once.)
+let lastFrame: Uint8Array | null = null
+let lastChunk: Buffer | null = null
 
 function asChunk(frame: Uint8Array): Buffer {
-  let chunk = chunks.get(frame)
-  if (chunk === undefined) {
-    const head = `${frame.byteLength.toString(16)}\r\n`
-    chunk = Buffer.allocUnsafe(head.length + frame.byteLength + 2)
-    chunk.write(head, 0, 'latin1')
-    chunk.set(frame, head.length)
-    chunk.write('\r\n', head.length + frame.byteLength, 'latin1')
-    chunks.set(frame, chunk)
-  }
+  if (frame === lastFrame && lastChunk !== null) return lastChunk
+  const head = `${frame.byteLength.toString(16)}\r\n`
+  const chunk = Buffer.allocUnsafe(head.length + frame.byteLength + 2)
+  chunk.write(head, 0, 'latin1')
+  chunk.set(frame, head.length)
+  chunk.write('\r\n', head.length + frame.byteLength, 'latin1')
+  lastFrame = frame
+  lastChunk = chunk
   return chunk
 }
 

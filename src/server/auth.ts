@@ -121,7 +121,7 @@ export class Authenticator {
   }
 
   /** The token of a request: `Authorization: Bearer`, then the cookie, then `?token=`. */
-  tokenOf(req: IncomingMessage, query: URLSearchParams): string | undefined {
+  tokenOf(req: Pick<IncomingMessage, 'headers'>, query: URLSearchParams): string | undefined {
     const header = req.headers.authorization
     const bearer = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header)
     if (bearer !== null) return bearer[1]

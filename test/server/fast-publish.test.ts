@@ -1,0 +1,264 @@
+import { connect, type Socket } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { parseFastRequest } from '../../src/server/fast-publish.js'
+import { startHub, type TestHub } from '../helpers/hub-server.js'
+import { openStream } from '../helpers/raw-stream.js'
+import { waitFor } from '../helpers/wait.js'
+
+/** One HTTP/1.1 answer read off a raw socket. */
+interface Answer {
+  readonly head: string
+  readonly status: number
+  readonly body: string
+}
+
+/** A raw client socket: write exact bytes, read whole answers (by Content-Length). */
+class RawClient {
+  private received = Buffer.alloc(0)
+  private closed = false
+  private readonly socket: Socket
+
+  constructor(port: number) {
+    this.socket = connect(port, '127.0.0.1')
+    this.socket.on('data', (chunk: Buffer) => {
+      this.received = Buffer.concat([this.received, chunk])
+    })
+    this.socket.on('close', () => (this.closed = true))
+    this.socket.on('error', () => (this.closed = true))
+  }
+
+  /** Writes `bytes`; resolves once they left this process. */
+  send(bytes: string | Buffer): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.socket.write(bytes, (error) => (error ? reject(error) : resolve())),
+    )
+  }
+
+  /** Waits for `count` whole answers (or the close of the connection) and returns them. */
+  async answers(count: number): Promise<Answer[]> {
+    return waitFor(() => {
+      const parsed = parseAnswers(this.received)
+      return parsed.length >= count || this.closed ? parsed : undefined
+    }, `${count} answers`)
+  }
+
+  isClosed(): boolean {
+    return this.closed
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+}
+
+function parseAnswers(bytes: Buffer): Answer[] {
+  const answers: Answer[] = []
+  let at = 0
+  for (;;) {
+    const end = bytes.indexOf('\r\n\r\n', at)
+    if (end === -1) return answers
+    const head = bytes.toString('latin1', at, end)
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0)
+    if (bytes.length < end + 4 + length) return answers
+    answers.push({
+      head,
+      status: Number(head.slice(9, 12)),
+      body: bytes.toString('utf8', end + 4, end + 4 + length),
+    })
+    at = end + 4 + length
+  }
+}
+
+function post(body: string, extra = ''): string {
+  return (
+    `POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${extra}` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  )
+}
+
+// The fast path writes its own headers in lower case; node:http writes `Date:`, `Connection:`.
+const byFastPath = (answer: Answer): boolean => answer.head.includes('\r\ndate: ')
+const byNode = (answer: Answer): boolean => answer.head.includes('\r\nDate: ')
+
+const hubs: TestHub[] = []
+const clients: RawClient[] = []
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.destroy()
+  for (const hub of hubs.splice(0)) await hub.close()
+})
+
+async function hub(options: Parameters<typeof startHub>[0] = {}): Promise<TestHub> {
+  const started = await startHub({ epoch: 'e1', ...options })
+  hubs.push(started)
+  return started
+}
+
+function client(target: TestHub): RawClient {
+  const c = new RawClient(Number(new URL(target.url).port))
+  clients.push(c)
+  return c
+}
+
+describe('the publish fast path', () => {
+  it('answers a plain publish with exact bytes and delivers the event', async () => {
+    const h = await hub()
+    const stream = await openStream(`${h.url}/events?topic=news`)
+    await stream.waitForText('id: e1-0\n\n')
+    const c = client(h)
+    await c.send(post('{"topic":"news","event":"note","data":"hi"}'))
+    const [answer] = await c.answers(1)
+    expect(answer!.head).toMatch(
+      /^HTTP\/1\.1 200 OK\r\ncontent-type: application\/json; charset=utf-8\r\ncontent-length: 29\r\ncache-control: no-store\r\ndate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\nconnection: keep-alive\r\nkeep-alive: timeout=5$/,
+    )
+    expect(answer!.body).toBe('{"id":"e1-1","connections":1}')
+    await stream.waitForText('event: note\nid: e1-1\ndata: hi\n\n')
+    stream.close()
+  })
+
+  it('answers pipelined publishes in order, then hands the connection to node:http', async () => {
+    const h = await hub()
+    const stream = await openStream(`${h.url}/events?topic=t`)
+    await stream.waitForText('id: e1-0\n\n')
+    const c = client(h)
+    // Three publishes and a GET in one write; then a publish after the GET.
+    await c.send(
+      post('{"topic":"t","data":"1"}') +
+        post('{"topic":"t","data":"2"}') +
+        post('{"topic":"t","data":"3"}') +
+        'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' +
+        post('{"topic":"t","data":"4"}'),
+    )
+    const answers = await c.answers(5)
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200])
+    expect(answers.slice(0, 3).map((a) => JSON.parse(a.body).id)).toEqual(['e1-1', 'e1-2', 'e1-3'])
+    expect(answers.slice(0, 3).every(byFastPath)).toBe(true)
+    // From the first request it does not take, node:http answers everything on the connection.
+    expect(byNode(answers[3]!)).toBe(true)
+    expect(JSON.parse(answers[3]!.body).status).toBe('ok')
+    expect(byNode(answers[4]!)).toBe(true)
+    expect(JSON.parse(answers[4]!.body).id).toBe('e1-4')
+    expect((await stream.waitForEvents(4)).map((e) => e.data)).toEqual(['1', '2', '3', '4'])
+    stream.close()
+  })
+
+  it('gives the same answer to a request however it is split across writes', async () => {
+    const h = await hub()
+    const c = client(h)
+    const bytes = Buffer.from(post('{"topic":"split","data":"é"}'))
+    for (const part of [bytes.subarray(0, 7), bytes.subarray(7, 60), bytes.subarray(60)])
+      await c.send(part)
+    const [answer] = await c.answers(1)
+    expect(answer!.status).toBe(200)
+    expect(JSON.parse(answer!.body)).toEqual({ id: 'e1-1', connections: 0 })
+    // The connection still works (whoever holds it now).
+    await c.send(post('{"topic":"split","data":"2"}'))
+    expect(JSON.parse((await c.answers(2))[1]!.body).id).toBe('e1-2')
+  })
+
+  it('refuses bad input with the JSON errors of the slow path, keeping the connection', async () => {
+    const h = await hub({ publishKey: 'k'.repeat(32), publishRatePerSecond: 1, publishBurst: 1 })
+    const c = client(h)
+    const auth = `Authorization: Bearer ${'k'.repeat(32)}\r\n`
+    await c.send(post('{"topic":"a","data":1}'))
+    await c.send(post('{"topic":"a","data":', auth))
+    await c.send(post('{"topic":"a\\nb","data":1}', auth))
+    await c.send(post('{"topic":"a","data":1}', auth))
+    const answers = await c.answers(4)
+    expect(answers.every(byFastPath)).toBe(true)
+    expect(answers.map((a) => [a.status, JSON.parse(a.body).error?.code])).toEqual([
+      [401, 'ERR_SSE_UNAUTHORIZED'],
+      [400, 'ERR_SSE_BAD_REQUEST'],
+      [400, 'ERR_SSE_INVALID_FIELD'],
+      [200, undefined],
+    ])
+    expect(c.isClosed()).toBe(false)
+  })
+
+  it('answers 429 with Retry-After when a publisher goes over its rate', async () => {
+    const h = await hub({ publishRatePerSecond: 1, publishBurst: 1 })
+    const c = client(h)
+    await c.send(post('{"topic":"a","data":1}') + post('{"topic":"a","data":2}'))
+    const [first, second] = await c.answers(2)
+    expect(first!.status).toBe(200)
+    expect(second!.status).toBe(429)
+    expect(second!.head).toMatch(/\r\nretry-after: 1\r\n/)
+    expect(JSON.parse(second!.body).error.code).toBe('ERR_SSE_RATE_LIMITED')
+  })
+
+  // Each of these must reach node:http untouched: the answer is exactly what a hub without the
+  // fast path gives (status and body), never one the fast path made up.
+  const handedOver: Record<string, string> = {
+    'Content-Length and Transfer-Encoding':
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{"topic":"a","data":1}',
+    'two Content-Lengths':
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\nContent-Length: 5\r\n\r\n{"topic":"a","data":1}',
+    'a chunked body':
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n16\r\n{"topic":"a","data":1}\r\n0\r\n\r\n',
+    'obsolete line folding':
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n x-folded: y\r\nContent-Length: 22\r\n\r\n{"topic":"a","data":1}',
+    'a bare LF':
+      'POST /publish HTTP/1.1\r\nHost: x\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{"topic":"a","data":1}',
+    'a space before the colon':
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length : 22\r\n\r\n{"topic":"a","data":1}',
+    'no Host': 'POST /publish HTTP/1.1\r\nContent-Length: 22\r\n\r\n{"topic":"a","data":1}',
+    'HTTP/1.0':
+      'POST /publish HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{"topic":"a","data":1}',
+    'a body over maxBodyBytes':
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n' +
+      'x'.repeat(2000),
+    'a query string':
+      'POST /publish?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{"topic":"a","data":1}',
+  }
+  it.each(Object.entries(handedOver))(
+    'hands a request with %s to node:http, which answers as it would alone',
+    async (_, bytes) => {
+      const withFront = await hub({ maxBodyBytes: 1000 })
+      const without = await hub({ maxBodyBytes: 1000, fastPublish: false })
+      const [a] = await (async () => {
+        const c = client(withFront)
+        await c.send(bytes)
+        return c.answers(1)
+      })()
+      const [b] = await (async () => {
+        const c = client(without)
+        await c.send(bytes)
+        return c.answers(1)
+      })()
+      expect(a).toBeDefined()
+      expect(byFastPath(a!)).toBe(false)
+      expect([a!.status, a!.body]).toEqual([b!.status, b!.body])
+      // And node:http's answer is a JSON one too (a refusal says what is wrong).
+      expect(JSON.parse(a!.body)).toBeTypeOf('object')
+    },
+  )
+
+  it('parses only complete, plain requests (a unit view of the same rule)', () => {
+    const limits = { maxHeaderBytes: 16_384, maxBodyBytes: 1_000 }
+    const ok = Buffer.from(post('{"topic":"a","data":1}', 'X-Proto: 1\r\n__proto__: x\r\n'))
+    const parsed = parseFastRequest(ok, '127.0.0.1', limits)
+    expect(parsed.kind).toBe('request')
+    if (parsed.kind !== 'request') return
+    expect(parsed.length).toBe(ok.length)
+    expect(parsed.request.body.toString()).toBe('{"topic":"a","data":1}')
+    expect(parsed.request.headers['content-type']).toBe('application/json')
+    expect(parsed.request.headers.__proto__).toBe('x')
+    // Any prefix of it is incomplete: handed over, never half-answered.
+    for (let cut = 1; cut < ok.length; cut += 7)
+      expect(parseFastRequest(ok.subarray(0, cut), undefined, limits).kind).toBe('hand-over')
+    // A head over maxHeaderBytes, a NUL in a value.
+    expect(parseFastRequest(ok, undefined, { ...limits, maxHeaderBytes: 50 }).kind).toBe(
+      'hand-over',
+    )
+    const nul = Buffer.from(post('{}', 'X-A: a\u0000b\r\n'))
+    expect(parseFastRequest(nul, undefined, limits).kind).toBe('hand-over')
+  })
+
+  it('closes idle fast-path connections when the hub shuts down', async () => {
+    const h = await startHub({ epoch: 'e1' })
+    const c = client(h)
+    await c.send(post('{"topic":"a","data":1}'))
+    expect((await c.answers(1))[0]!.status).toBe(200)
+    await h.close()
+    await waitFor(() => c.isClosed(), 'the idle connection to close')
+  })
+})
