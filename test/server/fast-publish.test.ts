@@ -69,6 +69,10 @@ function parseAnswers(bytes: Buffer): Answer[] {
   }
 }
 
+/** The parsed JSON body of an answer. */
+const json = (answer: Answer): { id?: string; status?: string; error?: { code: string } } =>
+  JSON.parse(answer.body) as { id?: string; status?: string; error?: { code: string } }
+
 function post(body: string, extra = ''): string {
   return (
     `POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${extra}` +
@@ -130,7 +134,7 @@ describe('the publish fast path', () => {
     )
     const answers = await c.answers(5)
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200])
-    expect(answers.slice(0, 3).map((a) => JSON.parse(a.body).id)).toEqual(['e1-1', 'e1-2', 'e1-3'])
+    expect(answers.slice(0, 3).map((a) => json(a).id)).toEqual(['e1-1', 'e1-2', 'e1-3'])
     expect(answers.slice(0, 3).every(byFastPath)).toBe(true)
     // From the first request it does not take, node:http answers everything on the connection.
     expect(byNode(answers[3]!)).toBe(true)
@@ -165,7 +169,7 @@ describe('the publish fast path', () => {
     await c.send(post('{"topic":"a","data":1}', auth))
     const answers = await c.answers(4)
     expect(answers.every(byFastPath)).toBe(true)
-    expect(answers.map((a) => [a.status, JSON.parse(a.body).error?.code])).toEqual([
+    expect(answers.map((a) => [a.status, json(a).error?.code])).toEqual([
       [401, 'ERR_SSE_UNAUTHORIZED'],
       [400, 'ERR_SSE_BAD_REQUEST'],
       [400, 'ERR_SSE_INVALID_FIELD'],
