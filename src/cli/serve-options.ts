@@ -307,11 +307,11 @@ export const serveSpecs: readonly Spec[] = [
     help: 'gzip event streams (flushed per event) for clients that send Accept-Encoding: gzip',
   },
   {
-    flag: 'no-fast-publish',
+    flag: 'no-fast-path',
     kind: 'flag',
-    key: 'fastPublish',
+    key: 'fastPath',
     default: 'false',
-    help: 'answer every request with node:http, also plain POST /publish (slower; for debugging)',
+    help: 'answer every request with node:http, also plain /publish and /events (slower, more memory)',
   },
   {
     flag: 'no-demos',

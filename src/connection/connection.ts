@@ -109,8 +109,10 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
   private reasonValue: CloseReason | undefined
   private early: Buffer[] = []
   private earlyBytes = 0
-  // Frames of this loop turn, written together in the check phase (see flush.ts).
-  private batch: Buffer[] = []
+  // Frames of this loop turn, written together in the check phase (see flush.ts). The first one
+  // in a field: most turns carry one frame, and a held array would cost every idle stream memory.
+  private batchFirst: Buffer | null = null
+  private batchRest: Buffer[] | null = null
   private batchBytes = 0
   /** @internal Set while listed for the next batch write. */
   flushScheduled = false
@@ -226,7 +228,9 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
       this.destroy('slow-consumer')
       return false
     }
-    this.batch.push(frame)
+    if (this.batchFirst === null) this.batchFirst = frame
+    else if (this.batchRest === null) this.batchRest = [frame]
+    else this.batchRest.push(frame)
     this.batchBytes += frame.length
     if (this.batchBytes >= MAX_BATCH_BYTES) this.flush()
     else scheduleFlush(this)
@@ -243,11 +247,11 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
 
   /** @internal Writes this turn's batch now (the check phase does it for every connection). */
   flush(): void {
-    const frames = this.batch
-    if (frames.length === 0) return
-    // The array is reused (no allocation per recipient and turn); joinFrames copies what it keeps.
-    const bytes = frames.length === 1 ? frames[0]! : joinFrames(frames)
-    frames.length = 0
+    const first = this.batchFirst
+    if (first === null) return
+    const bytes = this.batchRest === null ? first : joinFrames(first, this.batchRest)
+    this.batchFirst = null
+    this.batchRest = null
     this.batchBytes = 0
     if (this.stateValue === 'open') this.transport.write(bytes)
   }
@@ -323,7 +327,8 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
     this.reasonValue = reason
     this.early = []
     this.earlyBytes = 0
-    this.batch.length = 0
+    this.batchFirst = null
+    this.batchRest = null
     this.batchBytes = 0
     this.onClosed(this as unknown as Connection, reason)
   }

@@ -29,7 +29,8 @@ let timer = false
 
 // The last join of several frames: every subscriber of one topic gets the same frames in a turn,
 // so one concatenated Buffer serves them all (compared by identity, so a stale entry is harmless).
-let lastFrames: readonly Buffer[] | null = null
+let lastFirst: Buffer | null = null
+let lastRest: readonly Buffer[] = []
 let lastJoined: Buffer | null = null
 
 /** Lists `connection` for the next check phase (once until it was flushed). */
@@ -51,20 +52,21 @@ function flushScheduled(): void {
     connection.flushScheduled = false
     connection.flush()
   }
-  lastFrames = null
+  lastFirst = null
+  lastRest = []
   lastJoined = null
 }
 
-/** The frames as one Buffer, shared with the previous caller that had the same frames. */
-export function joinFrames(frames: readonly Buffer[]): Buffer {
-  const previous = lastFrames
-  if (previous !== null && lastJoined !== null && previous.length === frames.length) {
+/** `first` and `rest` as one Buffer, shared with the previous caller that had the same frames. */
+export function joinFrames(first: Buffer, rest: readonly Buffer[]): Buffer {
+  if (lastJoined !== null && lastFirst === first && lastRest.length === rest.length) {
     let same = true
-    for (let i = 0; i < frames.length && same; i++) same = previous[i] === frames[i]
+    for (let i = 0; i < rest.length && same; i++) same = lastRest[i] === rest[i]
     if (same) return lastJoined
   }
-  // A copy: the caller reuses its array.
-  lastFrames = frames.slice()
-  lastJoined = Buffer.concat(frames)
+  lastFirst = first
+  // The caller drops its array after this call; keeping it is safe.
+  lastRest = rest
+  lastJoined = Buffer.concat([first, ...rest])
   return lastJoined
 }

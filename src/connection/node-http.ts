@@ -16,7 +16,8 @@ export type NodeResponse = ServerResponse | Http2ServerResponse
 let lastFrame: Uint8Array | null = null
 let lastChunk: Buffer | null = null
 
-function asChunk(frame: Uint8Array): Buffer {
+/** @internal `frame` as one HTTP/1.1 chunk (shared with the socket transport). */
+export function asChunk(frame: Uint8Array): Buffer {
   if (frame === lastFrame && lastChunk !== null) return lastChunk
   const head = `${frame.byteLength.toString(16)}\r\n`
   const chunk = Buffer.allocUnsafe(head.length + frame.byteLength + 2)

@@ -9,7 +9,7 @@ import { streamHeaders, type Transport } from '../connection/transport.js'
 import { drainOrClose } from '../connection/node-http.js'
 
 /** True when the request accepts gzip (`Accept-Encoding: gzip`, not with `q=0`). */
-export function acceptsGzip(req: IncomingMessage): boolean {
+export function acceptsGzip(req: Pick<IncomingMessage, 'headers'>): boolean {
   const header = req.headers['accept-encoding']
   if (typeof header !== 'string') return false
   return header

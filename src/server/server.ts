@@ -10,11 +10,23 @@ import { createSecureServer, type Http2SecureServer } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { ErrorCodes, SseError, isSseError } from '../errors.js'
-import { Hub, errorBody, type HubOptions, type PublishResult } from '../hub/hub.js'
+import {
+  Hub,
+  errorBody,
+  type HubOptions,
+  type PublishResult,
+  type SubscribeParams,
+} from '../hub/hub.js'
 import { Authenticator, type JwtOptions, type TokenGrant } from './auth.js'
 import { parsePublishBody, readBody } from './body.js'
 import { dashboardHtml } from './dashboard.js'
-import { FastPublishFront, type FastRequest, type FastResponse } from './fast-publish.js'
+import { createSocketTransport } from '../connection/socket.js'
+import {
+  FastPathFront,
+  type FastOutcome,
+  type FastRequest,
+  type FastResponse,
+} from './fast-path.js'
 import { createMetrics } from './metrics.js'
 import { RateLimiter } from './rate-limit.js'
 import { acceptsGzip, createGzipTransport } from './gzip.js'
@@ -33,12 +45,13 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
    */
   readonly publishKey?: string | null
   /**
-   * Answer complete, plain `POST /publish` requests straight from the socket (about twice the
-   * publishes per second of node:http's request cycle); anything else on the connection goes to
-   * node:http. Plain HTTP only (not with TLS). See docs/deployment.md.
+   * Answer complete, plain HTTP/1.1 `POST /publish` and `GET /events` requests straight from the
+   * socket (about twice the publishes per second of node:http's request cycle, and less memory per
+   * stream); anything else on the connection goes to node:http. Plain HTTP only (not with TLS).
+   * See docs/performance.md.
    * @default true
    */
-  readonly fastPublish?: boolean
+  readonly fastPath?: boolean
   /** Allow listening on a non-loopback address without a publish key. @default false */
   readonly allowAnonymousPublish?: boolean
   /** CORS: `'*'`, a list of exact origins, or `null` for no CORS headers. @default null */
@@ -366,9 +379,23 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     sendJson(res, 200, await publishBody(principal, req.headers['content-type'], body), headers)
   }
 
-  /** The same publish for the fast path: a whole request in, a whole answer out, never a throw. */
-  const fastPublish = async (req: FastRequest): Promise<FastResponse> => {
+  /** The fast path's requests: a whole request in, an answer or a stream out, never a throw. */
+  const fastHandle = async (req: FastRequest, take: () => Socket): Promise<FastOutcome> => {
     try {
+      if (req.route === 'events') {
+        // gzip streams go through node:http (the gzip transport wraps a ServerResponse).
+        if (options.gzip === true && acceptsGzip(req)) return 'hand-over'
+        const params = await streamParams(req, new URLSearchParams(req.query))
+        const header = req.headers['last-event-id']
+        const socket = take()
+        inFlight++
+        socket.once('close', () => inFlight--)
+        hub.attach(
+          createSocketTransport(socket),
+          header === undefined ? params : { ...params, lastEventId: header },
+        )
+        return 'streaming'
+      }
       const principal = await publisherOf(req, noQuery)
       const wait = publishWait(req, principal)
       if (wait > 0) return errorAnswer(rateLimited(wait), { 'retry-after': String(wait) })
@@ -383,13 +410,11 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     }
   }
 
-  /** `GET /events` (a stream) or, with `longPoll` (the CORS headers), `GET /poll`. */
-  const subscribe = async (
-    req: IncomingMessage,
-    res: ServerResponse,
+  /** A stream's parameters from its query and token (401/403 when the token does not allow it). */
+  const streamParams = async (
+    req: Pick<RequestView, 'headers'>,
     query: URLSearchParams,
-    longPoll?: Record<string, string>,
-  ): Promise<void> => {
+  ): Promise<SubscribeParams> => {
     const topics = query.getAll('topic')
     const lastEventId = query.get('lastEventId') ?? query.get('last_event_id') ?? undefined
     const token = auth.enabled ? auth.tokenOf(req, query) : undefined
@@ -398,12 +423,22 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       topics,
       query.get('clientId') ?? undefined,
     )
-    const params = {
+    return {
       topics,
       ...(clientId === undefined ? {} : { clientId }),
       ...(lastEventId === undefined ? {} : { lastEventId }),
       ...(expiresAt === undefined ? {} : { expiresAt }),
     }
+  }
+
+  /** `GET /events` (a stream) or, with `longPoll` (the CORS headers), `GET /poll`. */
+  const subscribe = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: URLSearchParams,
+    longPoll?: Record<string, string>,
+  ): Promise<void> => {
+    const params = await streamParams(req, query)
     if (longPoll === undefined) {
       if (options.gzip === true && acceptsGzip(req)) {
         const header = req.headers['last-event-id']
@@ -642,11 +677,11 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     http2Server.setTimeout(0)
   }
   const front =
-    http2Server === null && options.fastPublish !== false
-      ? new FastPublishFront(http1, {
+    http2Server === null && options.fastPath !== false
+      ? new FastPathFront(http1, {
           maxHeaderBytes: options.maxHeaderBytes ?? 16_384,
           maxBodyBytes,
-          handle: fastPublish,
+          handle: fastHandle,
           onRequest: (delta) => (inFlight += delta),
           report: (error) => hub.reportError(error),
         })
@@ -714,6 +749,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     close() {
       closing ??= (async () => {
         web.close()
+        front?.close()
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         if (ownsHub) await hub.close()
         else for (const connection of [...hub.connections()]) connection.end('shutdown')

@@ -9,15 +9,15 @@ describe('writes coalesced per connection within a tick', () => {
   it('joins a batch once and shares the Buffer with the next batch of the same frames', () => {
     const a = Buffer.from('data: a\n\n')
     const b = Buffer.from('data: b\n\n')
-    const first = joinFrames([a, b])
+    const first = joinFrames(a, [b])
     expect(first.toString()).toBe('data: a\n\ndata: b\n\n')
     // Same frames (by identity): the same Buffer, not a new copy per recipient.
-    expect(joinFrames([a, b])).toBe(first)
+    expect(joinFrames(a, [b])).toBe(first)
     // Equal bytes in other Buffers, or another order: a new join.
-    const other = joinFrames([b, a])
+    const other = joinFrames(b, [a])
     expect(other).not.toBe(first)
     expect(other.toString()).toBe('data: b\n\ndata: a\n\n')
-    expect(joinFrames([Buffer.from('data: a\n\n'), b])).not.toBe(first)
+    expect(joinFrames(Buffer.from('data: a\n\n'), [b])).not.toBe(first)
   })
 
   it('keeps each stream exact when many publishes of several topics land in one turn', async () => {

@@ -159,10 +159,14 @@ describe('finite topics', () => {
 
   it('lets a browser-like EventSource end CLOSED with no retry loop', async () => {
     hub = await fixture.start({ epoch: 'e1', retryMs: 20 })
+    // Every stream request reaches Hub.attach, whichever path (fast or node:http) took it.
     let requests = 0
-    hub.server.server.on('request', (req) => {
-      if (req.url?.startsWith('/events')) requests++
-    })
+    const target = hub.server.hub
+    const attach = target.attach.bind(target)
+    target.attach = (transport, params) => {
+      requests++
+      return attach(transport, params)
+    }
     const es = new EventSource(`${hub.url}/events?topic=task`)
     fixture.track(es)
     const seen: string[] = []

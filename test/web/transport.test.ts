@@ -112,15 +112,13 @@ describe('browser transport', () => {
     let server = createHubServer({ hub })
     servers.push(server)
     const { port } = await server.listen(0, '127.0.0.1')
+    // Every stream request reaches Hub.attach with its resume id, whichever path took it.
     const lastEventIds: Array<string | undefined> = []
-    const track = (s: HubServer): void => {
-      s.server.on('request', (req: { url?: string; headers: Record<string, unknown> }) => {
-        if (req.url?.startsWith('/events') === true) {
-          lastEventIds.push(req.headers['last-event-id'] as string | undefined)
-        }
-      })
+    const attach = hub.attach.bind(hub)
+    hub.attach = (transport, params) => {
+      lastEventIds.push(params.lastEventId)
+      return attach(transport, params)
     }
-    track(server)
     page = await browser.newPage()
     await page.goto(`http://127.0.0.1:${port}/demo/ticker`)
     await page.evaluate(() => {
@@ -142,7 +140,6 @@ describe('browser transport', () => {
     await hub.publish({ topic: 'feed', data: '4' })
     server = createHubServer({ hub })
     servers.push(server)
-    track(server)
     await server.listen(port, '127.0.0.1')
     await expect.poll(got, { timeout: 15_000 }).toEqual(['1', '2', '3', '4'])
     await hub.publish({ topic: 'feed', data: '5' })

@@ -1,11 +1,13 @@
 /**
- * The publish fast path: `POST /publish` answered straight from the socket, without node:http's
- * request cycle (IncomingMessage, ServerResponse, header objects, body stream), which costs more
- * than the publish itself (measured: a bare node:http server answers ~60k small POSTs/s on one
- * core of this machine, a socket-level parser ~120k/s).
+ * The hub server's fast path: plain `POST /publish` and `GET /events` answered straight from the
+ * socket, without node:http's request cycle (IncomingMessage, ServerResponse, parser, header
+ * objects, body stream, a dozen bound closures per socket). For a publish that cycle costs more
+ * than the publish itself (measured: a bare node:http server answers ~60k small POSTs/s on one core
+ * of this machine, a socket-level parser ~120k/s); for an idle stream its objects are most of the
+ * memory the stream holds.
  *
  * It is a front, not a second HTTP server: it takes only what it can answer exactly (a complete,
- * plain HTTP/1.1 `POST /publish` with a Content-Length, already in the socket's buffer), and at the
+ * plain HTTP/1.1 request for one of those two routes, already in the socket's buffer), and at the
  * first request that is anything else (another route, a partial request, chunked bodies, CORS, an
  * `Expect`, an odd header, HTTP/1.0...) it hands the socket, with every byte it read, to node:http,
  * which answers it and every later request on that connection. A request is handed over whole, at
@@ -13,12 +15,16 @@
  * apply to whatever reaches it. Smuggling has no way in: a head with Transfer-Encoding, repeated
  * headers, obsolete folding, bare CR or LF, or a non-token header name is never taken here.
  */
-import { STATUS_CODES, type IncomingHttpHeaders, type Server } from 'node:http'
+import type { IncomingHttpHeaders, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { drainOrClose } from '../connection/node-http.js'
+import { responseHead } from '../connection/socket.js'
 
-/** A request the fast path took: a complete `POST /publish`. */
+/** A request the fast path took: a complete `POST /publish` or `GET /events`. */
 export interface FastRequest {
+  readonly route: 'publish' | 'events'
+  /** The query string, without `?` (empty when none). */
+  readonly query: string
   /** Header names in lower case, each present once. */
   readonly headers: IncomingHttpHeaders & Readonly<Record<string, string>>
   readonly body: Buffer
@@ -32,21 +38,33 @@ export interface FastResponse {
   readonly body: string
 }
 
+/**
+ * What became of a request: an answer to write (the connection then waits for the next request),
+ * `streaming` (the handler took the socket for an event stream), or `hand-over` (node:http answers).
+ */
+export type FastOutcome = FastResponse | 'streaming' | 'hand-over'
+
 /** What the front needs from the server it sits in front of. */
 export interface FastPublishOptions {
   /** Heads larger than this go to node:http (which answers 431). */
   readonly maxHeaderBytes: number
   /** Bodies larger than this go to node:http (which answers 413). */
   readonly maxBodyBytes: number
-  /** Answers a request; never rejects (errors are answers). */
-  readonly handle: (request: FastRequest) => Promise<FastResponse>
+  /**
+   * Answers a request; never rejects (errors are answers). `take()` detaches the socket from the
+   * front and gives it to the caller (for an event stream; the outcome is then `streaming`).
+   */
+  readonly handle: (request: FastRequest, take: () => Socket) => Promise<FastOutcome>
   /** Called when a request starts and when its answer was written (graceful shutdown counts them). */
   readonly onRequest: (delta: 1 | -1) => void
   /** Reports a bug (the connection it happened on is closed). */
   readonly report: (error: Error) => void
 }
 
-const PREFIX = Buffer.from('POST /publish HTTP/1.1\r\n', 'latin1')
+const PUBLISH = Buffer.from('POST /publish HTTP/1.1\r\n', 'latin1')
+const EVENTS = Buffer.from('GET /events', 'latin1')
+// The rest of an events request line: an optional query of visible ASCII, then the version.
+const EVENTS_LINE = /^(?:\?([\x21-\x7e]*))? HTTP\/1\.1$/
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1')
 // RFC 9110 token characters: anything else in a header name is handed to node:http to refuse.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -59,6 +77,13 @@ type Parsed =
   | { readonly kind: 'request'; readonly request: FastRequest; readonly length: number }
   | { readonly kind: 'hand-over' }
 
+function startsWith(buffer: Buffer, prefix: Buffer): boolean {
+  return (
+    buffer.length >= prefix.length &&
+    buffer.compare(prefix, 0, prefix.length, 0, prefix.length) === 0
+  )
+}
+
 /** Parses the request at the start of `buffer`, or says it is not one for the fast path. */
 export function parseFastRequest(
   buffer: Buffer,
@@ -66,17 +91,28 @@ export function parseFastRequest(
   limits: Pick<FastPublishOptions, 'maxHeaderBytes' | 'maxBodyBytes'>,
 ): Parsed {
   const handOver = { kind: 'hand-over' } as const
-  if (
-    buffer.length < PREFIX.length ||
-    buffer.compare(PREFIX, 0, PREFIX.length, 0, PREFIX.length) !== 0
-  )
+  let route: FastRequest['route']
+  let query = ''
+  let lineEnd: number
+  if (startsWith(buffer, PUBLISH)) {
+    route = 'publish'
+    lineEnd = PUBLISH.length - 2
+  } else if (startsWith(buffer, EVENTS)) {
+    route = 'events'
+    lineEnd = buffer.indexOf('\r\n', EVENTS.length, 'latin1')
+    if (lineEnd === -1 || lineEnd > limits.maxHeaderBytes) return handOver
+    const rest = EVENTS_LINE.exec(buffer.toString('latin1', EVENTS.length, lineEnd))
+    if (rest === null) return handOver
+    query = rest[1] ?? ''
+  } else {
     return handOver
-  const end = buffer.indexOf(HEAD_END, PREFIX.length - 2)
+  }
+  const end = buffer.indexOf(HEAD_END, lineEnd)
   // Incomplete, or larger than the limit: node:http waits for it (with its timeouts) or refuses it.
   if (end === -1 || end + 4 > limits.maxHeaderBytes) return handOver
   // No prototype: a header named `__proto__` or `constructor` is a plain entry.
   const headers = Object.create(null) as Record<string, string>
-  const lines = buffer.toString('latin1', PREFIX.length, end).split('\r\n')
+  const lines = end === lineEnd ? [] : buffer.toString('latin1', lineEnd + 2, end).split('\r\n')
   for (const line of lines) {
     const colon = line.indexOf(':')
     if (colon <= 0) return handOver
@@ -89,38 +125,39 @@ export function parseFastRequest(
     if (HAND_OVER.has(key) || key in headers) return handOver
     headers[key] = value
   }
-  const declared = headers['content-length']
-  if (headers.host === undefined || declared === undefined || !/^\d{1,10}$/.test(declared))
-    return handOver
+  if (headers.host === undefined) return handOver
   const connection = headers.connection?.toLowerCase()
   if (connection !== undefined && connection !== 'keep-alive') return handOver
+  const declared = headers['content-length']
+  if (route === 'events') {
+    // A stream's request has no body, and nothing may follow it: the socket becomes the stream.
+    if ((declared !== undefined && declared !== '0') || buffer.length !== end + 4) return handOver
+    return {
+      kind: 'request',
+      request: { route, query, headers, body: Buffer.alloc(0), remoteAddress },
+      length: end + 4,
+    }
+  }
+  if (declared === undefined || !/^\d{1,10}$/.test(declared)) return handOver
   const size = Number(declared)
   if (size > limits.maxBodyBytes || buffer.length < end + 4 + size) return handOver
   // Header values are Latin-1 on the wire; node:http gives them as such too.
   return {
     kind: 'request',
-    request: { headers, body: buffer.subarray(end + 4, end + 4 + size), remoteAddress },
+    request: {
+      route,
+      query,
+      headers,
+      body: buffer.subarray(end + 4, end + 4 + size),
+      remoteAddress,
+    },
     length: end + 4 + size,
   }
 }
 
-let dateAt = 0
-let dateText = ''
-/** The Date header's value, computed at most once a second (as node:http does). */
-function httpDate(): string {
-  const now = Date.now()
-  if (now - dateAt >= 1000) {
-    dateAt = now - (now % 1000)
-    dateText = new Date(dateAt).toUTCString()
-  }
-  return dateText
-}
-
 /** The text of `response` on a keep-alive connection (`keepAliveMs` 0: no idle limit). */
 export function responseText(response: FastResponse, keepAliveMs: number): string {
-  let head = `HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? ''}\r\n`
-  for (const [name, value] of Object.entries(response.headers)) head += `${name}: ${value}\r\n`
-  head += `date: ${httpDate()}\r\nconnection: keep-alive\r\n`
+  let head = `${responseHead(response.status, response.headers)}connection: keep-alive\r\n`
   if (keepAliveMs > 0) head += `keep-alive: timeout=${Math.floor(keepAliveMs / 1000)}\r\n`
   return `${head}\r\n${response.body}`
 }
@@ -129,11 +166,16 @@ export function responseText(response: FastResponse, keepAliveMs: number): strin
  * Puts the fast path in front of `server`: new connections come to it first; what it does not
  * take goes to node:http's own connection handling, bytes included.
  */
-export class FastPublishFront {
+export class FastPathFront {
+  // Connections between requests or answering one, those waiting for a request (since when), and
+  // the streams. Idle connections are closed by one sweep a second, not a timer per socket (a
+  // cleared socket timer stays referenced by the socket: ~200 bytes for every stream it became).
   private readonly sockets = new Set<Socket>()
-  private readonly idle = new Set<Socket>()
+  private readonly idle = new Map<Socket, number>()
+  private readonly streams = new Set<Socket>()
+  private readonly sweeper: NodeJS.Timeout
   private readonly nodeListener: (socket: Socket) => void
-  /** Requests answered here, and connections handed to node:http. */
+  /** Requests answered or streamed here, and connections handed to node:http. */
   readonly counts = { requests: 0, handedOver: 0 }
 
   constructor(
@@ -143,44 +185,77 @@ export class FastPublishFront {
     const listeners = server.listeners('connection') as ((socket: Socket) => void)[]
     const node = listeners[0]
     if (listeners.length !== 1 || node === undefined)
-      throw new Error('FastPublishFront expects node:http to be the only connection listener')
+      throw new Error('FastPathFront expects node:http to be the only connection listener')
     server.removeListener('connection', node)
     this.nodeListener = node
     server.on('connection', (socket: Socket) => this.accept(socket))
+    this.sweeper = setInterval(() => this.sweep(), 1_000)
+    this.sweeper.unref()
+  }
+
+  /** Stops the idle sweep (the server is closing). */
+  close(): void {
+    clearInterval(this.sweeper)
+  }
+
+  /**
+   * Closes connections idle too long: `keepAliveTimeout` after an answer (node:http's rule), and
+   * `headersTimeout` for a new connection that sent nothing (0: no limit, as in node:http).
+   */
+  private sweep(): void {
+    const now = Date.now()
+    const keepAlive = this.server.keepAliveTimeout
+    const first = this.server.headersTimeout
+    for (const [socket, since] of this.idle) {
+      const limit = socket.bytesWritten === 0 ? first : keepAlive
+      if (limit > 0 && now - since > limit) socket.destroy()
+    }
+  }
+
+  private adopt(socket: Socket): Socket {
+    this.streams.add(socket)
+    socket.once('close', () => this.streams.delete(socket))
+    return socket
   }
 
   /** Closes the connections that wait for their next request (shutdown). */
   closeIdle(): void {
-    for (const socket of this.idle) socket.destroy()
+    for (const socket of this.idle.keys()) socket.destroy()
   }
 
-  /** Closes every connection the front still holds. */
+  /** Closes every connection the front holds or gave to a stream. */
   closeAll(): void {
     for (const socket of this.sockets) socket.destroy()
+    for (const socket of this.streams) socket.destroy()
   }
 
   private accept(socket: Socket): void {
     this.sockets.add(socket)
-    this.idle.add(socket)
+    this.idle.set(socket, Date.now())
     let buffered: Buffer | null = null
     let busy = false
+    let peerEnded = false
     const forget = (): void => {
       this.sockets.delete(socket)
       this.idle.delete(socket)
     }
-    const onTimeout = (): void => {
-      if (!busy) socket.destroy()
-    }
     const onError = (): void => {
       socket.destroy()
     }
-    const handOver = (): void => {
+    // node:http's server is half-open capable: end our side once the answers in hand are written.
+    const onEnd = (): void => {
+      peerEnded = true
+      if (!busy) socket.end()
+    }
+    const detach = (): void => {
       socket.removeListener('data', onData)
+      socket.removeListener('end', onEnd)
       socket.removeListener('close', forget)
       socket.removeListener('error', onError)
-      socket.removeListener('timeout', onTimeout)
-      socket.setTimeout(0)
       forget()
+    }
+    const handOver = (): void => {
+      detach()
       this.counts.handedOver++
       // Paused, the bytes put back are the first that node:http's parser sees.
       socket.pause()
@@ -189,33 +264,53 @@ export class FastPublishFront {
       this.nodeListener.call(this.server, socket)
       socket.resume()
     }
+    const take = (): Socket => {
+      detach()
+      // (Through a method: a closure here would keep this function's whole scope per stream.)
+      return this.adopt(socket)
+    }
     const pump = async (): Promise<void> => {
       busy = true
       this.idle.delete(socket)
       // One request at a time, answers in order.
       while (buffered !== null) {
-        const parsed = parseFastRequest(buffered, socket.remoteAddress, this.options)
+        const current: Buffer = buffered
+        const parsed = parseFastRequest(current, socket.remoteAddress, this.options)
         if (parsed.kind === 'hand-over') {
           busy = false
           handOver()
           return
         }
-        buffered = parsed.length === buffered.length ? null : buffered.subarray(parsed.length)
-        this.counts.requests++
+        // What arrives while the request is handled is appended to the rest.
+        buffered = parsed.length === current.length ? null : current.subarray(parsed.length)
         this.options.onRequest(1)
+        let outcome: FastOutcome
         try {
-          const response = await this.options.handle(parsed.request)
-          if (socket.destroyed) return
-          // A client that pipelines without reading its answers waits until it reads them.
-          if (!socket.write(responseText(response, this.server.keepAliveTimeout)))
-            await drainOrClose(socket, socket)
+          outcome = await this.options.handle(parsed.request, take)
         } finally {
           this.options.onRequest(-1)
         }
+        if (outcome === 'hand-over') {
+          const request = current.subarray(0, parsed.length)
+          buffered = buffered === null ? request : Buffer.concat([request, buffered])
+          busy = false
+          handOver()
+          return
+        }
+        this.counts.requests++
+        if (outcome === 'streaming') return
+        if (socket.destroyed) return
+        // A client that pipelines without reading its answers waits until it reads them.
+        if (!socket.write(responseText(outcome, this.server.keepAliveTimeout)))
+          await drainOrClose(socket, socket)
       }
       busy = false
       if (socket.destroyed) return
-      this.idle.add(socket)
+      if (peerEnded) {
+        socket.end()
+        return
+      }
+      this.idle.set(socket, Date.now())
       if (socket.isPaused()) socket.resume()
     }
     const onData = (chunk: Buffer): void => {
@@ -231,9 +326,8 @@ export class FastPublishFront {
         socket.pause()
     }
     socket.on('data', onData)
+    socket.on('end', onEnd)
     socket.on('close', forget)
     socket.on('error', onError)
-    socket.on('timeout', onTimeout)
-    socket.setTimeout(this.server.keepAliveTimeout)
   }
 }

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { parseFastRequest } from '../../src/server/fast-publish.js'
+import { parseFastRequest } from '../../src/server/fast-path.js'
 import { startHub, type TestHub } from '../helpers/hub-server.js'
 import { openStream } from '../helpers/raw-stream.js'
 import { waitFor } from '../helpers/wait.js'
@@ -44,6 +44,11 @@ class RawClient {
 
   isClosed(): boolean {
     return this.closed
+  }
+
+  /** Everything received so far, as Latin-1 text (exact bytes). */
+  text(): string {
+    return this.received.toString('latin1')
   }
 
   destroy(): void {
@@ -217,7 +222,7 @@ describe('the publish fast path', () => {
     'hands a request with %s to node:http, which answers as it would alone',
     async (_, bytes) => {
       const withFront = await hub({ maxBodyBytes: 1000 })
-      const without = await hub({ maxBodyBytes: 1000, fastPublish: false })
+      const without = await hub({ maxBodyBytes: 1000, fastPath: false })
       const [a] = await (async () => {
         const c = client(withFront)
         await c.send(bytes)
@@ -264,5 +269,74 @@ describe('the publish fast path', () => {
     expect((await c.answers(1))[0]!.status).toBe(200)
     await h.close()
     await waitFor(() => c.isClosed(), 'the idle connection to close')
+  })
+
+  const streamHead =
+    /^HTTP\/1\.1 200 OK\r\ncontent-type: text\/event-stream\r\ncache-control: no-cache, no-transform\r\nx-accel-buffering: no\r\ndate: [^\r]+ GMT\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n/
+
+  it('streams GET /events from the socket: exact head, chunks, and the last chunk at the end', async () => {
+    const h = await hub()
+    const c = client(h)
+    await c.send('GET /events?topic=job HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n')
+    await waitFor(() => c.text().includes('id: e1-0'), 'the stream to open')
+    expect(h.server.hub.subscriberCount('job')).toBe(1)
+    await h.publish({ topic: 'job', data: 'half' })
+    await h.publish({ topic: 'job', data: 'done', close: true })
+    await waitFor(() => c.isClosed(), 'the stream to end and close')
+    const text = c.text()
+    expect(text).toMatch(streamHead)
+    expect(text.replace(streamHead, '')).toBe(
+      // The retry and id-only frames of one turn go out as one chunk (one write).
+      '17\r\nretry: 2000\n\nid: e1-0\n\n\r\n' +
+        '15\r\nid: e1-1\ndata: half\n\n\r\n' +
+        '15\r\nid: e1-2\ndata: done\n\n\r\n' +
+        '0\r\n\r\n',
+    )
+  })
+
+  it('refuses a stream the request may not open with the JSON error, on the fast path', async () => {
+    const h = await hub({ jwtSecret: 's'.repeat(32), privateTopics: ['p'] })
+    const refused = client(h)
+    await refused.send('GET /events?topic=p HTTP/1.1\r\nHost: x\r\n\r\n')
+    const [answer] = await refused.answers(1)
+    expect(byFastPath(answer!)).toBe(true)
+    expect(answer!.status).toBe(401)
+    expect(json(answer!).error?.code).toBe('ERR_SSE_UNAUTHORIZED')
+  })
+
+  it('drops a stream whose client leaves, and one that floods it with input', async () => {
+    const h = await hub()
+    const leaving = client(h)
+    const flooding = client(h)
+    for (const c of [leaving, flooding])
+      await c.send('GET /events?topic=t HTTP/1.1\r\nHost: x\r\n\r\n')
+    await waitFor(() => h.server.hub.subscriberCount('t') === 2, 'two streams')
+    leaving.destroy()
+    await waitFor(() => h.server.hub.subscriberCount('t') === 1, 'the first stream to close')
+    await flooding.send('x'.repeat(64 * 1024))
+    await waitFor(() => flooding.isClosed(), 'the flooding stream to be dropped')
+    await waitFor(() => h.server.hub.subscriberCount('t') === 0, 'no stream left')
+  })
+
+  it('hands a stream request followed by more bytes to node:http', async () => {
+    const h = await hub()
+    const c = client(h)
+    await c.send(
+      'GET /events?topic=t HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n',
+    )
+    await waitFor(() => c.text().includes('id: e1-0'), 'the stream to open')
+    // node:http's head (`Date:`, keep-alive), not the fast path's.
+    expect(c.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\nDate: /)
+    expect(c.text()).not.toContain('connection: close')
+  })
+
+  it('ends fast-path streams when the hub shuts down', async () => {
+    const h = await startHub({ epoch: 'e1' })
+    const c = client(h)
+    await c.send('GET /events?topic=t HTTP/1.1\r\nHost: x\r\n\r\n')
+    await waitFor(() => c.text().includes('id: e1-0'), 'the stream to open')
+    await h.close()
+    await waitFor(() => c.isClosed(), 'the stream to close')
+    expect(c.text().endsWith('0\r\n\r\n')).toBe(true)
   })
 })
