@@ -26,6 +26,8 @@ export interface PublishPlan {
   readonly maxPublishes: number
   /** Extra bytes of payload (slow-consumer scenario). */
   readonly paddingBytes: number
+  /** Events per request through ssehub's `POST /publish/batch` (absent: one per `POST /publish`). */
+  readonly batch?: number
 }
 
 export type Command =

@@ -119,6 +119,15 @@ export function renderReport(r: BenchResults): {
     `one-to-one ${n(r.settings.clients as number)} client ids: publishes/s (higher is better)`,
     (s) => find(s, 'one-to-one', r.settings.clients as number, 'max')?.publishesPerSecond,
   )
+  const batchRow = r.phases.find((p) => p.server === 'ssehub' && p.scenario.includes('(batch)'))
+  if (batchRow !== undefined)
+    line(
+      `${batchRow.scenario}: events/s (its own row: the peers' column is their one-per-POST figure)`,
+      (s) =>
+        s === 'ssehub'
+          ? batchRow.publishesPerSecond
+          : find(s, 'one-to-one', r.settings.clients as number, 'max')?.publishesPerSecond,
+    )
   line(
     `held: subscriptions opened of ${n(r.settings.held as number)}`,
     (s) => idleOf(s)?.held.opened,
@@ -139,7 +148,10 @@ export function renderReport(r: BenchResults): {
       )
   out.push('')
 
-  for (const scenario of ['broadcast', 'one-to-one']) {
+  const detailed = [...new Set(r.phases.map((p) => p.scenario))].filter(
+    (name) => name.startsWith('broadcast') || name.startsWith('one-to-one'),
+  )
+  for (const scenario of detailed) {
     const subs = [
       ...new Set(r.phases.filter((p) => p.scenario === scenario).map((p) => p.subscribers)),
     ]
@@ -154,7 +166,7 @@ export function renderReport(r: BenchResults): {
             ? 'publisher as fast as accepted'
             : `${n(rows[0]!.offeredEventsPerSecond)} events/s offered`
         out.push(
-          `## ${scenario}: ${n(s)} ${scenario === 'one-to-one' ? 'client ids' : 'subscribers'}, ${how}`,
+          `## ${scenario}: ${n(s)} ${scenario.startsWith('one-to-one') ? 'client ids' : 'subscribers'}, ${how}`,
           '',
           phaseHead,
           ...rows.map(phaseRow),

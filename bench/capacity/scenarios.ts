@@ -232,12 +232,16 @@ export async function broadcast(
   return rows
 }
 
-/** One-to-one: `clients` client ids with one stream each, round-robin publishes, closed loop. */
+/**
+ * One-to-one: `clients` client ids with one stream each, round-robin publishes, closed loop; for
+ * ssehub also through its batch endpoint, `batch` events per request (its own row).
+ */
 export async function oneToOne(
   server: RunningServer,
   gen: LoadGenerator,
   clients: number,
   options: PhaseOptions,
+  batch = 10,
 ): Promise<PhaseResult[]> {
   const ids = Array.from({ length: clients }, (_, i) => `client-${i}`)
   await subscribe(
@@ -245,26 +249,35 @@ export async function oneToOne(
     gen,
     ids.map((clientId) => ({ clientId })),
   )
-  const row = await measure(
-    server,
-    gen,
-    { scenario: 'one-to-one', subscribers: clients },
-    {
-      dialect: server.dialect,
-      kind: 'clientId',
-      targets: ids.map((id) => [id]),
-      mode: 'max',
-      ratePerSecond: 0,
-      concurrency: 16,
-      seconds: options.seconds,
-      maxPublishes: options.maxPublishes * 50,
-      paddingBytes: 0,
-    },
-    1,
-  )
+  const plan: PublishPlan = {
+    dialect: server.dialect,
+    kind: 'clientId',
+    targets: ids.map((id) => [id]),
+    mode: 'max',
+    ratePerSecond: 0,
+    concurrency: 16,
+    seconds: options.seconds,
+    maxPublishes: options.maxPublishes * 50,
+    paddingBytes: 0,
+  }
+  const rows = [
+    await measure(server, gen, { scenario: 'one-to-one', subscribers: clients }, plan, 1),
+  ]
+  // ssehub's batch endpoint, in its own row: the same events, 10 per request.
+  if (server.name === 'ssehub' && batch > 1) {
+    rows.push(
+      await measure(
+        server,
+        gen,
+        { scenario: `one-to-one, ${batch} events/POST (batch)`, subscribers: clients },
+        { ...plan, batch, maxPublishes: Math.ceil(plan.maxPublishes / batch) },
+        1,
+      ),
+    )
+  }
   await gen.closeAll()
   await sleep(500)
-  return [row]
+  return rows
 }
 
 export interface SlowResult extends PhaseResult {

@@ -246,10 +246,21 @@ function requestOf(plan: PublishPlan, seq: number, padding: string): string {
     const channel = plan.kind === 'clientId' ? `c-${target[0]!}` : target.join(',')
     return `POST /pub/${channel} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`
   }
-  const body =
+  const event = (t: readonly string[], data: string): string =>
     plan.kind === 'clientId'
-      ? `{"clientId":${JSON.stringify(target[0]!)},"data":"${payload}"}`
-      : `{"topic":${JSON.stringify(target.length === 1 ? target[0]! : target)},"data":"${payload}"}`
+      ? `{"clientId":${JSON.stringify(t[0]!)},"data":"${data}"}`
+      : `{"topic":${JSON.stringify(t.length === 1 ? t[0]! : t)},"data":"${data}"}`
+  const batch = plan.batch ?? 1
+  if (batch > 1) {
+    // Events seq*batch ... seq*batch+batch-1, cycling the targets as single publishes would.
+    const events = Array.from({ length: batch }, (_, i) => {
+      const n = seq * batch + i
+      return event(plan.targets[n % plan.targets.length]!, `${n} ${nowUs()}${padding}`)
+    })
+    const body = `[${events.join(',')}]`
+    return `POST /publish/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  }
+  const body = event(target, payload)
   return `POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
 }
 
@@ -270,8 +281,9 @@ async function publish(plan: PublishPlan): Promise<PublishResult> {
       const sent = nowUs()
       p.busy = true
       p.onResponse = (ok) => {
-        if (ok) accepted++
-        else failed++
+        // Counted in events: a batch request carries `batch` of them.
+        if (ok) accepted += plan.batch ?? 1
+        else failed += plan.batch ?? 1
         rtt[bucketOf(nowUs() - sent)]!++
         resolve()
       }

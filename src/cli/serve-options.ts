@@ -153,6 +153,13 @@ export const serveSpecs: readonly Spec[] = [
     help: 'largest publish body (413 above)',
   },
   {
+    flag: 'max-batch-events',
+    kind: 'int',
+    key: 'maxBatchEvents',
+    default: '1000',
+    help: 'most events in one POST /publish/batch',
+  },
+  {
     flag: 'heartbeat-ms',
     kind: 'nullable-int',
     key: 'heartbeatMs',

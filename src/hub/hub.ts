@@ -371,8 +371,53 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     return this.publishInput(input)
   }
 
+  /**
+   * Publishes several events, in order. Every input is checked first: one bad input publishes
+   * none (the error names its index). Resolves with one result per input.
+   * @throws {SseError} as {@link Hub.publish}; when the broker refuses some events after others
+   * were published, `ERR_SSE_BROKER_UNAVAILABLE` says how many were published.
+   */
+  async publishMany(inputs: readonly PublishInput[]): Promise<PublishResult[]> {
+    const requests = inputs.map((input, index) => {
+      try {
+        return this.toRequest(input)
+      } catch (error) {
+        if (!isSseError(error)) throw error
+        throw new SseError(error.code, `events[${index}]: ${error.message}`, {
+          status: error.status,
+        })
+      }
+    })
+    // Issued in order (each reaches the broker before the next starts), awaited together: a
+    // remote broker gets them pipelined.
+    const settled = await Promise.allSettled(
+      requests.map((request) => this.publishRequest(request)),
+    )
+    const results: PublishResult[] = []
+    for (const [index, outcome] of settled.entries()) {
+      if (outcome.status === 'fulfilled') {
+        results.push(outcome.value)
+        continue
+      }
+      const reason: unknown = outcome.reason
+      const published = settled.filter((s) => s.status === 'fulfilled').length
+      if (published === 0) throw reason
+      const cause = reason instanceof Error ? reason : new Error(String(reason))
+      throw new SseError(
+        ErrorCodes.BROKER_UNAVAILABLE,
+        `${published} of ${inputs.length} events were published; events[${index}] and later failures were not (${cause.message}). Publish the failed ones again.`,
+        { status: 503, cause },
+      )
+    }
+    return results
+  }
+
+  // Async: a bad input rejects the returned promise, it never throws at the caller.
   private async publishInput(input: PublishInput): Promise<PublishResult> {
-    const request = this.toRequest(input)
+    return this.publishRequest(this.toRequest(input))
+  }
+
+  private async publishRequest(request: PublishRequest): Promise<PublishResult> {
     if (this.closing) throw new SseError(ErrorCodes.CLOSED, 'The hub is closed.', { status: 503 })
     if (!this.started) await this.ready
     let publication: Publication
@@ -653,13 +698,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     return { topics, clientId }
   }
 
-  private toRequest(input: PublishInput): {
-    keys: string[]
-    data: string
-    event?: string
-    retry?: number
-    close?: boolean
-  } {
+  private toRequest(input: PublishInput): PublishRequest {
     const bad = (message: string): SseError =>
       new SseError(ErrorCodes.BAD_REQUEST, message, { status: 400 })
     if (typeof input !== 'object' || input === null)
@@ -943,6 +982,15 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
         connection.heartbeat()
     }
   }
+}
+
+/** A checked publish input, as the broker takes it. */
+interface PublishRequest {
+  keys: string[]
+  data: string
+  event?: string
+  retry?: number
+  close?: boolean
 }
 
 // A function, so that TypeScript does not narrow `state` across calls that may close the connection.

@@ -72,6 +72,48 @@ function formBoolean(name: string, value: string | null): boolean | undefined {
 }
 
 /**
+ * Parses a batch body (`POST /publish/batch`): a JSON array of 1 to `maxEvents` publish objects.
+ * Field checks are the hub's (`publishMany`).
+ */
+export function parseBatchBody(
+  contentType: string | undefined,
+  body: Buffer,
+  maxEvents: number,
+): PublishInput[] {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+  if (type !== 'application/json' && !type.endsWith('+json')) {
+    throw new SseError(
+      ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+      `Send a batch as application/json, got ${JSON.stringify(contentType ?? 'none')}.`,
+      { status: 415 },
+    )
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(body.toString('utf8'))
+  } catch (error) {
+    throw badRequest(
+      `The body is not valid JSON (${(error as Error).message}). Example: [{"topic":"a","data":1},{"clientId":"u1","data":2}].`,
+    )
+  }
+  if (!Array.isArray(value) || value.length === 0) {
+    throw badRequest(
+      'A batch is a non-empty JSON array of publish objects, e.g. [{"topic":"a","data":1}].',
+    )
+  }
+  if (value.length > maxEvents) {
+    throw badRequest(
+      `A batch may hold at most ${maxEvents} events (maxBatchEvents), got ${value.length}; split it.`,
+    )
+  }
+  for (const [index, item] of value.entries()) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item))
+      throw badRequest(`events[${index}] must be an object, e.g. {"topic":"a","data":1}.`)
+  }
+  return value as PublishInput[]
+}
+
+/**
  * Parses a publish body: JSON (`application/json`) or a form (`application/x-www-form-urlencoded`,
  * what `curl -d` sends) with the same fields. Type checks of the fields are the hub's.
  */

@@ -8,7 +8,8 @@ export class RateLimiter {
 
   constructor(
     private readonly rate: number,
-    private readonly burst: number,
+    /** Most tokens a bucket holds: the largest batch that can pass. */
+    readonly burst: number,
     private readonly maxKeys = 10_000,
   ) {
     if (!(rate > 0) || !Number.isFinite(rate))
@@ -19,8 +20,11 @@ export class RateLimiter {
       throw new RangeError(`Expected \`publishBurst\` to be a positive integer, got \`${burst}\``)
   }
 
-  /** Takes one token for `key`: `0` when allowed, else the seconds to wait (for `Retry-After`). */
-  take(key: string, now = Date.now()): number {
+  /**
+   * Takes `cost` tokens (a batch takes one per event) for `key`: `0` when allowed, else the seconds
+   * to wait (for `Retry-After`). A cost above the burst can never pass: callers refuse it first.
+   */
+  take(key: string, now = Date.now(), cost = 1): number {
     const bucket = this.buckets.get(key) ?? { tokens: this.burst, at: now }
     this.buckets.delete(key)
     bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.rate)
@@ -30,10 +34,10 @@ export class RateLimiter {
       const oldest = this.buckets.keys().next().value
       if (oldest !== undefined) this.buckets.delete(oldest)
     }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost
       return 0
     }
-    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.rate))
+    return Math.max(1, Math.ceil((cost - bucket.tokens) / this.rate))
   }
 }

@@ -14,11 +14,13 @@ import {
   Hub,
   errorBody,
   type HubOptions,
+  type PublishInput,
   type PublishResult,
   type SubscribeParams,
 } from '../hub/hub.js'
 import { Authenticator, type JwtOptions, type TokenGrant } from './auth.js'
-import { parsePublishBody, readBody } from './body.js'
+import { parseBatchBody, parsePublishBody, readBody } from './body.js'
+import { positiveInteger } from '../options.js'
 import { dashboardHtml } from './dashboard.js'
 import { createSocketTransport } from '../connection/socket.js'
 import {
@@ -58,6 +60,8 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
   readonly corsOrigins?: '*' | readonly string[] | null
   /** Largest request body, in bytes; larger ones get `413`. @default 1048576 */
   readonly maxBodyBytes?: number
+  /** Most events in one `POST /publish/batch` (the body limit applies too). @default 1000 */
+  readonly maxBatchEvents?: number
   /** Serve the dashboard page at `/`. @default true */
   readonly dashboard?: boolean
   /** Serve the demos at `/demo/chat`, `/demo/progress`, `/demo/ticker`. @default true */
@@ -239,12 +243,8 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       : sha256(options.publishKey)
   if (options.publishKey === '')
     throw new RangeError('Expected `publishKey` to be a non-empty string or null')
-  const maxBodyBytes = options.maxBodyBytes ?? 1_048_576
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
-    throw new RangeError(
-      `Expected \`maxBodyBytes\` to be a positive integer, got \`${String(maxBodyBytes)}\``,
-    )
-  }
+  const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? 1_048_576)
+  const maxBatchEvents = positiveInteger('maxBatchEvents', options.maxBatchEvents ?? 1_000)
   const cors = options.corsOrigins ?? null
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5_000
   const metrics = options.metrics === false ? null : createMetrics(hub)
@@ -323,11 +323,13 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     return principal
   }
 
-  /** Seconds to wait before this publisher may publish again (0: now). */
-  const publishWait = (req: RequestView, principal: Principal): number => {
+  /** Seconds to wait before this publisher may publish `cost` events (0: now). */
+  const publishWait = (req: RequestView, principal: Principal, cost = 1): number => {
     if (limiter === null || principal.kind === 'key') return 0
     return limiter.take(
       principal.kind === 'token' ? `sub:${principal.grant.sub ?? ''}` : `ip:${req.remoteAddress}`,
+      Date.now(),
+      cost,
     )
   }
 
@@ -338,6 +340,18 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       { status: 429 },
     )
 
+  /** 403 unless the token may publish to the targets of `input`. */
+  const authorizeInput = (principal: Principal, input: PublishInput): void => {
+    if (principal.kind !== 'token') return
+    const topics =
+      input.topic === undefined ? [] : typeof input.topic === 'string' ? [input.topic] : input.topic
+    auth.authorizePublish(principal.grant, {
+      topics: Array.isArray(topics) ? topics.map(String) : [String(topics)],
+      clientId: input.clientId !== undefined,
+      all: input.all === true,
+    })
+  }
+
   /** Parses, authorizes and publishes a body. */
   const publishBody = async (
     principal: Principal,
@@ -345,20 +359,35 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     body: Buffer,
   ): Promise<PublishResult> => {
     const input = parsePublishBody(contentType, body)
-    if (principal.kind === 'token') {
-      const topics =
-        input.topic === undefined
-          ? []
-          : typeof input.topic === 'string'
-            ? [input.topic]
-            : input.topic
-      auth.authorizePublish(principal.grant, {
-        topics: Array.isArray(topics) ? topics.map(String) : [String(topics)],
-        clientId: input.clientId !== undefined,
-        all: input.all === true,
-      })
-    }
+    authorizeInput(principal, input)
     return hub.publish(input)
+  }
+
+  /**
+   * `POST /publish/batch`: parses, authorizes every event, takes one rate token per event, and
+   * publishes them in order. Resolves with the answer's status, body and extra headers.
+   */
+  const publishBatch = async (
+    req: RequestView,
+    principal: Principal,
+    body: Buffer,
+  ): Promise<{ status: number; body: string; headers: Record<string, string> }> => {
+    const inputs = parseBatchBody(req.headers['content-type'], body, maxBatchEvents)
+    for (const input of inputs) authorizeInput(principal, input)
+    if (limiter !== null && principal.kind !== 'key' && inputs.length > limiter.burst) {
+      throw new SseError(
+        ErrorCodes.BAD_REQUEST,
+        `A batch may hold at most ${limiter.burst} events (publishBurst) for this publisher, got ${inputs.length}; split it.`,
+        { status: 400 },
+      )
+    }
+    const wait = publishWait(req, principal, inputs.length)
+    if (wait > 0) {
+      const error = rateLimited(wait)
+      return { status: 429, body: errorBody(error), headers: { 'retry-after': String(wait) } }
+    }
+    const results = await hub.publishMany(inputs)
+    return { status: 200, body: JSON.stringify({ results }), headers: {} }
   }
 
   const publish = async (
@@ -397,6 +426,14 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
         return 'streaming'
       }
       const principal = await publisherOf(req, noQuery)
+      if (req.route === 'batch') {
+        const answer = await publishBatch(req, principal, req.body)
+        return {
+          status: answer.status,
+          headers: jsonHeaders(answer.body, answer.headers),
+          body: answer.body,
+        }
+      }
       const wait = publishWait(req, principal)
       if (wait > 0) return errorAnswer(rateLimited(wait), { 'retry-after': String(wait) })
       const body = JSON.stringify(
@@ -526,6 +563,15 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     if (path === '/publish') {
       if (method !== 'POST') return methodNotAllowed(res, 'POST')
       return publish(req, res, query(), headers)
+    }
+    if (path === '/publish/batch') {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST')
+      const view = { headers: req.headers, remoteAddress: req.socket.remoteAddress }
+      const principal = await publisherOf(view, query())
+      const answer = await publishBatch(view, principal, await readBody(req, maxBodyBytes))
+      res.writeHead(answer.status, jsonHeaders(answer.body, { ...headers, ...answer.headers }))
+      res.end(answer.body)
+      return
     }
     if (path.startsWith('/clients/') && path.endsWith('/revoke')) {
       if (method !== 'POST') return methodNotAllowed(res, 'POST')

@@ -59,6 +59,7 @@ describe('ssehub bench', () => {
       'broadcast max',
       'broadcast rate',
       'one-to-one max',
+      'one-to-one, 10 events/POST (batch) max',
     ])
     for (const phase of results.phases) {
       expect(phase.published).toBeGreaterThan(0)

@@ -243,14 +243,17 @@ describe('the publish fast path', () => {
 
   it('parses only complete, plain requests (a unit view of the same rule)', () => {
     const limits = { maxHeaderBytes: 16_384, maxBodyBytes: 1_000 }
-    const ok = Buffer.from(post('{"topic":"a","data":1}', 'X-Proto: 1\r\n__proto__: x\r\n'))
+    const ok = Buffer.from(post('{"topic":"a","data":1}', 'X-Proto: 1\r\nConstructor: x\r\n'))
     const parsed = parseFastRequest(ok, '127.0.0.1', limits)
     expect(parsed.kind).toBe('request')
     if (parsed.kind !== 'request') return
     expect(parsed.length).toBe(ok.length)
     expect(parsed.request.body.toString()).toBe('{"topic":"a","data":1}')
     expect(parsed.request.headers['content-type']).toBe('application/json')
-    expect(parsed.request.headers.__proto__).toBe('x')
+    expect(parsed.request.headers.constructor).toBe('x')
+    // `__proto__` as a header name is left to node:http (it would be the prototype here).
+    const proto = Buffer.from(post('{}', '__proto__: x\r\n'))
+    expect(parseFastRequest(proto, undefined, limits).kind).toBe('hand-over')
     // Any prefix of it is incomplete: handed over, never half-answered.
     for (let cut = 1; cut < ok.length; cut += 7)
       expect(parseFastRequest(ok.subarray(0, cut), undefined, limits).kind).toBe('hand-over')
