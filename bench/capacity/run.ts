@@ -7,6 +7,9 @@
  *   [--connections 10000] [--held 19500] [--subscribers 1000,10000] [--rate 10] [--seconds 5]
  *   [--clients 1000] [--slow-subscribers 100] [--workers 2] [--max-publishes 100000]
  *   [--scenarios idle,broadcast,one-to-one,slow-consumer,features] [--out bench/results/capacity]
+ *
+ * Environment: BENCH_NODE_ARGS (extra node flags for the Node servers, e.g. `--cpu-prof
+ * --cpu-prof-dir=prof`), BENCH_FAST_PATH=0 (ssehub without its socket-level fast path).
  */
 import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'

@@ -194,6 +194,8 @@ interface Publisher {
   busy: boolean
   buf: Buffer | null
   onResponse: ((ok: boolean) => void) | null
+  /** The request in flight, settled by its response (or the socket's close). */
+  inFlight: Promise<void> | null
 }
 
 function parseResponse(p: Publisher): void {
@@ -223,7 +225,7 @@ function parseResponse(p: Publisher): void {
 function openPublisher(): Promise<Publisher> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: config.host, port: config.port, localAddress: source() })
-    const p: Publisher = { socket, busy: false, buf: null, onResponse: null }
+    const p: Publisher = { socket, busy: false, buf: null, onResponse: null, inFlight: null }
     socket.setNoDelay(true)
     socket.on('connect', () => resolve(p))
     socket.on('data', (chunk: Buffer) => {
@@ -277,7 +279,7 @@ async function publish(plan: PublishPlan): Promise<PublishResult> {
   const start = nowUs()
   const endUs = start + plan.seconds * 1e6
   const send = (p: Publisher): Promise<void> =>
-    new Promise((resolve) => {
+    (p.inFlight = new Promise((resolve) => {
       const sent = nowUs()
       p.busy = true
       p.onResponse = (ok) => {
@@ -288,7 +290,7 @@ async function publish(plan: PublishPlan): Promise<PublishResult> {
         resolve()
       }
       p.socket.write(requestOf(plan, seq++, padding))
-    })
+    }))
   if (plan.mode === 'max') {
     await Promise.all(
       publishers.map(async (p) => {
@@ -307,7 +309,14 @@ async function publish(plan: PublishPlan): Promise<PublishResult> {
       const idle = publishers.find((p) => !p.busy && !p.socket.destroyed)
       if (idle === undefined) {
         late++
-        await Promise.race(pending.slice(-publishers.length))
+        // Wait for a request that is still in flight. (Racing the last few sent ones was a
+        // livelock: when those had already settled, the loop spun on microtasks and never let the
+        // event loop read the responses that would free a socket.)
+        const inFlight = publishers.flatMap((p) =>
+          p.busy && p.inFlight !== null && !p.socket.destroyed ? [p.inFlight] : [],
+        )
+        if (inFlight.length === 0) break
+        await Promise.race(inFlight)
         continue
       }
       pending.push(send(idle))

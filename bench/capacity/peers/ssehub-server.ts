@@ -18,5 +18,6 @@ const hubServer = createHubServer({
   historyMaxEvents,
   metrics: false,
   dashboard: false,
+  fastPath: process.env.BENCH_FAST_PATH !== '0',
 })
 serve(hubServer.server)
