@@ -45,7 +45,7 @@ export interface FastResponse {
 export type FastOutcome = FastResponse | 'streaming' | 'hand-over'
 
 /** What the front needs from the server it sits in front of. */
-export interface FastPublishOptions {
+export interface FastPathOptions {
   /** Heads larger than this go to node:http (which answers 431). */
   readonly maxHeaderBytes: number
   /** Bodies larger than this go to node:http (which answers 413). */
@@ -89,7 +89,7 @@ function startsWith(buffer: Buffer, prefix: Buffer): boolean {
 export function parseFastRequest(
   buffer: Buffer,
   remoteAddress: string | undefined,
-  limits: Pick<FastPublishOptions, 'maxHeaderBytes' | 'maxBodyBytes'>,
+  limits: Pick<FastPathOptions, 'maxHeaderBytes' | 'maxBodyBytes'>,
 ): Parsed {
   const handOver = { kind: 'hand-over' } as const
   let route: FastRequest['route']
@@ -179,12 +179,10 @@ export class FastPathFront {
   private readonly streams = new Set<Socket>()
   private readonly sweeper: NodeJS.Timeout
   private readonly nodeListener: (socket: Socket) => void
-  /** Requests answered or streamed here, and connections handed to node:http. */
-  readonly counts = { requests: 0, handedOver: 0 }
 
   constructor(
     private readonly server: Server,
-    private readonly options: FastPublishOptions,
+    private readonly options: FastPathOptions,
   ) {
     const listeners = server.listeners('connection') as ((socket: Socket) => void)[]
     const node = listeners[0]
@@ -260,7 +258,6 @@ export class FastPathFront {
     }
     const handOver = (): void => {
       detach()
-      this.counts.handedOver++
       // Paused, the bytes put back are the first that node:http's parser sees.
       socket.pause()
       if (buffered !== null) socket.unshift(buffered)
@@ -301,7 +298,6 @@ export class FastPathFront {
           handOver()
           return
         }
-        this.counts.requests++
         if (outcome === 'streaming') return
         if (socket.destroyed) return
         // A client that pipelines without reading its answers waits until it reads them.

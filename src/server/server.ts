@@ -47,9 +47,10 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
    */
   readonly publishKey?: string | null
   /**
-   * Answer complete, plain HTTP/1.1 `POST /publish` and `GET /events` requests straight from the
-   * socket (about twice the publishes per second of node:http's request cycle, and less memory per
-   * stream); anything else on the connection goes to node:http. Plain HTTP only (not with TLS).
+   * Answer complete, plain HTTP/1.1 `POST /publish`, `POST /publish/batch` and `GET /events`
+   * requests straight from the socket (about twice the publishes per second of node:http's
+   * request cycle, and less memory per stream); anything else on the connection goes to
+   * node:http. Plain HTTP only (not with TLS).
    * See docs/performance.md.
    * @default true
    */
@@ -231,6 +232,7 @@ function methodNotAllowed(res: ServerResponse, allow: string): void {
  * | --- | --- |
  * | `GET /events?topic=T&clientId=C&lastEventId=ID` | subscribe (text/event-stream) |
  * | `POST /publish` | publish (JSON or form) |
+ * | `POST /publish/batch` | publish a JSON array of events, in order |
  * | `DELETE /clients/{clientId}` | end every connection of a client |
  * | `GET /clients`, `GET /topics/{topic}`, `GET /stats`, `GET /healthz`, `GET /metrics` | introspection |
  */
