@@ -1,49 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
-import { streamHeaders, type Transport } from './transport.js'
+import { asChunk } from './http1.js'
+import { drainOrClose, streamHeaders, type Transport } from './transport.js'
 
 /** A node:http or node:http2 (compat API) request. */
 export type NodeRequest = IncomingMessage | Http2ServerRequest
 /** A node:http or node:http2 (compat API) response. Express' `res` and Fastify's `reply.raw` are ones. */
 export type NodeResponse = ServerResponse | Http2ServerResponse
-
-// Each frame as one HTTP/1.1 chunk (size line, frame, CRLF) in one Buffer, so that each recipient
-// costs one single-buffer socket write. Recipients of one event (or one turn's batch) are written
-// one after the other with the same frame, so the last chunk made is kept for the next caller: a
-// fan-out makes one chunk per event. (A WeakMap cache cost more than it saved: its entries are
-// ephemerons the GC must trace, and one-to-one frames are used once.)
-let lastFrame: Uint8Array | null = null
-let lastChunk: Buffer | null = null
-
-/** @internal `frame` as one HTTP/1.1 chunk (shared with the socket transport). */
-export function asChunk(frame: Uint8Array): Buffer {
-  if (frame === lastFrame && lastChunk !== null) return lastChunk
-  const head = `${frame.byteLength.toString(16)}\r\n`
-  const chunk = Buffer.allocUnsafe(head.length + frame.byteLength + 2)
-  chunk.write(head, 0, 'latin1')
-  chunk.set(frame, head.length)
-  chunk.write('\r\n', head.length + frame.byteLength, 'latin1')
-  lastFrame = frame
-  lastChunk = chunk
-  return chunk
-}
-
-/** Resolves on the first of `writable`'s 'drain' and `response`'s 'close', removing both listeners. */
-export function drainOrClose(
-  writable: NodeJS.EventEmitter,
-  response: NodeJS.EventEmitter,
-): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      writable.off('drain', done)
-      response.off('close', done)
-      resolve()
-    }
-    writable.once('drain', done)
-    response.once('close', done)
-  })
-}
 
 /**
  * Wraps a node:http (or http2 compat) response as a {@link Transport}. Works for Express'

@@ -8,34 +8,14 @@
  * chunk is written and the connection closed (an EventSource opens a new one to reconnect anyway).
  */
 import type { Socket } from 'node:net'
-import { STATUS_CODES } from 'node:http'
-import { asChunk, drainOrClose } from './node-http.js'
-import { streamHeaders, type Transport } from './transport.js'
+import { asChunk, responseHead } from './http1.js'
+import { drainOrClose, streamHeaders, type Transport } from './transport.js'
 
 /**
  * Bytes a client may send on a stream's socket after its request (it should send none): past
  * this the socket is dropped, so a client cannot make the hub read forever.
  */
 export const MAX_STREAM_INPUT_BYTES = 16_384
-
-let dateAt = 0
-let dateText = ''
-/** The Date header's value, computed at most once a second (as node:http does). */
-export function httpDate(): string {
-  const now = Date.now()
-  if (now - dateAt >= 1000) {
-    dateAt = now - (now % 1000)
-    dateText = new Date(dateAt).toUTCString()
-  }
-  return dateText
-}
-
-/** A response head: status line, `headers`, and a Date header. */
-export function responseHead(status: number, headers: Readonly<Record<string, string>>): string {
-  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`
-  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`
-  return `${head}date: ${httpDate()}\r\n`
-}
 
 // `connection: close`: the socket closes when the stream ends, and a keep-alive client pool must
 // not try to reuse it for its next request.

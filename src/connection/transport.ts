@@ -39,3 +39,19 @@ export const streamHeaders: Readonly<Record<string, string>> = {
   'cache-control': 'no-cache, no-transform',
   'x-accel-buffering': 'no',
 }
+
+/** Resolves on the first of `writable`'s 'drain' and `response`'s 'close', removing both listeners. */
+export function drainOrClose(
+  writable: NodeJS.EventEmitter,
+  response: NodeJS.EventEmitter,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      writable.off('drain', done)
+      response.off('close', done)
+      resolve()
+    }
+    writable.once('drain', done)
+    response.once('close', done)
+  })
+}

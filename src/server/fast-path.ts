@@ -17,8 +17,8 @@
  */
 import type { IncomingHttpHeaders, Server } from 'node:http'
 import type { Socket } from 'node:net'
-import { drainOrClose } from '../connection/node-http.js'
-import { responseHead } from '../connection/socket.js'
+import { drainOrClose } from '../connection/transport.js'
+import { responseHead } from '../connection/http1.js'
 
 /** A request the fast path took: a complete `POST /publish` or `GET /events`. */
 export interface FastRequest {

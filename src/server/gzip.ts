@@ -5,8 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants, createGzip } from 'node:zlib'
-import { streamHeaders, type Transport } from '../connection/transport.js'
-import { drainOrClose } from '../connection/node-http.js'
+import { drainOrClose, streamHeaders, type Transport } from '../connection/transport.js'
 
 /** True when the request accepts gzip (`Accept-Encoding: gzip`, not with `q=0`). */
 export function acceptsGzip(req: Pick<IncomingMessage, 'headers'>): boolean {
