@@ -131,6 +131,12 @@ export interface Broker {
    */
   publish(request: PublishRequest): Promise<Publication>
   /**
+   * Optional: {@link Broker.publish} done synchronously, for a broker that numbers and delivers an
+   * event in the calling tick (the memory broker). The hub then publishes without a promise per
+   * event. Throws where `publish` would reject.
+   */
+  publishNow?(request: PublishRequest): Publication
+  /**
    * Resolves what a connection following `keys` missed since `lastEventId` (or, without one, where
    * it starts). Must snapshot the live position **synchronously**, in the same tick as the call:
    * the hub registers the connection first and queues live publications while this resolves, and

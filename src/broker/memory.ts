@@ -103,7 +103,15 @@ export class MemoryBroker implements Broker {
   }
 
   publish(request: PublishRequest): Promise<Publication> {
-    if (this.closed) return Promise.reject(new Error('The memory broker is closed.'))
+    try {
+      return Promise.resolve(this.publishNow(request))
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+  }
+
+  publishNow(request: PublishRequest): Publication {
+    if (this.closed) throw new Error('The memory broker is closed.')
     const now = Date.now()
     const publication: MemoryPublication = {
       seq: ++this.seq,
@@ -126,9 +134,9 @@ export class MemoryBroker implements Broker {
         this.ended.delete(key)
       }
     }
-    this.pruneEnded(now)
+    if (this.ended.size > 0) this.pruneEnded(now)
     this.sink?.publication(publication)
-    return Promise.resolve(publication)
+    return publication
   }
 
   resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume> {

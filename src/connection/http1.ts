@@ -38,9 +38,14 @@ export function httpDate(): string {
   return dateText
 }
 
+/** @internal A status line, CRLF included. */
+export function statusLine(status: number): string {
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`
+}
+
 /** @internal A response head: status line, `headers`, and a Date header. */
 export function responseHead(status: number, headers: Readonly<Record<string, string>>): string {
-  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`
+  let head = statusLine(status)
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`
   return `${head}date: ${httpDate()}\r\n`
 }

@@ -15,7 +15,7 @@ import {
 } from '../connection/node-http.js'
 import type { Transport } from '../connection/transport.js'
 import { ErrorCodes, SseError, isSseError } from '../errors.js'
-import { encodeDataLines, encodeEventText } from '../wire/encode.js'
+import { encodeDataLines, encodeEventText, type SseEvent } from '../wire/encode.js'
 import { TypedEmitter } from './emitter.js'
 import { positiveIntegerOption } from '../options.js'
 import {
@@ -412,34 +412,66 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     return results
   }
 
+  /**
+   * Publishes at once when the broker takes events synchronously (the memory broker): the result
+   * comes back in the calling tick, with no promise per event (the hub server's publish path uses
+   * it). Returns `undefined` when the broker is asynchronous (Redis) or not started yet: use
+   * {@link Hub.publish} then.
+   * @throws {SseError} where {@link Hub.publish} would reject.
+   */
+  publishNow<K extends keyof E & string>(
+    input: TypedPublishInput<E, K>,
+  ): PublishResult | undefined {
+    if (this.broker.publishNow === undefined || !this.started) return undefined
+    return this.commitNow(this.toRequest(input))
+  }
+
   // Async: a bad input rejects the returned promise, it never throws at the caller.
   private async publishInput(input: PublishInput): Promise<PublishResult> {
     return this.publishRequest(this.toRequest(input))
   }
 
   private async publishRequest(request: PublishRequest): Promise<PublishResult> {
-    if (this.closing) throw new SseError(ErrorCodes.CLOSED, 'The hub is closed.', { status: 503 })
+    if (this.closing) throw closedError()
     if (!this.started) await this.ready
+    if (this.broker.publishNow !== undefined) return this.commitNow(request)
     let publication: Publication
     try {
       publication = await this.broker.publish(request)
     } catch (error) {
-      if (isSseError(error)) throw error
-      throw new SseError(
-        ErrorCodes.BROKER_UNAVAILABLE,
-        'The broker did not take the event; retry later.',
-        { status: 503, cause: error },
-      )
+      throw brokerError(error)
     }
+    return this.published(publication)
+  }
+
+  /** Publishes through the broker's synchronous path (it has one: checked by the caller). */
+  private commitNow(request: PublishRequest): PublishResult {
+    if (this.closing) throw closedError()
+    let publication: Publication
+    try {
+      publication = this.broker.publishNow!(request)
+    } catch (error) {
+      throw brokerError(error)
+    }
+    return this.published(publication)
+  }
+
+  private published(publication: Publication): PublishResult {
     this.counters.eventsPublished++
     return {
       id: publication.id,
-      connections: this.reached.get(publication) ?? this.countMatching(publication.keys),
+      // A synchronous broker delivered it inside the call: deliver() counted the connections.
+      connections:
+        publication === this.lastDelivered
+          ? this.lastReached
+          : this.countMatching(publication.keys),
     }
   }
 
-  // Connections reached by the latest publications delivered synchronously (memory broker).
-  private readonly reached = new WeakMap<Publication, number>()
+  // The latest publication deliver() fanned out, and to how many connections (one of each, not a
+  // map: only a synchronous publish asks, right after its own delivery).
+  private lastDelivered: Publication | null = null
+  private lastReached = 0
 
   /**
    * Publishes every item of `source` as an event to `target` (a token generator becomes a stream
@@ -732,13 +764,15 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
         '`close: true` ends topics only; to end the connections of a client use DELETE /clients/{clientId}.',
       )
     }
-    return {
-      keys: [...new Set(keys)],
+    // (Field by field, not spreads: this runs once per publish.)
+    const request: PublishRequest = {
+      keys: keys.length === 1 ? keys : [...new Set(keys)],
       data: dataToString(input.data),
-      ...(input.event === undefined ? {} : { event: validateEventName(input.event, this.limits) }),
-      ...(input.retry === undefined ? {} : { retry: validateRetry(input.retry) }),
-      ...(input.close === true ? { close: true } : {}),
     }
+    if (input.event !== undefined) request.event = validateEventName(input.event, this.limits)
+    if (input.retry !== undefined) request.retry = validateRetry(input.retry)
+    if (input.close === true) request.close = true
+    return request
   }
 
   /** Returns null when there is room (evicting if the policy says so), else the refusal. */
@@ -905,7 +939,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
         if (set !== undefined) for (const member of set) visit(member)
       }
     }
-    this.reached.set(publication, reached)
+    this.lastDelivered = publication
+    this.lastReached = reached
   }
 
   private write(member: Member, publication: Publication, frame: Buffer): void {
@@ -1008,13 +1043,23 @@ function validateRetryOption(value: number): number {
 }
 
 function encodeFrame(publication: Publication, id: string): Buffer {
-  return Buffer.from(
-    encodeEventText({
-      ...(publication.event === undefined ? {} : { event: publication.event }),
-      id,
-      ...(publication.retry === undefined ? {} : { retry: publication.retry }),
-      data: publication.data,
-    }),
+  const event: SseEvent = { id, data: publication.data }
+  if (publication.event !== undefined) event.event = publication.event
+  if (publication.retry !== undefined) event.retry = publication.retry
+  return Buffer.from(encodeEventText(event))
+}
+
+function closedError(): SseError {
+  return new SseError(ErrorCodes.CLOSED, 'The hub is closed.', { status: 503 })
+}
+
+/** A broker's refusal as the hub reports it: its own SseError, or 503 with the cause. */
+function brokerError(error: unknown): SseError {
+  if (isSseError(error)) return error
+  return new SseError(
+    ErrorCodes.BROKER_UNAVAILABLE,
+    'The broker did not take the event; retry later.',
+    { status: 503, cause: error },
   )
 }
 

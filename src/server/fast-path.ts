@@ -18,7 +18,7 @@
 import type { IncomingHttpHeaders, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { drainOrClose } from '../connection/transport.js'
-import { responseHead } from '../connection/http1.js'
+import { httpDate, statusLine } from '../connection/http1.js'
 
 /** A request the fast path took: a complete `POST /publish` or `GET /events`. */
 export interface FastRequest {
@@ -31,10 +31,14 @@ export interface FastRequest {
   readonly remoteAddress: string | undefined
 }
 
-/** The answer to a {@link FastRequest}: a JSON body. */
+/**
+ * The answer to a {@link FastRequest}: a JSON body. The front adds `content-type`,
+ * `content-length`, `cache-control: no-store`, `date` and the keep-alive headers.
+ */
 export interface FastResponse {
   readonly status: number
-  readonly headers: Readonly<Record<string, string>>
+  /** Headers besides those the front adds (e.g. `retry-after`). */
+  readonly headers?: Readonly<Record<string, string>>
   readonly body: string
 }
 
@@ -51,10 +55,10 @@ export interface FastPathOptions {
   /** Bodies larger than this go to node:http (which answers 413). */
   readonly maxBodyBytes: number
   /**
-   * Answers a request; never rejects (errors are answers). `take()` detaches the socket from the
+   * Answers a request, at once or later (a promise); never throws or rejects (errors are answers). `take()` detaches the socket from the
    * front and gives it to the caller (for an event stream; the outcome is then `streaming`).
    */
-  readonly handle: (request: FastRequest, take: () => Socket) => Promise<FastOutcome>
+  readonly handle: (request: FastRequest, take: () => Socket) => FastOutcome | Promise<FastOutcome>
   /** Called when a request starts and when its answer was written (graceful shutdown counts them). */
   readonly onRequest: (delta: 1 | -1) => void
   /** Reports a bug (the connection it happened on is closed). */
@@ -67,12 +71,46 @@ const EVENTS = Buffer.from('GET /events', 'latin1')
 // The rest of an events request line: an optional query of visible ASCII, then the version.
 const EVENTS_LINE = /^(?:\?([\x21-\x7e]*))? HTTP\/1\.1$/
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1')
-// RFC 9110 token characters: anything else in a header name is handed to node:http to refuse.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-// Field values: visible ASCII, obs-text, spaces and tabs (no CR, LF, NUL or other controls).
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+// RFC 9110 token characters (1) and field-value bytes (2: visible ASCII, obs-text, SP, HTAB; no
+// CR, LF, NUL or other controls), by byte: a name or value with anything else is handed to node:http.
+const BYTE_CLASS = new Uint8Array(256)
+for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) BYTE_CLASS[c] = 2
+BYTE_CLASS[0x09] = 2
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+  BYTE_CLASS[c.charCodeAt(0)] = 3
 // Headers whose presence means node:http must decide (body framing, continuation, CORS, upgrade).
-const HAND_OVER = new Set(['transfer-encoding', 'expect', 'upgrade', 'origin', 'te', 'trailer'])
+const HAND_OVER = ['transfer-encoding', 'expect', 'upgrade', 'origin', 'te', 'trailer']
+// Header names as clients usually spell them -> the lower-case name (an interned constant, so that
+// storing it as a key costs no string-table lookup); `null` for the names handed over.
+const NAMES = new Map<string, string | null>()
+for (const name of [
+  'host',
+  'content-type',
+  'content-length',
+  'connection',
+  'authorization',
+  'user-agent',
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'cache-control',
+  'last-event-id',
+  'pragma',
+  'x-forwarded-for',
+  ...HAND_OVER,
+]) {
+  const value = HAND_OVER.includes(name) ? null : name
+  const capitalized = name.replace(
+    /(^|-)([a-z])/g,
+    (_, dash: string, c: string) => dash + c.toUpperCase(),
+  )
+  NAMES.set(name, value)
+  NAMES.set(capitalized, value)
+}
+
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09
+}
 
 type Parsed =
   | { readonly kind: 'request'; readonly request: FastRequest; readonly length: number }
@@ -116,18 +154,31 @@ export function parseFastRequest(
   if (end === -1 || end + 4 > limits.maxHeaderBytes) return handOver
   // A plain object (a null-prototype one is a slow dictionary); `__proto__` is handed over below.
   const headers: Record<string, string> = {}
-  const lines = end === lineEnd ? [] : buffer.toString('latin1', lineEnd + 2, end).split('\r\n')
-  for (const line of lines) {
-    const colon = line.indexOf(':')
-    if (colon <= 0) return handOver
-    const name = line.slice(0, colon)
-    const raw = line.slice(colon + 1)
-    // A bare CR or LF (the split was on CRLF) or a control character fails these.
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(raw)) return handOver
-    const value = raw.replace(/^[ \t]+|[ \t]+$/g, '')
-    const key = name.toLowerCase()
-    if (HAND_OVER.has(key) || key === '__proto__' || Object.hasOwn(headers, key)) return handOver
-    headers[key] = value
+  // One pass over the header lines, by character: names must be tokens, values field bytes; a
+  // bare CR or LF fails both.
+  const head = buffer.toString('latin1', lineEnd + 2, end + 2)
+  let at = 0
+  while (at < head.length) {
+    let colon = at
+    while (colon < head.length && BYTE_CLASS[head.charCodeAt(colon)] === 3) colon++
+    if (colon === at || head.charCodeAt(colon) !== 0x3a) return handOver
+    let eol = colon + 1
+    while (eol < head.length && BYTE_CLASS[head.charCodeAt(eol)]! >= 2) eol++
+    if (head.charCodeAt(eol) !== 0x0d || head.charCodeAt(eol + 1) !== 0x0a) return handOver
+    // Optional whitespace around the value is not part of it.
+    let from = colon + 1
+    let to = eol
+    while (from < to && isOws(head.charCodeAt(from))) from++
+    while (to > from && isOws(head.charCodeAt(to - 1))) to--
+    const name = head.slice(at, colon)
+    let key = NAMES.get(name)
+    if (key === undefined) {
+      const lower = name.toLowerCase()
+      key = NAMES.has(lower) ? NAMES.get(lower)! : lower
+    }
+    if (key === null || key === '__proto__' || Object.hasOwn(headers, key)) return handOver
+    headers[key] = head.slice(from, to)
+    at = eol + 2
   }
   if (headers.host === undefined) return handOver
   const connection = headers.connection?.toLowerCase()
@@ -159,11 +210,38 @@ export function parseFastRequest(
   }
 }
 
+// The constant parts of a JSON answer, cached: a publish's answer is a few string concatenations.
+const JSON_TYPE = 'content-type: application/json; charset=utf-8\r\n'
+const statusLines = new Map<number, string>()
+let tailDate = ''
+let tailKeepAlive = -1
+let tailText = ''
+
+function cachedStatusLine(status: number): string {
+  let line = statusLines.get(status)
+  if (line === undefined) {
+    line = statusLine(status)
+    // Bounded: only the statuses the hub answers with (a handful) are ever asked for.
+    if (statusLines.size < 100) statusLines.set(status, line)
+  }
+  return line
+}
+
 /** The text of `response` on a keep-alive connection (`keepAliveMs` 0: no idle limit). */
 export function responseText(response: FastResponse, keepAliveMs: number): string {
-  let head = `${responseHead(response.status, response.headers)}connection: keep-alive\r\n`
-  if (keepAliveMs > 0) head += `keep-alive: timeout=${Math.floor(keepAliveMs / 1000)}\r\n`
-  return `${head}\r\n${response.body}`
+  const date = httpDate()
+  if (date !== tailDate || keepAliveMs !== tailKeepAlive) {
+    tailDate = date
+    tailKeepAlive = keepAliveMs
+    tailText = `\r\ncache-control: no-store\r\ndate: ${date}\r\nconnection: keep-alive\r\n`
+    if (keepAliveMs > 0) tailText += `keep-alive: timeout=${Math.floor(keepAliveMs / 1000)}\r\n`
+    tailText += '\r\n'
+  }
+  let head = cachedStatusLine(response.status)
+  const extra = response.headers
+  if (extra !== undefined) for (const name in extra) head += `${name}: ${extra[name]}\r\n`
+  const length = Buffer.byteLength(response.body)
+  return `${head}${JSON_TYPE}content-length: ${length}${tailText}${response.body}`
 }
 
 /**
@@ -285,9 +363,11 @@ export class FastPathFront {
         // What arrives while the request is handled is appended to the rest.
         buffered = parsed.length === current.length ? null : current.subarray(parsed.length)
         this.options.onRequest(1)
-        let outcome: FastOutcome
+        let outcome: FastOutcome | Promise<FastOutcome>
         try {
-          outcome = await this.options.handle(parsed.request, take)
+          outcome = this.options.handle(parsed.request, take)
+          // Most publishes are answered at once (memory broker): no await, no microtask.
+          if (outcome instanceof Promise) outcome = await outcome
         } finally {
           this.options.onRequest(-1)
         }

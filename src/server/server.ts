@@ -129,6 +129,9 @@ type Principal =
   | { readonly kind: 'token'; readonly grant: TokenGrant }
   | { readonly kind: 'anonymous' }
 
+const ANONYMOUS: Principal = { kind: 'anonymous' }
+const KEY: Principal = { kind: 'key' }
+
 /** A hub behind its HTTP API. */
 export interface HubServer {
   /** The hub. */
@@ -187,9 +190,11 @@ function internalError(): SseError {
 }
 
 /** An error as a fast-path answer. */
-function errorAnswer(error: SseError, extra: Record<string, string> = {}): FastResponse {
+function errorAnswer(error: SseError, extra?: Record<string, string>): FastResponse {
   const body = errorBody(error)
-  return { status: error.status, headers: jsonHeaders(body, extra), body }
+  return extra === undefined
+    ? { status: error.status, body }
+    : { status: error.status, headers: extra, body }
 }
 
 function sendJson(
@@ -410,8 +415,40 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     sendJson(res, 200, await publishBody(principal, req.headers['content-type'], body), headers)
   }
 
-  /** The fast path's requests: a whole request in, an answer or a stream out, never a throw. */
-  const fastHandle = async (req: FastRequest, take: () => Socket): Promise<FastOutcome> => {
+  /** A fast-path answer to a failed request: the SseError's own, else a 500 (reported). */
+  const fastError = (error: unknown): FastResponse => {
+    if (isSseError(error)) return errorAnswer(error)
+    hub.reportError(error instanceof Error ? error : new Error(String(error)))
+    return errorAnswer(internalError())
+  }
+
+  const publishAnswer = (result: PublishResult): FastResponse => ({
+    status: 200,
+    body: JSON.stringify(result),
+  })
+
+  /**
+   * The fast path's requests: a whole request in, an answer or a stream out, never a throw. A
+   * publish by the key or to an open hub, on the memory broker, is answered in the same tick.
+   */
+  const fastHandle = (req: FastRequest, take: () => Socket): FastOutcome | Promise<FastOutcome> => {
+    if (req.route !== 'publish') return fastHandleAsync(req, take)
+    // Tokens need an (asynchronous) signature check: they take the other path.
+    const principal: Principal | null = open ? ANONYMOUS : isPublishKey(req) ? KEY : null
+    if (principal === null) return fastHandleAsync(req, take)
+    try {
+      const wait = publishWait(req, principal)
+      if (wait > 0) return errorAnswer(rateLimited(wait), { 'retry-after': String(wait) })
+      const input = parsePublishBody(req.headers['content-type'], req.body)
+      const result = hub.publishNow(input)
+      if (result !== undefined) return publishAnswer(result)
+      return hub.publish(input).then(publishAnswer, fastError)
+    } catch (error) {
+      return fastError(error)
+    }
+  }
+
+  const fastHandleAsync = async (req: FastRequest, take: () => Socket): Promise<FastOutcome> => {
     try {
       if (req.route === 'events') {
         // gzip streams go through node:http (the gzip transport wraps a ServerResponse).
@@ -430,22 +467,13 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       const principal = await publisherOf(req, noQuery)
       if (req.route === 'batch') {
         const answer = await publishBatch(req, principal, req.body)
-        return {
-          status: answer.status,
-          headers: jsonHeaders(answer.body, answer.headers),
-          body: answer.body,
-        }
+        return { status: answer.status, headers: answer.headers, body: answer.body }
       }
       const wait = publishWait(req, principal)
       if (wait > 0) return errorAnswer(rateLimited(wait), { 'retry-after': String(wait) })
-      const body = JSON.stringify(
-        await publishBody(principal, req.headers['content-type'], req.body),
-      )
-      return { status: 200, headers: jsonHeaders(body), body }
+      return publishAnswer(await publishBody(principal, req.headers['content-type'], req.body))
     } catch (error) {
-      if (isSseError(error)) return errorAnswer(error)
-      hub.reportError(error instanceof Error ? error : new Error(String(error)))
-      return errorAnswer(internalError())
+      return fastError(error)
     }
   }
 
