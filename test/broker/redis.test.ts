@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/broker/redis.js'
+import { createHub } from '../../src/index.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { describeBrokerContract } from './contract.js'
 
@@ -43,6 +44,22 @@ describe('RedisBroker', () => {
       await new Promise((resolve) => setTimeout(resolve, 2))
     expect(delivered).toEqual([published.id])
     expect(broker.health()).toMatchObject({ ok: true, broker: 'redis' })
+    await broker.close()
+  })
+
+  it('has no synchronous publish: Hub.publishNow says so and Hub.publish goes through Redis', async () => {
+    const broker = new RedisBroker({
+      client: redis.client(),
+      prefix: `t${++prefixes}:{h}:`,
+      blockMs: 200,
+    })
+    const hub = createHub({ broker, heartbeatMs: null })
+    await hub.ready
+    expect(hub.publishNow({ topic: 'a', data: 'x' })).toBeUndefined()
+    const result = await hub.publish({ topic: 'a', data: 'x' })
+    expect(result.id).toMatch(/^1~0\.[0-9a-z]{8}\.\d+-\d+$/)
+    expect(result.connections).toBe(0)
+    await hub.close()
     await broker.close()
   })
 })

@@ -233,3 +233,42 @@ describe('options', () => {
     })
   })
 })
+
+describe('publishNow (synchronous brokers)', () => {
+  it('publishes in the calling tick, with the id and the connections reached', async () => {
+    const hub = makeHub()
+    await hub.ready
+    const { connection, response } = hub.subscribeWeb(new Request('http://x/events?clientId=u1'))
+    const body = reader(await response)
+    await waitFor(() => body.text().includes('id: e1-0'), 'the id-only frame')
+    // Two publishes back to back, nothing awaited in between: each result is its own.
+    const first = hub.publishNow({ clientId: 'u1', event: 'token', data: 'a' })
+    const second = hub.publishNow({ topic: 'nobody', data: 'b' })
+    expect(first).toEqual({ id: 'e1-1', connections: 1 })
+    expect(second).toEqual({ id: 'e1-2', connections: 0 })
+    await waitFor(() => body.text().endsWith('data: a\n\n'), 'the event')
+    expect(body.text()).toBe('retry: 2000\n\nid: e1-0\n\nevent: token\nid: e1-1\ndata: a\n\n')
+    // The async path numbers in the same sequence and counts the same way.
+    await expect(hub.publish({ clientId: 'u1', data: 'c' })).resolves.toEqual({
+      id: 'e1-3',
+      connections: 1,
+    })
+    connection.close()
+    await body.done
+  })
+
+  it('throws what publish would reject with: a bad input, a closed hub', async () => {
+    const hub = makeHub()
+    await hub.ready
+    expect(() => hub.publishNow({ data: 'x' })).toThrow(
+      expect.objectContaining({ code: 'ERR_SSE_BAD_REQUEST', status: 400 }),
+    )
+    expect(() => hub.publishNow({ topic: 'a', data: 'x', event: 'a\nb' as 'token' })).toThrow(
+      expect.objectContaining({ code: 'ERR_SSE_INVALID_FIELD' }),
+    )
+    await hub.close()
+    expect(() => hub.publishNow({ topic: 'a', data: 'x' })).toThrow(
+      expect.objectContaining({ code: 'ERR_SSE_CLOSED', status: 503 }),
+    )
+  })
+})

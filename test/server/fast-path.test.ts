@@ -265,6 +265,43 @@ describe('the publish fast path', () => {
     expect(parseFastRequest(nul, undefined, limits).kind).toBe('hand-over')
   })
 
+  it('reads header names in any case and values without their optional whitespace', () => {
+    const limits = { maxHeaderBytes: 16_384, maxBodyBytes: 1_000 }
+    const raw = Buffer.from(
+      'POST /publish HTTP/1.1\r\nHOST:h\r\ncontent-TYPE: \t application/json \t\r\n' +
+        'X-Empty:\r\nLast-Event-ID: e1-7\r\nX-Odd-Name: a  b\r\nContent-Length: 2\r\n\r\n{}',
+    )
+    const parsed = parseFastRequest(raw, undefined, limits)
+    expect(parsed.kind).toBe('request')
+    if (parsed.kind !== 'request') return
+    expect(parsed.request.headers).toEqual({
+      host: 'h',
+      'content-type': 'application/json',
+      'x-empty': '',
+      'last-event-id': 'e1-7',
+      'x-odd-name': 'a  b',
+      'content-length': '2',
+    })
+    // Repeated under another spelling, framing or CORS headers in any case, a space before the
+    // colon, a bare CR or LF, a DEL, a non-token name: node:http decides.
+    for (const extra of [
+      'content-length: 2\r\n',
+      'TE: trailers\r\n',
+      'Transfer-ENCODING: chunked\r\n',
+      'ORIGIN: http://x\r\n',
+      'X-A : b\r\n',
+      'X-A: b\rc\r\n',
+      'X-A: b\nX-B: c\r\n',
+      'X-A: \u007f\r\n',
+      'X(A): b\r\n',
+      ' X-A: b\r\n',
+    ]) {
+      expect(parseFastRequest(Buffer.from(post('{}', extra)), undefined, limits).kind, extra).toBe(
+        'hand-over',
+      )
+    }
+  })
+
   it('closes idle fast-path connections when the hub shuts down', async () => {
     const h = await startHub({ epoch: 'e1' })
     const c = client(h)
