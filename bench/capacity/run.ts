@@ -3,7 +3,7 @@
  * `--url`), drives it through the same load generator, and writes `<out>.json`, `<out>.md` and
  * `<out>-*.svg`. Servers run on core 0 and the generator on core 1 when `taskset` exists.
  *
- * npx tsx bench/capacity/run.ts [--servers ssehub,better-sse,naive-express,nchan] [--url URL]
+ * npx tsx bench/capacity/run.ts [--servers ssehub,better-sse,naive-express,node-floor,nchan] [--url URL]
  *   [--connections 10000] [--held 19500] [--subscribers 1000,10000] [--rate 10] [--seconds 5]
  *   [--clients 1000] [--slow-subscribers 100] [--workers 2] [--max-publishes 100000]
  *   [--scenarios idle,broadcast,one-to-one,slow-consumer,features] [--out bench/results/capacity]

@@ -14,7 +14,7 @@ import { nchanConfig } from './peers/nchan/config.js'
 import type { Dialect } from './protocol.js'
 
 /** The servers the bench knows. */
-export const serverNames = ['ssehub', 'better-sse', 'naive-express', 'nchan'] as const
+export const serverNames = ['ssehub', 'better-sse', 'naive-express', 'node-floor', 'nchan'] as const
 export type ServerName = (typeof serverNames)[number]
 
 /** A running server under test. */
@@ -178,6 +178,7 @@ const nodeScripts: Record<Exclude<ServerName, 'nchan'>, string> = {
   ssehub: 'ssehub-server.ts',
   'better-sse': 'better-sse-server.ts',
   'naive-express': 'naive-express-server.ts',
+  'node-floor': 'node-floor-server.ts',
 }
 
 async function startNode(
@@ -220,12 +221,13 @@ async function startNode(
       reject(new Error(`${name} exited with ${code}: ${err}`))
     })
   })
-  const version =
-    name === 'ssehub'
-      ? ssehubVersion()
-      : name === 'better-sse'
-        ? packageVersion('better-sse')
-        : `express ${packageVersion('express')}`
+  const versions: Record<Exclude<ServerName, 'nchan'>, () => string> = {
+    ssehub: ssehubVersion,
+    'better-sse': () => packageVersion('better-sse'),
+    'naive-express': () => `express ${packageVersion('express')}`,
+    'node-floor': () => `node:net, ${process.version}`,
+  }
+  const version = versions[name]()
   return {
     name,
     version,

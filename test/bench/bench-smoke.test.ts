@@ -70,6 +70,36 @@ describe('ssehub bench', () => {
     expect(readFileSync(`${out}-latency.svg`, 'utf8')).toMatch(/^<svg /)
   }, 120_000)
 
+  it('runs the node:net floor through the same scenarios, with 0 missed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssehub-bench-floor-'))
+    dirs.push(dir)
+    const out = join(dir, 'capacity')
+    const cli = io()
+    const code = await runBench(
+      [
+        ...['--servers', 'node-floor', '--scenarios', 'broadcast,one-to-one'],
+        ...['--subscribers', '50', '--rate', '20', '--seconds', '1', '--clients', '50'],
+        ...['--workers', '1', '--max-publishes', '200', '--out', out],
+      ],
+      cli,
+    )
+    expect(code, cli.out()).toBe(0)
+    const results = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as {
+      versions: Record<string, string>
+      phases: { server: string; scenario: string; published: number; missed: number }[]
+    }
+    expect(results.versions['node-floor']).toMatch(/^node:net, v\d+/)
+    expect(results.phases.map((p) => `${p.server} ${p.scenario}`)).toEqual([
+      'node-floor broadcast',
+      'node-floor broadcast',
+      'node-floor one-to-one',
+    ])
+    for (const phase of results.phases) {
+      expect(phase.published).toBeGreaterThan(0)
+      expect(phase.missed).toBe(0)
+    }
+  }, 120_000)
+
   it('refuses a bad flag and a non-loopback URL with a usage error', async () => {
     await expect(runBench(['--connections', 'lots'], io())).rejects.toThrow(UsageError)
     await expect(runBench(['--url', 'http://example.com/'], io())).rejects.toThrow(/loopback/)

@@ -3,7 +3,8 @@
  * `listening <port>` on stdout, and answer the bench's IPC questions (event-loop lag).
  * Memory and CPU are read by the bench from /proc, the same way for Node and nginx.
  */
-import type { Server } from 'node:http'
+import { Server as HttpServer } from 'node:http'
+import type { Server } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 /** The parsed body of `POST /publish`, the same JSON for ssehub and its Node peers. */
@@ -51,10 +52,12 @@ export function serve(server: Server): void {
     lag.reset()
   })
   // The bench holds thousands of long-lived streams: no Node timeouts on them.
-  server.requestTimeout = 0
-  server.headersTimeout = 0
-  server.keepAliveTimeout = 60_000
-  server.maxRequestsPerSocket = 0
+  if (server instanceof HttpServer) {
+    server.requestTimeout = 0
+    server.headersTimeout = 0
+    server.keepAliveTimeout = 60_000
+    server.maxRequestsPerSocket = 0
+  }
   server.listen(Number(process.env.BENCH_PORT ?? 0), '127.0.0.1', () => {
     const address = server.address()
     const port = typeof address === 'object' && address !== null ? address.port : 0
