@@ -74,7 +74,7 @@ export function renderReport(r: BenchResults): {
     out.push(`**${name}: absent** (${why}); its columns are empty.`, '')
   for (const [name, why] of Object.entries(r.failures)) out.push(`**Failure** ${name}: ${why}`, '')
   out.push(
-    'All servers run in one process pinned to one core; the load generator (raw sockets on worker threads, source addresses 127.0.0.2–17) runs on the other core and reports its own CPU, so a generator near 100 % means the generator, not the server, was the limit.',
+    'All servers run in one process pinned to one core; the load generator (raw sockets on worker threads, source addresses 127.0.0.2–17) runs on the other core and reports its own CPU, so a generator near 100 % means the generator, not the server, was the limit. Each scenario runs for every server in turn, with a fresh server and generator, so that the figures a ratio compares are measured minutes apart.',
     '',
   )
 

@@ -170,63 +170,82 @@ async function withServer(
   }
 }
 
+// Scenario by scenario, every server in turn (a fresh server and generator for each): the figures
+// a ratio compares are measured minutes apart, not a whole run apart, so drift of this shared
+// machine skews them least, and no scenario inherits the state another one left behind.
+const available: (ServerName | 'external')[] = []
 for (const name of servers) {
   const missing = name === 'external' ? null : absence(name as ServerName)
-  if (missing !== null) {
+  if (missing === null) available.push(name as ServerName | 'external')
+  else {
     results.absent[name] = missing
     log(`${name}: absent (${missing}), skipped`)
-    continue
   }
-  log(`${name}:`)
-  try {
-    await withServer(name as ServerName, undefined, async (server, gen) => {
-      const step = async (label: string, fn: () => Promise<void>): Promise<void> => {
-        try {
-          await fn()
-        } catch (error) {
-          results.failures[`${name} ${label}`] = String(error)
-          log(`  ${label} FAILED: ${String(error)}`)
-          await gen.closeAll()
-        }
-      }
-      if (scenarios.includes('idle'))
-        await step(
-          'idle',
-          async () => void results.idle.push(await idle(server, gen, connections, held, log)),
-        )
-      if (scenarios.includes('broadcast')) {
-        for (const subscribers of subscriberCounts) {
-          await step(`broadcast ${subscribers}`, async () => {
-            for (const row of await broadcast(server, gen, subscribers, rate, phase)) {
-              results.phases.push(row)
-              log(
-                `  broadcast ${subscribers} ${row.mode}: ${row.deliveredPerSecond} events/s, p99 ${row.latency.p99Ms} ms, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%`,
-              )
-            }
-          })
-        }
-      }
-      if (scenarios.includes('one-to-one'))
-        await step('one-to-one', async () => {
-          for (const row of await oneToOne(server, gen, clients, phase)) {
-            results.phases.push(row)
-            log(
-              `  one-to-one ${clients}: ${row.publishesPerSecond} publishes/s, missed ${row.missed}, generator ${row.generatorCpuPercent}%`,
-            )
-          }
-        })
-      if (scenarios.includes('slow-consumer'))
-        await step('slow-consumer', async () => {
-          const row = await slowConsumer(server, gen, slowSubscribers, slowRate, phase)
-          results.slow.push(row)
+}
+
+interface Step {
+  readonly label: string
+  readonly run: (server: RunningServer, gen: LoadGenerator) => Promise<void>
+}
+const steps: Step[] = []
+if (scenarios.includes('idle'))
+  steps.push({
+    label: 'idle',
+    run: async (server, gen) => {
+      const row = await idle(server, gen, connections, held, (line) =>
+        log(`  ${server.name} ${line.trim()}`),
+      )
+      results.idle.push(row)
+    },
+  })
+if (scenarios.includes('broadcast')) {
+  for (const subscribers of subscriberCounts) {
+    steps.push({
+      label: `broadcast ${subscribers}`,
+      run: async (server, gen) => {
+        for (const row of await broadcast(server, gen, subscribers, rate, phase)) {
+          results.phases.push(row)
           log(
-            `  slow consumer: others p99 ${row.latency.p99Ms} ms, missed ${row.missed}, stalled one dropped: ${row.slowClosedByServer}, RSS +${((row.serverRssGrowthBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`,
+            `  ${server.name} broadcast ${subscribers} ${row.mode}: ${row.deliveredPerSecond} events/s, p99 ${row.latency.p99Ms} ms, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%`,
           )
-        })
+        }
+      },
     })
-  } catch (error) {
-    results.failures[name] = String(error)
-    log(`  FAILED: ${String(error)}`)
+  }
+}
+if (scenarios.includes('one-to-one'))
+  steps.push({
+    label: 'one-to-one',
+    run: async (server, gen) => {
+      for (const row of await oneToOne(server, gen, clients, phase)) {
+        results.phases.push(row)
+        log(
+          `  ${server.name} ${row.scenario}: ${row.publishesPerSecond} publishes/s, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%`,
+        )
+      }
+    },
+  })
+if (scenarios.includes('slow-consumer'))
+  steps.push({
+    label: 'slow-consumer',
+    run: async (server, gen) => {
+      const row = await slowConsumer(server, gen, slowSubscribers, slowRate, phase)
+      results.slow.push(row)
+      log(
+        `  ${server.name} slow consumer: others p99 ${row.latency.p99Ms} ms, missed ${row.missed}, stalled one dropped: ${row.slowClosedByServer}, RSS +${((row.serverRssGrowthBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`,
+      )
+    },
+  })
+
+for (const step of steps) {
+  log(`${step.label}:`)
+  for (const name of available) {
+    try {
+      await withServer(name, undefined, step.run)
+    } catch (error) {
+      results.failures[`${name} ${step.label}`] = String(error)
+      log(`  ${name} ${step.label} FAILED: ${String(error)}`)
+    }
   }
 }
 

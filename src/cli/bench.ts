@@ -8,12 +8,14 @@ import { UsageError, type CliIo } from './io.js'
 export const benchHelp = `Usage: ssehub bench [options]
 
 Capacity benchmark: idle connections, broadcast fan-out, one-to-one, a slow consumer and the
-cost of features, for ssehub and its peers (better-sse, a naive Express hub, nginx + nchan when
-installed) in one run, through the same load generator. Servers run on core 0 and the generator
-on core 1 when taskset exists. Traffic goes to 127.0.0.0/8 only. Needs a source checkout.
+cost of features, for ssehub and its peers (better-sse, a naive Express hub, a bare node:net
+server as the floor, nginx + nchan when installed) in one run, through the same load generator:
+each scenario runs for every server in turn, so that machine drift skews ratios least. Servers
+run on core 0 and the generator on core 1 when taskset exists. Traffic goes to 127.0.0.0/8 only.
+Needs a source checkout.
 
 Options:
-  --servers LIST          ssehub,better-sse,naive-express,nchan (default: all)
+  --servers LIST          ssehub,better-sse,naive-express,node-floor,nchan (default: all)
   --url URL               bench a running hub on a loopback URL instead of starting servers
   --connections N         idle connections to ramp to (default 10000)
   --held N                subscriptions to hold at the end of the idle ramp (default 19500)
