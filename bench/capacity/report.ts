@@ -33,9 +33,44 @@ function cdf(histogram: readonly number[]): [number, number][] {
 }
 
 const phaseRow = (p: PhaseResult): string =>
-  `| ${p.server} | ${n(p.publishesPerSecond)} | ${n(p.deliveredPerSecond)} | ${n(p.missed)} | ${n(p.latency.p50Ms, 2)} | ${n(p.latency.p90Ms, 2)} | ${n(p.latency.p99Ms, 2)} | ${n(p.latency.maxMs, 2)} | ${n(p.serverCpuUsPerEvent, 2)} | ${n(p.serverCpuPercent)} | ${n(p.generatorCpuPercent)} |`
+  `| ${p.server}${p.run === undefined ? '' : ` #${p.run}`} | ${n(p.publishesPerSecond)} | ${n(p.deliveredPerSecond)} | ${n(p.missed)} | ${n(p.latency.p50Ms, 2)} | ${n(p.latency.p90Ms, 2)} | ${n(p.latency.p99Ms, 2)} | ${n(p.latency.maxMs, 2)} | ${n(p.serverCpuUsPerEvent, 2)} | ${n(p.serverCpuPercent)} | ${n(p.generatorCpuPercent)} |`
 const phaseHead =
   '| server | publishes/s | delivered events/s | missed | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/event | server CPU % | generator CPU % |\n| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |'
+
+function median(values: readonly (number | null)[]): number | null {
+  const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b)
+  if (known.length === 0) return null
+  const mid = known.length >> 1
+  return known.length % 2 === 1 ? known[mid]! : (known[mid - 1]! + known[mid]!) / 2
+}
+
+/**
+ * Several rounds of one phase as one row: the median of each figure (events missed: the most in
+ * any round); histograms are the median-throughput round's. `undefined` for no rows.
+ */
+export function medianOf(rows: readonly PhaseResult[]): PhaseResult | undefined {
+  if (rows.length <= 1) return rows[0]
+  const byThroughput = [...rows].sort((a, b) => a.deliveredPerSecond - b.deliveredPerSecond)
+  const base = byThroughput[(rows.length - 1) >> 1]!
+  const m = (get: (p: PhaseResult) => number | null): number | null => median(rows.map(get))
+  const { run: _run, ...rest } = base
+  return {
+    ...rest,
+    publishesPerSecond: m((p) => p.publishesPerSecond) ?? 0,
+    deliveredPerSecond: m((p) => p.deliveredPerSecond) ?? 0,
+    missed: Math.max(...rows.map((p) => p.missed)),
+    latency: {
+      ...base.latency,
+      p50Ms: m((p) => p.latency.p50Ms) ?? base.latency.p50Ms,
+      p90Ms: m((p) => p.latency.p90Ms) ?? base.latency.p90Ms,
+      p99Ms: m((p) => p.latency.p99Ms) ?? base.latency.p99Ms,
+      maxMs: m((p) => p.latency.maxMs) ?? base.latency.maxMs,
+    },
+    serverCpuPercent: m((p) => p.serverCpuPercent),
+    serverCpuUsPerEvent: m((p) => p.serverCpuUsPerEvent),
+    generatorCpuPercent: m((p) => p.generatorCpuPercent) ?? 0,
+  }
+}
 
 export function renderReport(r: BenchResults): {
   markdown: string
@@ -43,13 +78,21 @@ export function renderReport(r: BenchResults): {
 } {
   const servers = [...new Set([...r.idle.map((i) => i.server), ...r.phases.map((p) => p.server)])]
   const peers = servers.filter((s) => s !== 'ssehub')
-  const find = (server: string, scenario: string, subscribers: number, mode: 'max' | 'rate') =>
-    r.phases.find(
-      (p) =>
-        p.server === server &&
-        p.scenario === scenario &&
-        p.subscribers === subscribers &&
-        p.mode === mode,
+  // With `--repeat`, a phase has one row per round: the summary takes the median of each figure.
+  const find = (
+    server: string,
+    scenario: string,
+    subscribers: number,
+    mode: 'max' | 'rate',
+  ): PhaseResult | undefined =>
+    medianOf(
+      r.phases.filter(
+        (p) =>
+          p.server === server &&
+          p.scenario === scenario &&
+          p.subscribers === subscribers &&
+          p.mode === mode,
+      ),
     )
   const idleOf = (server: string) => r.idle.find((i) => i.server === server)
   const [small, large] = [
@@ -80,6 +123,12 @@ export function renderReport(r: BenchResults): {
 
   // Headline: the targets of issue 5, as ratios ssehub / peer in this run.
   out.push('## ssehub against each peer (ratio = ssehub / peer)', '')
+  const rounds = (r.settings.repeat as number | undefined) ?? 1
+  if (rounds > 1)
+    out.push(
+      `Each publishing phase ran ${rounds} rounds (every server in turn in each round); the figures here are the medians of the rounds (events missed: the most in any round), the scenario tables below list every round.`,
+      '',
+    )
   out.push(`| target | ssehub | ${peers.map((p) => `${p} | ratio`).join(' | ')} |`)
   out.push(`| --- | --: | ${peers.map(() => '--: | --:').join(' | ')} |`)
   // A throughput figure measured while the generator was near its core's limit is a lower bound

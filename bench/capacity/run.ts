@@ -5,7 +5,7 @@
  *
  * npx tsx bench/capacity/run.ts [--servers ssehub,better-sse,naive-express,node-floor,nchan] [--url URL]
  *   [--connections 10000] [--held 19500] [--subscribers 1000,10000] [--rate 10] [--seconds 5]
- *   [--clients 1000] [--slow-subscribers 100] [--workers 2] [--max-publishes 100000]
+ *   [--clients 1000] [--slow-subscribers 100] [--workers 2] [--max-publishes 100000] [--repeat 1]
  *   [--scenarios idle,broadcast,one-to-one,slow-consumer,features] [--out bench/results/capacity]
  *
  * Environment: BENCH_NODE_ARGS (extra node flags for the Node servers, e.g. `--cpu-prof
@@ -82,6 +82,7 @@ const { values } = parseArgs({
     'slow-rate': { type: 'string', default: '400' },
     workers: { type: 'string', default: '2' },
     'max-publishes': { type: 'string', default: '100000' },
+    repeat: { type: 'string', default: '1' },
     scenarios: { type: 'string', default: scenarioNames.join(',') },
     out: { type: 'string', default: 'bench/results/capacity' },
   },
@@ -107,6 +108,7 @@ const slowSubscribers = positive('slow-subscribers', values['slow-subscribers'])
 const slowRate = positive('slow-rate', values['slow-rate'])
 const workers = positive('workers', values.workers)
 const maxPublishes = positive('max-publishes', values['max-publishes'])
+const repeat = positive('repeat', values.repeat)
 const phase = { seconds, maxPublishes }
 const log = (line: string): void => void process.stdout.write(`${line}\n`)
 
@@ -138,6 +140,7 @@ const results: BenchResults = {
     slowRate,
     workers,
     maxPublishes,
+    repeat,
     scenarios,
   },
   absent: {},
@@ -185,12 +188,18 @@ for (const name of servers) {
 
 interface Step {
   readonly label: string
-  readonly run: (server: RunningServer, gen: LoadGenerator) => Promise<void>
+  /** Publishing phases run `--repeat` rounds (each round: every server in turn). */
+  readonly repeated: boolean
+  readonly run: (server: RunningServer, gen: LoadGenerator, round: number) => Promise<void>
 }
+// The round of a row, when there are several (the report takes the median of each figure).
+const tagged = (row: PhaseResult, round: number): PhaseResult =>
+  repeat > 1 ? { ...row, run: round } : row
 const steps: Step[] = []
 if (scenarios.includes('idle'))
   steps.push({
     label: 'idle',
+    repeated: false,
     run: async (server, gen) => {
       const row = await idle(server, gen, connections, held, (line) =>
         log(`  ${server.name} ${line.trim()}`),
@@ -202,9 +211,10 @@ if (scenarios.includes('broadcast')) {
   for (const subscribers of subscriberCounts) {
     steps.push({
       label: `broadcast ${subscribers}`,
-      run: async (server, gen) => {
+      repeated: true,
+      run: async (server, gen, round) => {
         for (const row of await broadcast(server, gen, subscribers, rate, phase)) {
-          results.phases.push(row)
+          results.phases.push(tagged(row, round))
           log(
             `  ${server.name} broadcast ${subscribers} ${row.mode}: ${row.deliveredPerSecond} events/s, p99 ${row.latency.p99Ms} ms, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%`,
           )
@@ -216,9 +226,10 @@ if (scenarios.includes('broadcast')) {
 if (scenarios.includes('one-to-one'))
   steps.push({
     label: 'one-to-one',
-    run: async (server, gen) => {
+    repeated: true,
+    run: async (server, gen, round) => {
       for (const row of await oneToOne(server, gen, clients, phase)) {
-        results.phases.push(row)
+        results.phases.push(tagged(row, round))
         log(
           `  ${server.name} ${row.scenario}: ${row.publishesPerSecond} publishes/s, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%`,
         )
@@ -228,6 +239,7 @@ if (scenarios.includes('one-to-one'))
 if (scenarios.includes('slow-consumer'))
   steps.push({
     label: 'slow-consumer',
+    repeated: false,
     run: async (server, gen) => {
       const row = await slowConsumer(server, gen, slowSubscribers, slowRate, phase)
       results.slow.push(row)
@@ -238,13 +250,17 @@ if (scenarios.includes('slow-consumer'))
   })
 
 for (const step of steps) {
-  log(`${step.label}:`)
-  for (const name of available) {
-    try {
-      await withServer(name, undefined, step.run)
-    } catch (error) {
-      results.failures[`${name} ${step.label}`] = String(error)
-      log(`  ${name} ${step.label} FAILED: ${String(error)}`)
+  const rounds = step.repeated ? repeat : 1
+  for (let round = 1; round <= rounds; round++) {
+    log(rounds > 1 ? `${step.label} (round ${round} of ${rounds}):` : `${step.label}:`)
+    for (const name of available) {
+      try {
+        await withServer(name, undefined, (server, gen) => step.run(server, gen, round))
+      } catch (error) {
+        results.failures[`${name} ${step.label}${rounds > 1 ? ` round ${round}` : ''}`] =
+          String(error)
+        log(`  ${name} ${step.label} FAILED: ${String(error)}`)
+      }
     }
   }
 }

@@ -110,6 +110,8 @@ export interface PhaseResult {
   readonly closedByServer: number
   /** Latency histogram (bucket counts) for the charts. */
   readonly histogram: readonly number[]
+  /** Which round of `--repeat` (1-based), when there were several. */
+  readonly run?: number
 }
 
 /** Publishes per `plan`, waits for the deliveries (bounded), and measures both sides. */

@@ -27,6 +27,7 @@ Options:
   --slow-rate N           publishes/s of the slow-consumer scenario (default 400)
   --workers N             load-generator threads holding streams (default 2)
   --max-publishes N       cap of publishes per phase (default 100000)
+  --repeat N              rounds of each publishing phase; the summary takes medians (default 1)
   --scenarios LIST        idle,broadcast,one-to-one,slow-consumer,features (default: all)
   --out PREFIX            writes PREFIX.json, PREFIX.md, PREFIX-*.svg (default bench/results/capacity)
 `
@@ -44,6 +45,7 @@ const stringFlags = [
   'slow-rate',
   'workers',
   'max-publishes',
+  'repeat',
   'scenarios',
   'out',
 ] as const
