@@ -71,8 +71,9 @@ const EVENTS = Buffer.from('GET /events', 'latin1')
 // The rest of an events request line: an optional query of visible ASCII, then the version.
 const EVENTS_LINE = /^(?:\?([\x21-\x7e]*))? HTTP\/1\.1$/
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1')
-// RFC 9110 token characters (1) and field-value bytes (2: visible ASCII, obs-text, SP, HTAB; no
-// CR, LF, NUL or other controls), by byte: a name or value with anything else is handed to node:http.
+// Byte classes: 3 for RFC 9110 token characters (header names), 2 for the other field-value bytes
+// (visible ASCII, obs-text, SP, HTAB), 0 for the rest (CR, LF, NUL, other controls, DEL): a name
+// or value with a byte of class 0 is handed to node:http.
 const BYTE_CLASS = new Uint8Array(256)
 for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) BYTE_CLASS[c] = 2
 BYTE_CLASS[0x09] = 2
