@@ -21,22 +21,27 @@ function io(): CliIo & { out: () => string } {
   }
 }
 
+/** Runs `ssehub bench` with `args` (tiny phases) into a temp dir; resolves with its exit code. */
+async function tinyBench(args: string[]): Promise<{ code: number; cli: string; out: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ssehub-bench-smoke-'))
+  dirs.push(dir)
+  const out = join(dir, 'capacity')
+  const cli = io()
+  const code = await runBench(
+    [...args, '--seconds', '1', '--workers', '1', '--max-publishes', '200', '--out', out],
+    cli,
+  )
+  return { code, cli: cli.out(), out }
+}
+
 describe('ssehub bench', () => {
   it('runs a tiny capacity bench against ssehub end to end and writes JSON with 0 missed', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ssehub-bench-smoke-'))
-    dirs.push(dir)
-    const out = join(dir, 'capacity')
-    const cli = io()
-    const code = await runBench(
-      [
-        ...['--servers', 'ssehub', '--scenarios', 'idle,broadcast,one-to-one'],
-        ...['--connections', '50', '--held', '50', '--subscribers', '50', '--rate', '20'],
-        ...['--seconds', '1', '--clients', '50', '--workers', '1', '--max-publishes', '200'],
-        ...['--out', out],
-      ],
-      cli,
-    )
-    expect(code, cli.out()).toBe(0)
+    const { code, cli, out } = await tinyBench([
+      ...['--servers', 'ssehub', '--scenarios', 'idle,broadcast,one-to-one'],
+      ...['--connections', '50', '--held', '50', '--subscribers', '50', '--rate', '20'],
+      ...['--clients', '50'],
+    ])
+    expect(code, cli).toBe(0)
     const results = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as {
       machine: Record<string, unknown>
       versions: Record<string, string>
@@ -71,19 +76,11 @@ describe('ssehub bench', () => {
   }, 120_000)
 
   it('runs the node:net floor through the same scenarios, with 0 missed', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ssehub-bench-floor-'))
-    dirs.push(dir)
-    const out = join(dir, 'capacity')
-    const cli = io()
-    const code = await runBench(
-      [
-        ...['--servers', 'node-floor', '--scenarios', 'broadcast,one-to-one'],
-        ...['--subscribers', '50', '--rate', '20', '--seconds', '1', '--clients', '50'],
-        ...['--workers', '1', '--max-publishes', '200', '--out', out],
-      ],
-      cli,
-    )
-    expect(code, cli.out()).toBe(0)
+    const { code, cli, out } = await tinyBench([
+      ...['--servers', 'node-floor', '--scenarios', 'broadcast,one-to-one'],
+      ...['--subscribers', '50', '--rate', '20', '--clients', '50'],
+    ])
+    expect(code, cli).toBe(0)
     const results = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as {
       versions: Record<string, string>
       phases: { server: string; scenario: string; published: number; missed: number }[]
