@@ -38,6 +38,9 @@ export function httpDate(): string {
   return dateText
 }
 
+/** @internal The content type of every JSON body the hub answers with. */
+export const JSON_TYPE = 'application/json; charset=utf-8'
+
 /** @internal A status line, CRLF included. */
 export function statusLine(status: number): string {
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`

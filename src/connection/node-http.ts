@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
-import { asChunk } from './http1.js'
+import { JSON_TYPE, asChunk } from './http1.js'
 import { drainOrClose, streamHeaders, type Transport } from './transport.js'
 
 /** A node:http or node:http2 (compat API) request. */
@@ -59,7 +59,7 @@ export function createNodeTransport(req: NodeRequest, res: NodeResponse): Transp
     reject(status, body, headers = {}) {
       const all: Record<string, string> = { ...headers }
       if (body !== undefined) {
-        all['content-type'] = 'application/json; charset=utf-8'
+        all['content-type'] = JSON_TYPE
         all['content-length'] = String(Buffer.byteLength(body))
       }
       ;(res as ServerResponse).writeHead(status, all)

@@ -8,7 +8,7 @@
  * chunk is written and the connection closed (an EventSource opens a new one to reconnect anyway).
  */
 import type { Socket } from 'node:net'
-import { asChunk, responseHead } from './http1.js'
+import { JSON_TYPE, asChunk, responseHead } from './http1.js'
 import { drainOrClose, streamHeaders, type Transport } from './transport.js'
 
 /**
@@ -61,7 +61,7 @@ class SocketTransport implements Transport {
   reject(status: number, body: string | undefined, headers: Readonly<Record<string, string>> = {}) {
     const all: Record<string, string> = { ...headers }
     if (body !== undefined) {
-      all['content-type'] = 'application/json; charset=utf-8'
+      all['content-type'] = JSON_TYPE
       all['content-length'] = String(Buffer.byteLength(body))
     } else if (status !== 204) {
       all['content-length'] = '0'

@@ -18,7 +18,7 @@
 import type { IncomingHttpHeaders, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { drainOrClose } from '../connection/transport.js'
-import { httpDate, statusLine } from '../connection/http1.js'
+import { JSON_TYPE, httpDate, statusLine } from '../connection/http1.js'
 
 /** A request the fast path took: a complete `POST /publish` or `GET /events`. */
 export interface FastRequest {
@@ -55,8 +55,9 @@ export interface FastPathOptions {
   /** Bodies larger than this go to node:http (which answers 413). */
   readonly maxBodyBytes: number
   /**
-   * Answers a request, at once or later (a promise); never throws or rejects (errors are answers). `take()` detaches the socket from the
-   * front and gives it to the caller (for an event stream; the outcome is then `streaming`).
+   * Answers a request, at once or later (a promise); never throws or rejects (errors are
+   * answers). `take()` detaches the socket from the front and gives it to the caller (for an
+   * event stream; the outcome is then `streaming`).
    */
   readonly handle: (request: FastRequest, take: () => Socket) => FastOutcome | Promise<FastOutcome>
   /** Called when a request starts and when its answer was written (graceful shutdown counts them). */
@@ -211,22 +212,12 @@ export function parseFastRequest(
   }
 }
 
-// The constant parts of a JSON answer, cached: a publish's answer is a few string concatenations.
-const JSON_TYPE = 'content-type: application/json; charset=utf-8\r\n'
-const statusLines = new Map<number, string>()
+// The headers after content-length, cached (the date changes once a second): a publish's answer
+// is a few string concatenations. The same JSON headers as node:http's answers (server.ts
+// jsonHeaders; a test compares the two).
 let tailDate = ''
 let tailKeepAlive = -1
 let tailText = ''
-
-function cachedStatusLine(status: number): string {
-  let line = statusLines.get(status)
-  if (line === undefined) {
-    line = statusLine(status)
-    // Bounded: only the statuses the hub answers with (a handful) are ever asked for.
-    if (statusLines.size < 100) statusLines.set(status, line)
-  }
-  return line
-}
 
 /** The text of `response` on a keep-alive connection (`keepAliveMs` 0: no idle limit). */
 export function responseText(response: FastResponse, keepAliveMs: number): string {
@@ -238,11 +229,11 @@ export function responseText(response: FastResponse, keepAliveMs: number): strin
     if (keepAliveMs > 0) tailText += `keep-alive: timeout=${Math.floor(keepAliveMs / 1000)}\r\n`
     tailText += '\r\n'
   }
-  let head = cachedStatusLine(response.status)
+  let head = statusLine(response.status)
   const extra = response.headers
   if (extra !== undefined) for (const name in extra) head += `${name}: ${extra[name]}\r\n`
   const length = Buffer.byteLength(response.body)
-  return `${head}${JSON_TYPE}content-length: ${length}${tailText}${response.body}`
+  return `${head}content-type: ${JSON_TYPE}\r\ncontent-length: ${length}${tailText}${response.body}`
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { constants, createGzip } from 'node:zlib'
 import { drainOrClose, streamHeaders, type Transport } from '../connection/transport.js'
+import { JSON_TYPE } from '../connection/http1.js'
 
 /** True when the request accepts gzip (`Accept-Encoding: gzip`, not with `q=0`). */
 export function acceptsGzip(req: Pick<IncomingMessage, 'headers'>): boolean {
@@ -45,7 +46,7 @@ export function createGzipTransport(req: IncomingMessage, res: ServerResponse): 
     reject(status, body, headers = {}) {
       res.writeHead(status, {
         ...headers,
-        ...(body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8' }),
+        ...(body === undefined ? {} : { 'content-type': JSON_TYPE }),
       })
       res.end(body)
     },

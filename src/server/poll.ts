@@ -10,6 +10,7 @@ import type { Connection } from '../connection/connection.js'
 import type { Transport } from '../connection/transport.js'
 import type { Hub, SubscribeParams } from '../hub/hub.js'
 import { createParser } from '../wire/parse.js'
+import { JSON_TYPE } from '../connection/http1.js'
 
 /** One event of a `/poll` answer. */
 export interface PolledEvent {
@@ -62,7 +63,7 @@ export function poll(
         ...(body === undefined
           ? {}
           : {
-              'content-type': 'application/json; charset=utf-8',
+              'content-type': JSON_TYPE,
               'content-length': String(Buffer.byteLength(body)),
             }),
       })

@@ -22,6 +22,7 @@ import { Authenticator, type JwtOptions, type TokenGrant } from './auth.js'
 import { parseBatchBody, parsePublishBody, readBody } from './body.js'
 import { positiveInteger } from '../options.js'
 import { dashboardHtml } from './dashboard.js'
+import { JSON_TYPE } from '../connection/http1.js'
 import { createSocketTransport } from '../connection/socket.js'
 import {
   FastPathFront,
@@ -179,7 +180,7 @@ const noQuery = new URLSearchParams()
 function jsonHeaders(body: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     ...extra,
-    'content-type': 'application/json; charset=utf-8',
+    'content-type': JSON_TYPE,
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-store',
   }
@@ -793,7 +794,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
         ? 'Request Timeout'
         : 'Bad Request'
     socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: ${JSON_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     )
   })
 

@@ -124,6 +124,42 @@ describe('the publish fast path', () => {
     stream.close()
   })
 
+  it('answers with the same JSON headers as node:http (a publish, a refusal, a 429)', async () => {
+    // Two tokens: the refusal and the publish take one each, the third publish gets 429.
+    const fast = await hub({ publishRatePerSecond: 1, publishBurst: 2 })
+    const node = await hub({ publishRatePerSecond: 1, publishBurst: 2, fastPath: false })
+    // Header names in lower case -> value, without what differs on purpose (date, keep-alive).
+    const jsonHeaders = (answer: Answer): Record<string, string> =>
+      Object.fromEntries(
+        answer.head
+          .split('\r\n')
+          .slice(1)
+          .map((line): [string, string] => [
+            line.slice(0, line.indexOf(':')).toLowerCase(),
+            line.slice(line.indexOf(':') + 1).trim(),
+          ])
+          .filter(([name]) =>
+            ['content-type', 'content-length', 'cache-control', 'retry-after'].includes(name),
+          ),
+      )
+    const requests = [
+      post('{"data":1}'),
+      post('{"topic":"t","data":1}'),
+      post('{"topic":"t","data":2}'),
+    ]
+    const answers = async (target: TestHub): Promise<Answer[]> => {
+      const c = client(target)
+      for (const request of requests) await c.send(request)
+      return c.answers(requests.length)
+    }
+    const [viaFast, viaNode] = [await answers(fast), await answers(node)]
+    expect(viaFast.map((a) => a.status)).toEqual([400, 200, 429])
+    expect(viaFast.every(byFastPath)).toBe(true)
+    expect(viaNode.every(byNode)).toBe(true)
+    expect(viaFast.map(jsonHeaders)).toEqual(viaNode.map(jsonHeaders))
+    expect(jsonHeaders(viaFast[1]!)['content-type']).toBe('application/json; charset=utf-8')
+  })
+
   it('answers pipelined publishes in order, then hands the connection to node:http', async () => {
     const h = await hub()
     const stream = await openStream(`${h.url}/events?topic=t`)
