@@ -26,6 +26,7 @@ const STREAM_HEAD =
   'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n' +
   'transfer-encoding: chunked\r\n\r\n'
 const HEAD_END = Buffer.from('\r\n\r\n')
+const MAX_HELD_BYTES = 1_048_576
 
 function answer(socket: Socket, body: string): void {
   socket.write(
@@ -104,7 +105,9 @@ function onData(this: Socket, chunk: Buffer): void {
     }
     buf = buf.subarray(end + 4 + length)
   }
-  if (buf.length > 0) buffers.set(this, buf)
+  // Bounded like the other peers' bodies (1 MiB): a head that never ends is dropped, not held.
+  if (buf.length > MAX_HELD_BYTES) this.destroy()
+  else if (buf.length > 0) buffers.set(this, buf)
   else buffers.delete(this)
 }
 
