@@ -8,11 +8,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { openStreams } from './streams.js'
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '5' }, runs: { type: 'string', default: '3' } },
@@ -56,23 +56,6 @@ function startHub(fastPath: boolean): Promise<{ child: ChildProcess; port: numbe
   })
 }
 
-/** Opens `count` client-id streams (client-0 ...) and resolves once each got its first bytes. */
-async function openStreams(port: number, count: number): Promise<Socket[]> {
-  return Promise.all(
-    Array.from(
-      { length: count },
-      (_, i) =>
-        new Promise<Socket>((resolve, reject) => {
-          const socket = connect(port, '127.0.0.1')
-          socket.once('error', reject)
-          socket.write(`GET /events?clientId=client-${i} HTTP/1.1\r\nHost: bench\r\n\r\n`)
-          socket.once('data', () => resolve(socket))
-          socket.on('data', () => undefined)
-        }),
-    ),
-  )
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'ssehub-wrk-'))
 const lua = join(dir, 'publish.lua')
 writeFileSync(
@@ -93,7 +76,10 @@ try {
       const results: number[] = []
       for (let run = 0; run < runs; run++) {
         const { child, port } = await startHub(fastPath)
-        const sockets = await openStreams(port, streams)
+        const sockets = await openStreams(
+          port,
+          Array.from({ length: streams }, (_, i) => `/events?clientId=client-${i}`),
+        )
         const [command, args] = on(1, 'wrk', [
           ...['-t1', '-c16', `-d${seconds}s`, '-s', lua],
           `http://127.0.0.1:${port}/publish`,

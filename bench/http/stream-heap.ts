@@ -6,9 +6,9 @@
  * npx tsx bench/http/stream-heap.ts [--streams 5000]
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { connect, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { openStreams } from './streams.js'
 
 const { values } = parseArgs({ options: { streams: { type: 'string', default: '5000' } } })
 const streams = Number(values.streams)
@@ -52,28 +52,10 @@ async function measure(fastPath: boolean): Promise<{ heap: number; rss: number }
     child.once('exit', (code) => reject(new Error(`the hub exited with ${code}`)))
   })
   const before = await ask(child)
-  const sockets: Socket[] = []
-  // In waves of 500, each stream open (first bytes received) before the next wave.
-  for (let opened = 0; opened < streams; opened += 500) {
-    const wave = Math.min(500, streams - opened)
-    sockets.push(
-      ...(await Promise.all(
-        Array.from(
-          { length: wave },
-          (_, i) =>
-            new Promise<Socket>((resolve, reject) => {
-              const socket = connect(port, '127.0.0.1')
-              socket.once('error', reject)
-              socket.write(
-                `GET /events?topic=idle-${(opened + i) % 100} HTTP/1.1\r\nHost: b\r\n\r\n`,
-              )
-              socket.once('data', () => resolve(socket))
-              socket.on('data', () => undefined)
-            }),
-        ),
-      )),
-    )
-  }
+  const sockets = await openStreams(
+    port,
+    Array.from({ length: streams }, (_, i) => `/events?topic=idle-${i % 100}`),
+  )
   const after = await ask(child)
   if (after.streams !== streams) throw new Error(`${after.streams} of ${streams} streams open`)
   for (const socket of sockets) socket.destroy()
