@@ -235,18 +235,26 @@ export function createWebRoutes(context: WebContext): WebRoutes {
     })()
   }
 
+  /** 401 with `message` unless the request is an operator's (the key, or an open hub). */
+  const requireOperator = async (
+    req: IncomingMessage,
+    query: URLSearchParams,
+    message: string,
+  ): Promise<void> => {
+    if (!(await context.isOperator(req, query)))
+      throw new SseError(ErrorCodes.UNAUTHORIZED, message, { status: 401 })
+  }
+
   return {
     async handle(req, res, path, query) {
       const method = req.method ?? 'GET'
       if (path === '/dashboard/events' && context.dashboard) {
         if (method !== 'GET') return false
-        if (!(await context.isOperator(req, query()))) {
-          throw new SseError(
-            ErrorCodes.UNAUTHORIZED,
-            'The dashboard feed needs the publish key: enter it on the dashboard page.',
-            { status: 401 },
-          )
-        }
+        await requireOperator(
+          req,
+          query(),
+          'The dashboard feed needs the publish key: enter it on the dashboard page.',
+        )
         openFeed(res)
         return true
       }
@@ -270,13 +278,11 @@ export function createWebRoutes(context: WebContext): WebRoutes {
       }
       if (method !== 'POST') return false
       // Demo work publishes into the hub (and may call a paid LLM): operators only on a closed hub.
-      if (!(await context.isOperator(req, query()))) {
-        throw new SseError(
-          ErrorCodes.UNAUTHORIZED,
-          'The demos need the publish key on this hub: send `Authorization: Bearer <key>`.',
-          { status: 401 },
-        )
-      }
+      await requireOperator(
+        req,
+        query(),
+        'The demos need the publish key on this hub: send `Authorization: Bearer <key>`.',
+      )
       const body = await readJson(req)
       if (path === '/demo/chat/start') {
         const id = idOf(body)
