@@ -24,8 +24,18 @@ describe('web routes', () => {
   it('refuses the dashboard feed and the demos without the key on a hub with one', async () => {
     const key = 'k'.repeat(32)
     const hub = await fixture.start({ publishKey: key })
-    expect((await fetch(`${hub.url}/dashboard/events`)).status).toBe(401)
-    expect((await post(`${hub.url}/demo/chat/start`, '{"id":"a"}')).status).toBe(401)
+    const feedRefused = await fetch(`${hub.url}/dashboard/events`)
+    expect(feedRefused.status).toBe(401)
+    expect(await feedRefused.json()).toEqual({
+      error: {
+        code: 'ERR_SSE_UNAUTHORIZED',
+        message: 'The dashboard feed needs the publish key: enter it on the dashboard page.',
+      },
+    })
+    const demoRefused = await post(`${hub.url}/demo/chat/start`, '{"id":"a"}')
+    expect(demoRefused.status).toBe(401)
+    expect(demoRefused.json.error?.code).toBe('ERR_SSE_UNAUTHORIZED')
+    expect(demoRefused.json.error?.message).toMatch(/^The demos need the publish key/)
     const ok = await post(`${hub.url}/demo/progress/start`, '{"id":"a"}', {
       authorization: `Bearer ${key}`,
     })
