@@ -9,7 +9,10 @@ async function post(url: string, body: string, headers: Record<string, string> =
     headers: { 'content-type': 'application/json', ...headers },
     body,
   })
-  return { status: response.status, json: (await response.json()) as { error?: { code: string } } }
+  return {
+    status: response.status,
+    json: (await response.json()) as { error?: { code: string; message: string } },
+  }
 }
 
 describe('web routes', () => {
