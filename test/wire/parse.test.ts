@@ -77,7 +77,7 @@ describe('createParser: chunk boundaries', () => {
   it('decodes multibyte characters split across chunks (eventsource-parser fixtures)', () => {
     const fixture = JSON.parse(
       readFileSync(
-        resolve(repoRoot, '../shared/testdata/eventsource-parser-multibyte.json'),
+        resolve(repoRoot, 'test/wire/fixtures/eventsource-parser-multibyte.json'),
         'utf8',
       ),
     ) as { MULTIBYTE_LINES: string[]; MULTIBYTE_EMOJIS: string[] }
