@@ -48,9 +48,7 @@ export function createApp(hub: Hub<Events>): Express {
       !('room' in body && typeof body.room === 'string') ||
       !('text' in body && typeof body.text === 'string')
     ) {
-      throw new SseError(ErrorCodes.BAD_REQUEST, 'Send {"room": "lobby", "text": "hi"}.', {
-        status: 400,
-      })
+      throw new SseError(ErrorCodes.BAD_REQUEST, 'Send {"room": "lobby", "text": "hi"}.')
     }
     // `hub.publish` takes any payload; annotating it keeps it in step with the EventMap.
     const message: Events['message'] = { text: body.text }

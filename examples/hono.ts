@@ -98,7 +98,7 @@ async function readStrings<K extends string>(
 ): Promise<Record<K, string>> {
   const example = JSON.stringify(Object.fromEntries(names.map((name) => [name, '...'])))
   const bad = (cause?: unknown): SseError =>
-    new SseError(ErrorCodes.BAD_REQUEST, `Send a JSON object ${example}.`, { status: 400, cause })
+    new SseError(ErrorCodes.BAD_REQUEST, `Send a JSON object ${example}.`, { cause })
   let body: unknown
   try {
     body = await request.json()

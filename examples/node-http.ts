@@ -49,7 +49,7 @@ export function createApp(hub: Hub<Events>): Server {
     }
     sendError(
       res,
-      new SseError(ErrorCodes.NOT_FOUND, 'Try GET /events or POST /say.', { status: 404 }),
+      new SseError(ErrorCodes.NOT_FOUND, 'Try GET /events or POST /say.'),
     )
   })
 }
@@ -77,9 +77,7 @@ function readBody(req: IncomingMessage): Promise<string> {
       size += chunk.length
       if (size > maxBodyBytes) {
         reject(
-          new SseError(ErrorCodes.BODY_TOO_LARGE, `Keep bodies under ${maxBodyBytes} bytes.`, {
-            status: 413,
-          }),
+          new SseError(ErrorCodes.BODY_TOO_LARGE, `Keep bodies under ${maxBodyBytes} bytes.`),
         )
         req.pause()
         return
@@ -103,7 +101,7 @@ function parseJson(text: string): Record<string, unknown> | undefined {
 }
 
 function badRequest(message: string, cause?: unknown): SseError {
-  return new SseError(ErrorCodes.BAD_REQUEST, message, { status: 400, cause })
+  return new SseError(ErrorCodes.BAD_REQUEST, message, { cause })
 }
 
 /** Answers like the hub does: `{"error": {"code", "message"}}` with the error's status. */

@@ -50,31 +50,65 @@ export const ErrorCodes = {
    * `maxAttempts` reached, or no byte within `heartbeatTimeoutMs` with reconnection off).
    */
   CONNECTION_FAILED: 'ERR_SSE_CONNECTION_FAILED',
+  /** The request did not arrive in time (`headersTimeoutMs`, `requestTimeoutMs`). */
+  REQUEST_TIMEOUT: 'ERR_SSE_REQUEST_TIMEOUT',
+  /** The request conflicts with the current state (e.g. a demo with that id is already running). */
+  CONFLICT: 'ERR_SSE_CONFLICT',
 } as const
 
 /** One of the {@link ErrorCodes} values. */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
 
+/**
+ * The HTTP status of each code: the one place where a status is chosen. `null` for codes that
+ * never reach an HTTP answer (client-side codes, write failures); such an error answers 500 if a
+ * bug lets it through. `docs/errors.md` lists the same statuses (a test checks it).
+ */
+export const ErrorStatus: Readonly<Record<ErrorCode, number | null>> = {
+  ERR_SSE_BAD_REQUEST: 400,
+  ERR_SSE_INVALID_FIELD: 400,
+  ERR_SSE_UNAUTHORIZED: 401,
+  ERR_SSE_FORBIDDEN: 403,
+  ERR_SSE_NOT_FOUND: 404,
+  ERR_SSE_METHOD_NOT_ALLOWED: 405,
+  ERR_SSE_REQUEST_TIMEOUT: 408,
+  ERR_SSE_CONFLICT: 409,
+  ERR_SSE_BODY_TOO_LARGE: 413,
+  ERR_SSE_UNSUPPORTED_MEDIA_TYPE: 415,
+  ERR_SSE_RATE_LIMITED: 429,
+  ERR_SSE_HEADERS_TOO_LARGE: 431,
+  ERR_SSE_INTERNAL: 500,
+  ERR_SSE_LIMIT_REACHED: 503,
+  ERR_SSE_CLOSED: 503,
+  ERR_SSE_BROKER_UNAVAILABLE: 503,
+  ERR_SSE_LINE_TOO_LONG: null,
+  ERR_SSE_BAD_RESPONSE: null,
+  ERR_SSE_WRITE_FAILED: null,
+  ERR_SSE_UPSTREAM: null,
+  ERR_SSE_CONNECTION_FAILED: null,
+}
+
 /** Options of {@link SseError}. */
 export interface SseErrorOptions {
   /** The underlying error. */
   cause?: unknown
-  /** The HTTP status this error maps to, when it reaches an HTTP client. */
-  status?: number
 }
 
 /** The base of every error that ssehub throws or reports. */
 export class SseError extends Error {
   /** A stable machine-readable code, e.g. `ERR_SSE_BAD_REQUEST`. */
   readonly code: ErrorCode
-  /** HTTP status for the server's JSON error answer. */
+  /**
+   * The HTTP status of the server's JSON error answer: {@link ErrorStatus} of the code (500 for
+   * codes that have none). Client-side subclasses set the status the server answered.
+   */
   readonly status: number
 
   constructor(code: ErrorCode, message: string, options: SseErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'SseError'
     this.code = code
-    this.status = options.status ?? 500
+    this.status = ErrorStatus[code] ?? 500
     Object.defineProperty(this, brand, { value: true })
   }
 }
@@ -82,4 +116,12 @@ export class SseError extends Error {
 /** True when `value` is an {@link SseError}, from this or any other copy of ssehub. */
 export function isSseError(value: unknown): value is SseError {
   return typeof value === 'object' && value !== null && brand in value
+}
+
+/**
+ * The JSON body of an HTTP error answer, `{"error": {"code", "message"}}`: the one writer of it,
+ * used by every front and transport.
+ */
+export function errorBody(error: SseError): string {
+  return JSON.stringify({ error: { code: error.code, message: error.message } })
 }

@@ -23,14 +23,17 @@ export interface ResponseErrorDetails {
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#sse-processing-model
  */
 export class ResponseError extends SseError implements ResponseErrorDetails {
+  /** The HTTP status the server answered. */
+  override readonly status: number
   readonly statusText: string
   readonly url: string
   readonly contentType: string | null
   readonly body: string
 
   constructor(message: string, details: ResponseErrorDetails) {
-    super(ErrorCodes.BAD_RESPONSE, message, { status: details.status })
+    super(ErrorCodes.BAD_RESPONSE, message)
     this.name = 'ResponseError'
+    this.status = details.status
     this.statusText = details.statusText
     this.url = details.url
     this.contentType = details.contentType
@@ -56,10 +59,13 @@ export function redactUrl(url: string): string {
 export class UpstreamError extends SseError {
   /** The upstream's error object as sent (e.g. `{message, type, code, param}`), if it was JSON. */
   readonly error: unknown
+  /** The HTTP status the upstream answered, when it answered one (else 500). */
+  override readonly status: number
 
   constructor(message: string, error: unknown, options: { status?: number; cause?: unknown } = {}) {
-    super(ErrorCodes.UPSTREAM, message, options)
+    super(ErrorCodes.UPSTREAM, message, options.cause === undefined ? {} : { cause: options.cause })
     this.name = 'UpstreamError'
     this.error = error
+    this.status = options.status ?? 500
   }
 }

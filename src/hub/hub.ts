@@ -383,9 +383,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
         return this.toRequest(input)
       } catch (error) {
         if (!isSseError(error)) throw error
-        throw new SseError(error.code, `events[${index}]: ${error.message}`, {
-          status: error.status,
-        })
+        throw new SseError(error.code, `events[${index}]: ${error.message}`)
       }
     })
     // Issued in order (each reaches the broker before the next starts), awaited together: a
@@ -406,7 +404,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       throw new SseError(
         ErrorCodes.BROKER_UNAVAILABLE,
         `${published} of ${inputs.length} events were published; events[${index}] and later failures were not (${cause.message}). Publish the failed ones again.`,
-        { status: 503, cause },
+        { cause },
       )
     }
     return results
@@ -547,7 +545,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       topics = []
       failure = isSseError(error)
         ? error
-        : new SseError(ErrorCodes.BAD_REQUEST, String(error), { status: 400 })
+        : new SseError(ErrorCodes.BAD_REQUEST, String(error))
     }
     const connection = new Connection<E>(transport, {
       id: (++this.nextId).toString(36),
@@ -576,9 +574,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       this.counters.rejections++
       const error = new SseError(
         ErrorCodes.RATE_LIMITED,
-        `Too many connections from ${ip} (maxConnectionsPerIp ${this.maxPerIp}); close some or retry later.`,
-        { status: 429 },
-      )
+        `Too many connections from ${ip} (maxConnectionsPerIp ${this.maxPerIp}); close some or retry later.`)
       connection.reject(429, errorBody(error), { 'retry-after': '5' })
       return connection
     }
@@ -614,9 +610,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
           errorBody(
             new SseError(
               ErrorCodes.BROKER_UNAVAILABLE,
-              'The history is unavailable right now; retry shortly.',
-              { status: 503 },
-            ),
+              'The history is unavailable right now; retry shortly.'),
           ),
           { 'retry-after': '2' },
         )
@@ -716,23 +710,19 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     if (topics.length === 0 && clientId === undefined) {
       throw new SseError(
         ErrorCodes.BAD_REQUEST,
-        'Give at least one topic or a client id, e.g. /events?topic=news or /events?clientId=user-42.',
-        { status: 400 },
-      )
+        'Give at least one topic or a client id, e.g. /events?topic=news or /events?clientId=user-42.')
     }
     if (topics.length > this.maxTopics) {
       throw new SseError(
         ErrorCodes.BAD_REQUEST,
-        `A connection may follow at most ${this.maxTopics} topics, got ${topics.length}; open several connections or raise maxTopicsPerConnection.`,
-        { status: 400 },
-      )
+        `A connection may follow at most ${this.maxTopics} topics, got ${topics.length}; open several connections or raise maxTopicsPerConnection.`)
     }
     return { topics, clientId }
   }
 
   private toRequest(input: PublishInput): PublishRequest {
     const bad = (message: string): SseError =>
-      new SseError(ErrorCodes.BAD_REQUEST, message, { status: 400 })
+      new SseError(ErrorCodes.BAD_REQUEST, message)
     if (typeof input !== 'object' || input === null)
       throw bad('The publish body must be a JSON object.')
     const keys: string[] = []
@@ -783,9 +773,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
         if (this.overflow === 'reject') {
           return new SseError(
             ErrorCodes.LIMIT_REACHED,
-            `Client ${JSON.stringify(clientId)} already has ${own.size} connections (maxConnectionsPerClient); close one or retry later.`,
-            { status: 503 },
-          )
+            `Client ${JSON.stringify(clientId)} already has ${own.size} connections (maxConnectionsPerClient); close one or retry later.`)
         }
         this.evictLeastRecent(own.values())
       }
@@ -794,9 +782,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       if (this.overflow === 'reject') {
         return new SseError(
           ErrorCodes.LIMIT_REACHED,
-          `The hub holds its maximum of ${this.maxConnections} connections (maxConnections); retry later.`,
-          { status: 503 },
-        )
+          `The hub holds its maximum of ${this.maxConnections} connections (maxConnections); retry later.`)
       }
       this.evictLeastRecent(this.members.values())
     }
@@ -1050,7 +1036,7 @@ function encodeFrame(publication: Publication, id: string): Buffer {
 }
 
 function closedError(): SseError {
-  return new SseError(ErrorCodes.CLOSED, 'The hub is closed.', { status: 503 })
+  return new SseError(ErrorCodes.CLOSED, 'The hub is closed.')
 }
 
 /** A broker's refusal as the hub reports it: its own SseError, or 503 with the cause. */
@@ -1059,7 +1045,7 @@ function brokerError(error: unknown): SseError {
   return new SseError(
     ErrorCodes.BROKER_UNAVAILABLE,
     'The broker did not take the event; retry later.',
-    { status: 503, cause: error },
+    { cause: error },
   )
 }
 

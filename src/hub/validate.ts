@@ -11,7 +11,7 @@ function bad(
   message: string,
   code: typeof ErrorCodes.BAD_REQUEST | typeof ErrorCodes.INVALID_FIELD = ErrorCodes.BAD_REQUEST,
 ): SseError {
-  return new SseError(code, message, { status: 400 })
+  return new SseError(code, message)
 }
 
 // Control characters could inject SSE fields where names are echoed (reset events) or break logs.

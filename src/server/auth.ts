@@ -47,7 +47,7 @@ function selectors(value: unknown): string[] {
 }
 
 function unauthorized(message: string): SseError {
-  return new SseError(ErrorCodes.UNAUTHORIZED, message, { status: 401 })
+  return new SseError(ErrorCodes.UNAUTHORIZED, message)
 }
 
 /** Reads one cookie from a `Cookie` header without a parser dependency (names are plain tokens). */
@@ -204,9 +204,7 @@ export class Authenticator {
     if (clientId !== undefined && clientId !== grant.sub) {
       throw new SseError(
         ErrorCodes.FORBIDDEN,
-        `The token is for client ${JSON.stringify(grant.sub ?? null)}, not ${JSON.stringify(clientId)}; leave clientId out to use the token's.`,
-        { status: 403 },
-      )
+        `The token is for client ${JSON.stringify(grant.sub ?? null)}, not ${JSON.stringify(clientId)}; leave clientId out to use the token's.`)
     }
     for (const topic of topics) {
       if (
@@ -215,9 +213,7 @@ export class Authenticator {
       ) {
         throw new SseError(
           ErrorCodes.FORBIDDEN,
-          `The token does not allow subscribing to ${JSON.stringify(topic)} (its subscribe selectors: ${JSON.stringify(grant.subscribe)}).`,
-          { status: 403 },
-        )
+          `The token does not allow subscribing to ${JSON.stringify(topic)} (its subscribe selectors: ${JSON.stringify(grant.subscribe)}).`)
       }
     }
     return { clientId: grant.sub, expiresAt: grant.expiresAt }
@@ -235,9 +231,7 @@ export class Authenticator {
     const forbidden = (what: string): SseError =>
       new SseError(
         ErrorCodes.FORBIDDEN,
-        `The token does not allow publishing to ${what} (its publish selectors: ${JSON.stringify(grant.publish)}).`,
-        { status: 403 },
-      )
+        `The token does not allow publishing to ${what} (its publish selectors: ${JSON.stringify(grant.publish)}).`)
     if ((target.clientId || target.all) && !everything)
       throw forbidden(target.all ? 'all' : 'a client id')
     for (const topic of target.topics) {

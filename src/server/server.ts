@@ -187,7 +187,7 @@ function jsonHeaders(body: string, extra: Record<string, string> = {}): Record<s
 }
 
 function internalError(): SseError {
-  return new SseError(ErrorCodes.INTERNAL, 'Internal error; the hub reported it.', { status: 500 })
+  return new SseError(ErrorCodes.INTERNAL, 'Internal error; the hub reported it.')
 }
 
 /** An error as a fast-path answer. */
@@ -226,7 +226,7 @@ function sendError(
 function methodNotAllowed(res: ServerResponse, allow: string): void {
   sendError(
     res,
-    new SseError(ErrorCodes.METHOD_NOT_ALLOWED, `Use ${allow} on this path.`, { status: 405 }),
+    new SseError(ErrorCodes.METHOD_NOT_ALLOWED, `Use ${allow} on this path.`),
     { allow },
   )
 }
@@ -301,9 +301,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     ErrorCodes.UNAUTHORIZED,
     auth.enabled
       ? 'This endpoint needs a token or the publish key: send `Authorization: Bearer <token or key>`.'
-      : 'This endpoint needs the publish key: send `Authorization: Bearer <key>`.',
-    { status: 401 },
-  )
+      : 'This endpoint needs the publish key: send `Authorization: Bearer <key>`.')
 
   /** Operator endpoints (close, revoke, list clients): the key, or a token that may publish `*`. */
   const requireOperator = async (req: IncomingMessage, query: URLSearchParams): Promise<void> => {
@@ -314,11 +312,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       if (principal.grant.publish.includes('*')) return
       throw new SseError(
         ErrorCodes.FORBIDDEN,
-        'This endpoint needs the publish key or a token that may publish `*`.',
-        {
-          status: 403,
-        },
-      )
+        'This endpoint needs the publish key or a token that may publish `*`.')
     }
     throw unauthorized
   }
@@ -344,9 +338,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
   const rateLimited = (wait: number): SseError =>
     new SseError(
       ErrorCodes.RATE_LIMITED,
-      `Too many publishes; retry in ${wait} s (publishRatePerSecond).`,
-      { status: 429 },
-    )
+      `Too many publishes; retry in ${wait} s (publishRatePerSecond).`)
 
   /** 403 unless the token may publish to the targets of `input`. */
   const authorizeInput = (principal: Principal, input: PublishInput): void => {
@@ -385,9 +377,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     if (limiter !== null && principal.kind !== 'key' && inputs.length > limiter.burst) {
       throw new SseError(
         ErrorCodes.BAD_REQUEST,
-        `A batch may hold at most ${limiter.burst} events (publishBurst) for this publisher, got ${inputs.length}; split it.`,
-        { status: 400 },
-      )
+        `A batch may hold at most ${limiter.burst} events (publishBurst) for this publisher, got ${inputs.length}; split it.`)
     }
     const wait = publishWait(req, principal, inputs.length)
     if (wait > 0) {
@@ -523,9 +513,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     if (timeoutMs === undefined) {
       throw new SseError(
         ErrorCodes.BAD_REQUEST,
-        'Expected `timeoutMs` to be an integer number of milliseconds (at most 30000).',
-        { status: 400 },
-      )
+        'Expected `timeoutMs` to be an integer number of milliseconds (at most 30000).')
     }
     const header = req.headers['last-event-id']
     poll(
@@ -622,9 +610,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
           res,
           new SseError(
             ErrorCodes.NOT_FOUND,
-            `No connection of client ${JSON.stringify(clientId)} is open.`,
-            { status: 404 },
-          ),
+            `No connection of client ${JSON.stringify(clientId)} is open.`),
           headers,
         )
       }
@@ -677,11 +663,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       res,
       new SseError(
         ErrorCodes.NOT_FOUND,
-        `No route for ${method} ${path}; see the API table in the README.`,
-        {
-          status: 404,
-        },
-      ),
+        `No route for ${method} ${path}; see the API table in the README.`),
       headers,
     )
   }
@@ -698,9 +680,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     ) {
       return sendError(
         res,
-        new SseError(ErrorCodes.BAD_REQUEST, 'HTTP/1.1 requests need a Host header; send one.', {
-          status: 400,
-        }),
+        new SseError(ErrorCodes.BAD_REQUEST, 'HTTP/1.1 requests need a Host header; send one.'),
       )
     }
     route(req, res).catch((error: unknown) => {
@@ -779,13 +759,16 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     const status = tooLarge ? 431 : timeout ? 408 : 400
     const body = errorBody(
       new SseError(
-        tooLarge ? ErrorCodes.HEADERS_TOO_LARGE : ErrorCodes.BAD_REQUEST,
+        tooLarge
+          ? ErrorCodes.HEADERS_TOO_LARGE
+          : timeout
+            ? ErrorCodes.REQUEST_TIMEOUT
+            : ErrorCodes.BAD_REQUEST,
         tooLarge
           ? `The URL and headers are larger than ${options.maxHeaderBytes ?? 16_384} bytes; send fewer topics per URL or smaller cookies.`
           : timeout
             ? 'The request took too long to arrive.'
             : 'The request is not valid HTTP.',
-        { status },
       ),
     )
     const reason = tooLarge
@@ -809,9 +792,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       if (open && options.allowAnonymousPublish !== true && !isLoopbackHost(host)) {
         throw new SseError(
           ErrorCodes.UNAUTHORIZED,
-          `Refusing to listen on ${host} without a publish key: anyone could publish. Set --publish-key (or SSEHUB_PUBLISH_KEY), or pass --allow-anonymous-publish.`,
-          { status: 500 },
-        )
+          `Refusing to listen on ${host} without a publish key: anyone could publish. Set --publish-key (or SSEHUB_PUBLISH_KEY), or pass --allow-anonymous-publish.`)
       }
       await hub.ready
       await new Promise<void>((resolve, reject) => {

@@ -57,7 +57,7 @@ export function chatCompletionsUrl(url: string): string {
 }
 
 function bad(message: string): SseError {
-  return new SseError(ErrorCodes.BAD_REQUEST, message, { status: 400 })
+  return new SseError(ErrorCodes.BAD_REQUEST, message)
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -141,9 +141,7 @@ export function createWebRoutes(context: WebContext): WebRoutes {
 
   const openFeed = (res: ServerResponse): void => {
     if (feeds.size >= MAX_FEEDS) {
-      throw new SseError(ErrorCodes.LIMIT_REACHED, 'Too many dashboards are open.', {
-        status: 503,
-      })
+      throw new SseError(ErrorCodes.LIMIT_REACHED, 'Too many dashboards are open.')
     }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -178,11 +176,9 @@ export function createWebRoutes(context: WebContext): WebRoutes {
 
   const claim = (id: string): AbortController => {
     if (running.has(id))
-      throw new SseError(ErrorCodes.BAD_REQUEST, `${id} is running.`, { status: 409 })
+      throw new SseError(ErrorCodes.CONFLICT, `${id} is running; stop it first.`)
     if (running.size >= MAX_RUNNING) {
-      throw new SseError(ErrorCodes.LIMIT_REACHED, 'Too many demos are running; retry later.', {
-        status: 503,
-      })
+      throw new SseError(ErrorCodes.LIMIT_REACHED, 'Too many demos are running; retry later.')
     }
     const controller = new AbortController()
     running.set(id, controller)
@@ -242,7 +238,7 @@ export function createWebRoutes(context: WebContext): WebRoutes {
     message: string,
   ): Promise<void> => {
     if (!(await context.isOperator(req, query)))
-      throw new SseError(ErrorCodes.UNAUTHORIZED, message, { status: 401 })
+      throw new SseError(ErrorCodes.UNAUTHORIZED, message)
   }
 
   return {
