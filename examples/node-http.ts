@@ -47,10 +47,7 @@ export function createApp(hub: Hub<Events>): Server {
       say(hub, req, res).catch((error: unknown) => sendError(res, error))
       return
     }
-    sendError(
-      res,
-      new SseError(ErrorCodes.NOT_FOUND, 'Try GET /events or POST /say.'),
-    )
+    sendError(res, new SseError(ErrorCodes.NOT_FOUND, 'Try GET /events or POST /say.'))
   })
 }
 
@@ -76,9 +73,7 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length
       if (size > maxBodyBytes) {
-        reject(
-          new SseError(ErrorCodes.BODY_TOO_LARGE, `Keep bodies under ${maxBodyBytes} bytes.`),
-        )
+        reject(new SseError(ErrorCodes.BODY_TOO_LARGE, `Keep bodies under ${maxBodyBytes} bytes.`))
         req.pause()
         return
       }

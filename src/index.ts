@@ -13,12 +13,10 @@
  * await hub.publish({ topic: 'news', data: { title: 'Hello' } })
  * ```
  */
+export { Hub, createHub } from './hub/hub.js'
+export { HUB_DEFAULTS, type HubOptions, type OverflowPolicy } from './hub/hub-options.js'
 export {
-  Hub,
-  createHub,
-  errorBody,
   RESET_EVENT,
-  type HubOptions,
   type HubEvents,
   type HubStats,
   type PublishInput,
@@ -26,8 +24,7 @@ export {
   type PublishTarget,
   type SubscribeParams,
   type ConnectionInfo,
-  type OverflowPolicy,
-} from './hub/hub.js'
+} from './hub/types.js'
 export {
   Connection,
   dataToString,
@@ -40,7 +37,7 @@ export {
 export { createNodeTransport, type NodeRequest, type NodeResponse } from './connection/node-http.js'
 export { createFetchTransport, type FetchTransport } from './connection/fetch.js'
 export { streamHeaders, type Transport } from './connection/transport.js'
-export { MemoryBroker, type MemoryBrokerOptions } from './broker/memory.js'
+export { MemoryBroker, MEMORY_BROKER_DEFAULTS, type MemoryBrokerOptions } from './broker/memory.js'
 export type {
   Broker,
   BrokerCommand,
@@ -53,5 +50,12 @@ export type {
   Resume,
   ResetReason,
 } from './broker/broker.js'
-export { SseError, isSseError, ErrorCodes, type ErrorCode, type SseErrorOptions } from './errors.js'
+export {
+  SseError,
+  isSseError,
+  errorBody,
+  ErrorCodes,
+  type ErrorCode,
+  type SseErrorOptions,
+} from './errors.js'
 export { encodeEvent, encodeEventText, WireFieldError, type SseEvent } from './wire/encode.js'

@@ -13,7 +13,6 @@ const hubServer = createHubServer({
   publishRatePerSecond: null,
   heartbeatMs: null,
   metrics: false,
-  dashboard: false,
   fastPath: process.env.FAST_PATH !== '0',
 })
 const { port } = await hubServer.listen(0, '127.0.0.1')

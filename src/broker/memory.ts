@@ -1,4 +1,4 @@
-import { positiveInteger } from '../options.js'
+import { optionsObject, positiveInteger, positiveIntegerOption, withDefault } from '../options.js'
 import type {
   Broker,
   BrokerCommand,
@@ -12,7 +12,7 @@ import type {
   ResetReason,
 } from './broker.js'
 
-/** Options of {@link MemoryBroker}. */
+/** Options of {@link MemoryBroker}. Defaults: {@link MEMORY_BROKER_DEFAULTS}. */
 export interface MemoryBrokerOptions {
   /**
    * How many events the history keeps (all topics together). Older ones are dropped; a client
@@ -21,14 +21,15 @@ export interface MemoryBrokerOptions {
    */
   readonly historyMaxEvents?: number
   /**
-   * How long an event stays in the history, in ms. `null` keeps events until the count bound drops them.
-   * @default 3600000 (one hour)
+   * How long an event stays in the history, in ms (one hour by default). `null` keeps events
+   * until the count bound drops them.
+   * @default 3600000
    */
   readonly historyMaxAgeMs?: number | null
   /**
-   * How long a finished topic (one that got its `close` event) is remembered, in ms: a client that
-   * reconnects within it gets the final event or `204`.
-   * @default 3600000 (one hour)
+   * How long a finished topic (one that got its `close` event) is remembered, in ms (one hour by
+   * default): a client that reconnects within it gets the final event or `204`.
+   * @default 3600000
    */
   readonly endedTopicTtlMs?: number
   /**
@@ -36,8 +37,68 @@ export interface MemoryBrokerOptions {
    * @default 10000
    */
   readonly maxEndedTopics?: number
-  /** The epoch (a new random one by default). Fixed in tests only. */
+  /**
+   * The epoch: 1-16 characters of `[0-9a-z]`. A new random one for each broker (so that a restart
+   * tells clients their ids are from another log); fix it in tests only.
+   */
   readonly epoch?: string
+}
+
+/** {@link MemoryBrokerOptions} with every default applied and every value checked. */
+export type ResolvedMemoryBrokerOptions = {
+  readonly [K in keyof MemoryBrokerOptions]-?: Exclude<MemoryBrokerOptions[K], undefined>
+}
+
+/** The default of every {@link MemoryBrokerOptions} field but `epoch` (random per broker). */
+export const MEMORY_BROKER_DEFAULTS: Omit<ResolvedMemoryBrokerOptions, 'epoch'> = Object.freeze({
+  historyMaxEvents: 10_000,
+  historyMaxAgeMs: 3_600_000,
+  endedTopicTtlMs: 3_600_000,
+  maxEndedTopics: 10_000,
+})
+
+const epochPattern = /^[0-9a-z]{1,16}$/
+
+/**
+ * Applies {@link MEMORY_BROKER_DEFAULTS} and checks every field; other keys are ignored (the hub's
+ * options extend these).
+ * @throws {RangeError} naming the first bad option.
+ */
+export function resolveMemoryBrokerOptions(
+  options: MemoryBrokerOptions = {},
+): ResolvedMemoryBrokerOptions {
+  optionsObject('memory broker', options)
+  const defaults = MEMORY_BROKER_DEFAULTS
+  const epoch = options.epoch === undefined ? newEpoch() : options.epoch
+  if (typeof epoch !== 'string' || !epochPattern.test(epoch)) {
+    throw new RangeError(
+      `Expected \`epoch\` to be 1-16 chars of [0-9a-z], got \`${String(epoch)}\` (${typeof epoch})`,
+    )
+  }
+  return {
+    historyMaxEvents: positiveInteger(
+      'historyMaxEvents',
+      withDefault(options.historyMaxEvents, defaults.historyMaxEvents),
+    ),
+    historyMaxAgeMs: positiveIntegerOption(
+      'historyMaxAgeMs',
+      withDefault(options.historyMaxAgeMs, defaults.historyMaxAgeMs),
+      true,
+    ),
+    endedTopicTtlMs: positiveInteger(
+      'endedTopicTtlMs',
+      withDefault(options.endedTopicTtlMs, defaults.endedTopicTtlMs),
+    ),
+    maxEndedTopics: positiveInteger(
+      'maxEndedTopics',
+      withDefault(options.maxEndedTopics, defaults.maxEndedTopics),
+    ),
+    epoch,
+  }
+}
+
+function newEpoch(): string {
+  return Math.random().toString(36).slice(2, 10).padEnd(8, '0')
 }
 
 interface MemoryPublication extends Publication {
@@ -86,15 +147,12 @@ export class MemoryBroker implements Broker {
   private closed = false
 
   constructor(options: MemoryBrokerOptions = {}) {
-    this.maxEvents = positiveInteger('historyMaxEvents', options.historyMaxEvents ?? 10_000)
-    const age = options.historyMaxAgeMs === undefined ? 3_600_000 : options.historyMaxAgeMs
-    this.maxAgeMs = age === null ? null : positiveInteger('historyMaxAgeMs', age)
-    this.endedTtlMs = positiveInteger('endedTopicTtlMs', options.endedTopicTtlMs ?? 3_600_000)
-    this.maxEnded = positiveInteger('maxEndedTopics', options.maxEndedTopics ?? 10_000)
-    this.epoch = options.epoch ?? Math.random().toString(36).slice(2, 10).padEnd(8, '0')
-    if (!/^[0-9a-z]{1,16}$/.test(this.epoch)) {
-      throw new RangeError(`Expected \`epoch\` to be 1-16 chars of [0-9a-z], got \`${this.epoch}\``)
-    }
+    const resolved = resolveMemoryBrokerOptions(options)
+    this.maxEvents = resolved.historyMaxEvents
+    this.maxAgeMs = resolved.historyMaxAgeMs
+    this.endedTtlMs = resolved.endedTopicTtlMs
+    this.maxEnded = resolved.maxEndedTopics
+    this.epoch = resolved.epoch
   }
 
   start(sink: BrokerSink): Promise<void> {

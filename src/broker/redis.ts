@@ -1,135 +1,40 @@
-import { positiveInteger } from '../options.js'
 import type { Redis } from 'ioredis'
+import { ErrorCodes, SseError } from '../errors.js'
 import type {
   Broker,
   BrokerCommand,
   BrokerHealth,
   BrokerSink,
-  Cursor,
   Publication,
   PublishRequest,
   ReplayItem,
   ResetReason,
   Resume,
 } from './broker.js'
+import {
+  RedisCursor,
+  compareIds,
+  entryFields,
+  entryNumber,
+  idPattern,
+  newEpoch,
+  parseStreamId,
+  publishScript,
+  toPublication,
+  toRecord,
+  type Entry,
+  type RedisPublication,
+  type StreamId,
+} from './redis-log.js'
+import { resolveRedisBrokerOptions, type RedisBrokerOptions } from './redis-options.js'
 
-/** Options of {@link RedisBroker}. */
-export interface RedisBrokerOptions {
-  /**
-   * The Redis client (ioredis). The broker never parses URLs: the application builds the client
-   * with its own settings (Sentinel, TLS...). The broker calls `duplicate()` once for its
-   * blocking reader, which must not share a connection with other commands.
-   */
-  readonly client: Redis
-  /**
-   * Prefix of every key. It contains a hash tag so that all keys share one Cluster slot.
-   * @default 'ssehub:{hub}:'
-   */
-  readonly prefix?: string
-  /** Events kept in the stream (approximate `MAXLEN ~`). @default 10000 */
-  readonly historyMaxEvents?: number
-  /** Oldest event kept, in ms (`MINID ~` trimming at publish); `null` for the count bound only. @default 3600000 */
-  readonly historyMaxAgeMs?: number | null
-  /** How long a finished topic is remembered, in ms. @default 3600000 */
-  readonly endedTopicTtlMs?: number
-  /** A publish that Redis has not confirmed within this time fails with 503, in ms. @default 2000 */
-  readonly publishTimeoutMs?: number
-  /** `BLOCK` of the reader's `XREAD`, in ms; the watchdog fires at this plus 3 s. @default 2000 */
-  readonly blockMs?: number
-  /** Entries read per `XREAD`. @default 500 */
-  readonly readCount?: number
-  /** Largest replay on resume, in entries scanned (a DoS guard); past it the client gets a reset. @default 20000 */
-  readonly maxReplayScan?: number
-}
-
-/**
- * Event ids are a versioned cursor vector: `1~<partition>.<epoch>.<stream id>`. This release
- * keeps one partition (`0`), so a vector has one element; the format is the public contract that
- * a partitioned layout extends (`1~0.e.1-0~17.e.5-2`), and ids are opaque to clients anyway.
- */
-const idPattern = /^1~0\.([0-9a-z]{1,16})\.(\d{1,20})-(\d{1,20})$/
-
-interface StreamId {
-  readonly ms: bigint
-  readonly seq: bigint
-}
-
-function parseStreamId(value: string): StreamId {
-  const dash = value.indexOf('-')
-  return { ms: BigInt(value.slice(0, dash)), seq: BigInt(value.slice(dash + 1)) }
-}
-
-function compareIds(a: StreamId, b: StreamId): number {
-  if (a.ms !== b.ms) return a.ms < b.ms ? -1 : 1
-  if (a.seq !== b.seq) return a.seq < b.seq ? -1 : 1
-  return 0
-}
-
-interface RedisPublication extends Publication {
-  readonly epoch: string
-  readonly streamId: StreamId
-}
-
-class RedisCursor implements Cursor {
-  constructor(
-    private epoch: string,
-    private position: StreamId,
-    private raw: string,
-  ) {}
-
-  advance(publication: Publication): string | null {
-    const pub = publication as RedisPublication
-    // A publication of a newer epoch (Redis lost its data) starts a new log: take it.
-    if (pub.epoch === this.epoch && compareIds(pub.streamId, this.position) <= 0) return null
-    this.epoch = pub.epoch
-    this.position = pub.streamId
-    this.raw = `${pub.streamId.ms}-${pub.streamId.seq}`
-    return pub.id
-  }
-
-  get id(): string {
-    return `1~0.${this.epoch}.${this.raw}`
-  }
-}
-
-// Publish: create the epoch if Redis lost it, append, trim by age, track finished topics.
-// KEYS: log, meta, then one `end:` key per topic. ARGV: maxlen, epoch candidate, minid ('' = no
-// age trim), ended ttl ms, close ('1'/'0'), time, then the entry's field/value pairs.
-const publishScript = `
-local epoch = redis.call('HGET', KEYS[2], 'e')
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('HSET', KEYS[2], 'e', epoch)
-end
--- 'n' numbers the entries without gaps, so a reader knows when trimming overtook it.
-local fields = {'n', tostring(redis.call('HINCRBY', KEYS[2], 'n', 1))}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
-if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
-for i = 3, #KEYS do
-  if ARGV[5] == '1' then
-    redis.call('DEL', KEYS[i])
-    redis.call('HSET', KEYS[i], 'i', id, unpack(fields))
-    redis.call('PEXPIRE', KEYS[i], ARGV[4])
-  else
-    redis.call('DEL', KEYS[i])
-  end
-end
-return {id, epoch}
-`
-
-/** Flat `[k, v, k, v]` (RESP2 / legacy mapping) or an object (RESP3 mapping) to a record. */
-function toRecord(reply: unknown): Record<string, unknown> {
-  if (Array.isArray(reply)) {
-    const out: Record<string, unknown> = {}
-    for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = reply[i + 1]
-    return out
-  }
-  if (reply instanceof Map) return Object.fromEntries(reply as Map<string, unknown>)
-  return (reply ?? {}) as Record<string, unknown>
-}
-
-type Entry = [id: string, fields: string[]]
+// The `ssehub/redis` entry point: the broker, its options and their defaults.
+export {
+  REDIS_BROKER_DEFAULTS,
+  resolveRedisBrokerOptions,
+  type RedisBrokerOptions,
+  type ResolvedRedisBrokerOptions,
+} from './redis-options.js'
 
 /**
  * The Redis broker: every node appends to and tails one Redis Stream, which is both the live path
@@ -161,20 +66,20 @@ export class RedisBroker implements Broker {
   private lastError: string | null = null
   private loop: Promise<void> | null = null
 
+  /** @throws {TypeError} or {@link RangeError} for a bad option, naming it. */
   constructor(options: RedisBrokerOptions) {
-    this.client = options.client
-    const prefix = options.prefix ?? 'ssehub:{hub}:'
-    this.logKey = `${prefix}log`
-    this.metaKey = `${prefix}meta`
-    this.endPrefix = `${prefix}end:`
-    this.maxEvents = positiveInteger('historyMaxEvents', options.historyMaxEvents ?? 10_000)
-    const age = options.historyMaxAgeMs === undefined ? 3_600_000 : options.historyMaxAgeMs
-    this.maxAgeMs = age === null ? null : positiveInteger('historyMaxAgeMs', age)
-    this.endedTtlMs = positiveInteger('endedTopicTtlMs', options.endedTopicTtlMs ?? 3_600_000)
-    this.publishTimeoutMs = positiveInteger('publishTimeoutMs', options.publishTimeoutMs ?? 2_000)
-    this.blockMs = positiveInteger('blockMs', options.blockMs ?? 2_000)
-    this.readCount = positiveInteger('readCount', options.readCount ?? 500)
-    this.maxReplayScan = positiveInteger('maxReplayScan', options.maxReplayScan ?? 20_000)
+    const resolved = resolveRedisBrokerOptions(options)
+    this.client = resolved.client
+    this.logKey = `${resolved.prefix}log`
+    this.metaKey = `${resolved.prefix}meta`
+    this.endPrefix = `${resolved.prefix}end:`
+    this.maxEvents = resolved.historyMaxEvents
+    this.maxAgeMs = resolved.historyMaxAgeMs
+    this.endedTtlMs = resolved.endedTopicTtlMs
+    this.publishTimeoutMs = resolved.publishTimeoutMs
+    this.blockMs = resolved.blockMs
+    this.readCount = resolved.readCount
+    this.maxReplayScan = resolved.maxReplayScan
   }
 
   async start(sink: BrokerSink): Promise<void> {
@@ -189,14 +94,11 @@ export class RedisBroker implements Broker {
   }
 
   async publish(request: PublishRequest): Promise<Publication> {
-    const fields = ['k', request.keys.join('\n')]
-    if (request.event !== undefined) fields.push('e', request.event)
-    if (request.retry !== undefined) fields.push('r', String(request.retry))
-    if (request.close === true) fields.push('c', '1')
-    fields.push('d', request.data)
+    const fields = entryFields(request)
     const topicKeys = request.keys.filter((key) => !key.startsWith('@'))
     const [id, epoch] = await this.append(topicKeys, request.close === true, fields)
-    return this.toPublication(epoch, id, fields)
+    // Its fields carry keys: a publication, never a command entry.
+    return toPublication(epoch, id, fields)!
   }
 
   async resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume> {
@@ -238,7 +140,7 @@ export class RedisBroker implements Broker {
             1000,
           )) as Entry[]
           for (const [id, fields] of page) {
-            const publication = this.toPublication(epoch, id, fields)
+            const publication = toPublication(epoch, id, fields)
             if (publication === null) continue
             if (publication.keys.some((key) => wanted.has(key)))
               replay.push({ publication, id: publication.id })
@@ -273,7 +175,7 @@ export class RedisBroker implements Broker {
         const fields = Object.entries(record)
           .filter(([name]) => name !== 'i')
           .flat() as string[]
-        const publication = this.toPublication(epoch, id, fields)
+        const publication = toPublication(epoch, id, fields)
         if (publication !== null && !finals.some((p) => p.id === publication.id))
           finals.push(publication)
       })
@@ -380,57 +282,6 @@ export class RedisBroker implements Broker {
     return changed
   }
 
-  private toPublication(epoch: string, id: string, fields: readonly string[]): RedisPublication
-  private toPublication(
-    epoch: string,
-    id: string,
-    fields: readonly string[],
-  ): RedisPublication | null
-  private toPublication(
-    epoch: string,
-    id: string,
-    fields: readonly string[],
-  ): RedisPublication | null {
-    let keys: string[] | undefined
-    let event: string | undefined
-    let retry: number | undefined
-    let close = false
-    let data = ''
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const value = fields[i + 1]!
-      switch (fields[i]) {
-        case 'k':
-          keys = value.split('\n')
-          break
-        case 'e':
-          event = value
-          break
-        case 'r':
-          retry = Number(value)
-          break
-        case 'c':
-          close = value === '1'
-          break
-        case 'd':
-          data = value
-          break
-      }
-    }
-    if (keys === undefined) return null // a command entry
-    const streamId = parseStreamId(id)
-    return {
-      id: `1~0.${epoch}.${id}`,
-      keys,
-      event,
-      data,
-      retry,
-      close,
-      time: Number(streamId.ms),
-      epoch,
-      streamId,
-    }
-  }
-
   /**
    * The one blocking reader of this node: `XREAD BLOCK` from an explicit cursor, fan-out in the
    * hub. A watchdog destroys a read that outlives BLOCK + 3 s (half-open sockets); any failure
@@ -484,8 +335,20 @@ export class RedisBroker implements Broker {
         }
       } catch (error) {
         if (this.closed) break
+        const cause = error instanceof Error ? error : new Error(String(error))
+        this.lastError = cause.message
+        // Reported once per outage, when the reader goes from reading to failing: the retries
+        // that follow (every 100 ms to 2 s) are the same outage, visible in health() meanwhile.
+        if (this.readerHealthy) {
+          this.sink?.error(
+            new SseError(
+              ErrorCodes.BROKER_UNAVAILABLE,
+              `The Redis reader failed (${cause.message}); live events from Redis wait until it reads again. It retries from its position with backoff.`,
+              { cause },
+            ),
+          )
+        }
         this.readerHealthy = false
-        this.lastError = (error as Error).message
         needsCheck = true
         this.reader?.disconnect()
         this.reader = null
@@ -500,7 +363,7 @@ export class RedisBroker implements Broker {
   private dispatch(id: string, fields: readonly string[]): void {
     const sink = this.sink
     if (sink === null) return
-    const publication = this.toPublication(this.epoch, id, fields)
+    const publication = toPublication(this.epoch, id, fields)
     if (publication !== null) {
       sink.publication(publication)
       return
@@ -513,15 +376,6 @@ export class RedisBroker implements Broker {
       sink.error(new Error(`Ignored a malformed command entry ${id}: ${(error as Error).message}`))
     }
   }
-}
-
-function entryNumber(fields: readonly string[]): number | null {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'n') return Number(fields[i + 1])
-  return null
-}
-
-function newEpoch(): string {
-  return Math.random().toString(36).slice(2, 10).padEnd(8, '0')
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

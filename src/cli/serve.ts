@@ -2,8 +2,10 @@ import { Redis } from 'ioredis'
 import { RedisBroker } from '../broker/redis.js'
 import { isSseError } from '../errors.js'
 import { createHubServer } from '../server/server.js'
+import { SHOWCASE_OPTION_NAMES, createShowcase } from '../showcase/index.js'
 import { UsageError, type CliIo } from './io.js'
-import { parseServeArgs, serveHelp } from './serve-options.js'
+import { serveHelp } from './serve-flags.js'
+import { parseServeArgs } from './serve-options.js'
 
 /**
  * `ssehub serve`: runs the hub server until `io.signal` aborts (SIGINT/SIGTERM), then shuts down
@@ -26,7 +28,15 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
         })
   let hubServer: ReturnType<typeof createHubServer>
   try {
-    hubServer = createHubServer({ ...config.options, ...(broker === undefined ? {} : { broker }) })
+    // The showcase (dashboard, demos) is a part the CLI mounts beside the API.
+    const showcase = createShowcase(pick(config.options, SHOWCASE_OPTION_NAMES))
+    const serverOptions = { ...config.options }
+    for (const name of SHOWCASE_OPTION_NAMES) delete serverOptions[name]
+    hubServer = createHubServer({
+      ...serverOptions,
+      mounts: [showcase],
+      ...(broker === undefined ? {} : { broker }),
+    })
   } catch (error) {
     redis?.disconnect()
     // Option validation (RangeError) is a bad command line here: one line, exit 2.

@@ -1,3 +1,4 @@
+import { ErrorCodes, SseError, errorBody } from '../errors.js'
 import { encodeCommentText, encodeEventText } from '../wire/encode.js'
 import { joinFrames, MAX_BATCH_BYTES, scheduleFlush, type Flushable } from './flush.js'
 import type { Transport } from './transport.js'
@@ -289,6 +290,28 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
     this.transport.reject(status, body, headers)
   }
 
+  /**
+   * @internal Refuses the stream with `error`: its status ({@link SseError.status}, from the
+   * code) and its JSON body, plus `Retry-After` when `retryAfterSeconds` is given (limits,
+   * shutdown, a broker outage: the client may come back).
+   */
+  refuse(error: SseError, retryAfterSeconds?: number): void {
+    this.reject(
+      error.status,
+      errorBody(error),
+      retryAfterSeconds === undefined ? undefined : { 'retry-after': String(retryAfterSeconds) },
+    )
+  }
+
+  /**
+   * @internal Answers that the stream has nothing to send, ever: every topic it follows has
+   * finished and the client already got each final event. `204 No Content` is the one answer
+   * that stops an EventSource for good (it does not reconnect).
+   */
+  finished(): void {
+    this.reject(204)
+  }
+
   /** @internal Ends gracefully (queued bytes are still sent) with `reason`. */
   end(reason: CloseReason): void {
     if (this.stateValue === 'closed') return
@@ -301,16 +324,11 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
       this.transport.end()
     } else {
       // Not open yet: answer so the request does not hang (a reconnect may land elsewhere).
-      this.transport.reject(
-        503,
-        JSON.stringify({
-          error: {
-            code: 'ERR_SSE_CLOSED',
-            message: 'The connection was closed before it opened; reconnect.',
-          },
-        }),
-        { 'retry-after': '1' },
+      const error = new SseError(
+        ErrorCodes.CLOSED,
+        'The connection was closed before it opened; reconnect.',
       )
+      this.transport.reject(error.status, errorBody(error), { 'retry-after': '1' })
     }
   }
 

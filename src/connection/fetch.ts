@@ -1,3 +1,4 @@
+import { ErrorCodes, SseError, errorBody } from '../errors.js'
 import { streamHeaders, type Transport } from './transport.js'
 
 /** A {@link Transport} whose stream is a Web `Response`, for fetch-style frameworks. */
@@ -36,13 +37,12 @@ export function createFetchTransport(remoteAddress?: string): FetchTransport {
     wake()
     // Never leave a route handler waiting: a stream closed before the hub decided is a 503.
     if (!decided) {
+      const error = new SseError(ErrorCodes.CLOSED, 'The hub closed the stream; reconnect.')
       resolveResponse(
-        new Response(
-          JSON.stringify({
-            error: { code: 'ERR_SSE_CLOSED', message: 'The hub closed the stream; reconnect.' },
-          }),
-          { status: 503, headers: { 'content-type': 'application/json', 'retry-after': '1' } },
-        ),
+        new Response(errorBody(error), {
+          status: error.status,
+          headers: { 'content-type': 'application/json', 'retry-after': '1' },
+        }),
       )
     }
     const listener = closeListener

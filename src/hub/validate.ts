@@ -75,3 +75,34 @@ export function validateRetry(value: unknown): number {
   }
   return value
 }
+
+/** The limits a subscription is checked against. */
+export interface SubscribeLimits extends NameLimits {
+  /** Topics one connection may follow. */
+  readonly maxTopicsPerConnection: number
+}
+
+/**
+ * Checks what a connection asks to follow: valid, distinct topic names (at most
+ * `maxTopicsPerConnection`) and a valid client id, at least one of the two.
+ * @throws {SseError} `ERR_SSE_BAD_REQUEST` or `ERR_SSE_INVALID_FIELD`, saying what to fix.
+ */
+export function checkSubscription(
+  topics: readonly unknown[] | undefined,
+  clientId: unknown,
+  limits: SubscribeLimits,
+): { topics: string[]; clientId: string | undefined } {
+  const checked = [...new Set((topics ?? []).map((topic) => validateTopic(topic, limits)))]
+  const id = clientId === undefined ? undefined : validateClientId(clientId, limits)
+  if (checked.length === 0 && id === undefined) {
+    throw bad(
+      'Give at least one topic or a client id, e.g. /events?topic=news or /events?clientId=user-42.',
+    )
+  }
+  if (checked.length > limits.maxTopicsPerConnection) {
+    throw bad(
+      `A connection may follow at most ${limits.maxTopicsPerConnection} topics, got ${checked.length}; open several connections or raise maxTopicsPerConnection.`,
+    )
+  }
+  return { topics: checked, clientId: id }
+}

@@ -19,6 +19,18 @@ export interface JwtOptions {
   readonly privateTopics?: readonly string[]
 }
 
+/** Every default of {@link JwtOptions}, written once: JWT auth is off until a key is given. */
+export const JWT_DEFAULTS: {
+  readonly [K in keyof JwtOptions]-?: Exclude<JwtOptions[K], undefined>
+} = Object.freeze({
+  jwtSecret: null,
+  jwtPublicKey: null,
+  jwtJwksUrl: null,
+  tokenCookie: 'ssehub_token',
+  allowQueryToken: true,
+  privateTopics: [],
+})
+
 /** The `ssehub` claim of a token, plus the parts of the payload the hub uses. */
 export interface TokenGrant {
   /** The token's subject: it becomes the connection's client id. */
@@ -113,9 +125,9 @@ export class Authenticator {
       this.algorithms = []
     }
     this.enabled = this.key !== null
-    this.cookie = options.tokenCookie ?? 'ssehub_token'
-    this.queryToken = options.allowQueryToken !== false
-    this.privateTopics = options.privateTopics ?? []
+    this.cookie = options.tokenCookie ?? JWT_DEFAULTS.tokenCookie
+    this.queryToken = options.allowQueryToken ?? JWT_DEFAULTS.allowQueryToken
+    this.privateTopics = options.privateTopics ?? JWT_DEFAULTS.privateTopics
     this.revocationTtlMs = limits.revocationTtlMs ?? 86_400_000
     this.maxRevocations = limits.maxRevocations ?? 100_000
   }
@@ -204,7 +216,8 @@ export class Authenticator {
     if (clientId !== undefined && clientId !== grant.sub) {
       throw new SseError(
         ErrorCodes.FORBIDDEN,
-        `The token is for client ${JSON.stringify(grant.sub ?? null)}, not ${JSON.stringify(clientId)}; leave clientId out to use the token's.`)
+        `The token is for client ${JSON.stringify(grant.sub ?? null)}, not ${JSON.stringify(clientId)}; leave clientId out to use the token's.`,
+      )
     }
     for (const topic of topics) {
       if (
@@ -213,7 +226,8 @@ export class Authenticator {
       ) {
         throw new SseError(
           ErrorCodes.FORBIDDEN,
-          `The token does not allow subscribing to ${JSON.stringify(topic)} (its subscribe selectors: ${JSON.stringify(grant.subscribe)}).`)
+          `The token does not allow subscribing to ${JSON.stringify(topic)} (its subscribe selectors: ${JSON.stringify(grant.subscribe)}).`,
+        )
       }
     }
     return { clientId: grant.sub, expiresAt: grant.expiresAt }
@@ -231,7 +245,8 @@ export class Authenticator {
     const forbidden = (what: string): SseError =>
       new SseError(
         ErrorCodes.FORBIDDEN,
-        `The token does not allow publishing to ${what} (its publish selectors: ${JSON.stringify(grant.publish)}).`)
+        `The token does not allow publishing to ${what} (its publish selectors: ${JSON.stringify(grant.publish)}).`,
+      )
     if ((target.clientId || target.all) && !everything)
       throw forbidden(target.all ? 'all' : 'a client id')
     for (const topic of target.topics) {

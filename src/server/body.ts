@@ -32,7 +32,8 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     const onError = (error: Error): void => {
       cleanup()
       reject(
-        new SseError(ErrorCodes.BAD_REQUEST, 'The request body could not be read.', { cause: error,
+        new SseError(ErrorCodes.BAD_REQUEST, 'The request body could not be read.', {
+          cause: error,
         }),
       )
     }
@@ -50,7 +51,8 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
 function tooLarge(maxBytes: number): SseError {
   return new SseError(
     ErrorCodes.BODY_TOO_LARGE,
-    `The body is larger than ${maxBytes} bytes (maxBytes); send a smaller event or raise --max-body-bytes.`)
+    `The body is larger than ${maxBytes} bytes (maxBytes); send a smaller event or raise --max-body-bytes.`,
+  )
 }
 
 function badRequest(message: string): SseError {
@@ -80,7 +82,8 @@ export function parseBatchBody(
   if (type !== 'application/json' && !type.endsWith('+json')) {
     throw new SseError(
       ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
-      `Send a batch as application/json, got ${JSON.stringify(contentType ?? 'none')}.`)
+      `Send a batch as application/json, got ${JSON.stringify(contentType ?? 'none')}.`,
+    )
   }
   let value: unknown
   try {
@@ -120,7 +123,8 @@ export function parsePublishBody(contentType: string | undefined, body: Buffer):
     } catch (error) {
       throw new SseError(
         ErrorCodes.BAD_REQUEST,
-        `The body is not valid JSON (${(error as Error).message}). Example: {"topic":"news","data":"hello"}.`)
+        `The body is not valid JSON (${(error as Error).message}). Example: {"topic":"news","data":"hello"}.`,
+      )
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw badRequest('The JSON body must be an object, e.g. {"topic":"news","data":"hello"}.')
@@ -153,5 +157,6 @@ export function parsePublishBody(contentType: string | undefined, body: Buffer):
   }
   throw new SseError(
     ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
-    `Send the body as application/json or application/x-www-form-urlencoded, got ${JSON.stringify(contentType ?? 'none')}.`)
+    `Send the body as application/json or application/x-www-form-urlencoded, got ${JSON.stringify(contentType ?? 'none')}.`,
+  )
 }

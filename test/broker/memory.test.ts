@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { MemoryBroker } from '../../src/broker/memory.js'
+import {
+  MEMORY_BROKER_DEFAULTS,
+  MemoryBroker,
+  resolveMemoryBrokerOptions,
+} from '../../src/broker/memory.js'
 import { describeBrokerContract, noopSink } from './contract.js'
 
 describeBrokerContract('memory', {
@@ -42,5 +46,18 @@ describe('MemoryBroker', () => {
   it('validates its options', () => {
     expect(() => new MemoryBroker({ historyMaxEvents: 0 })).toThrow(/historyMaxEvents/)
     expect(() => new MemoryBroker({ epoch: 'A-B' })).toThrow(/epoch/)
+    expect(() => new MemoryBroker({ historyMaxAgeMs: 0 })).toThrow(
+      /^Expected `historyMaxAgeMs` to be a positive integer or null, got `0`/,
+    )
+    expect(() => new MemoryBroker({ endedTopicTtlMs: -1 })).toThrow(/`endedTopicTtlMs`/)
+    expect(() => new MemoryBroker({ maxEndedTopics: 1.5 })).toThrow(/`maxEndedTopics`/)
+  })
+
+  it('applies MEMORY_BROKER_DEFAULTS, a frozen object', () => {
+    expect(Object.isFrozen(MEMORY_BROKER_DEFAULTS)).toBe(true)
+    const { epoch, ...rest } = resolveMemoryBrokerOptions()
+    expect(rest).toEqual(MEMORY_BROKER_DEFAULTS)
+    expect(epoch).toMatch(/^[0-9a-z]{8}$/)
+    expect(resolveMemoryBrokerOptions({ historyMaxAgeMs: null }).historyMaxAgeMs).toBeNull()
   })
 })

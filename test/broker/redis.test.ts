@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { createHub } from '../../src/index.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
+import { waitFor } from '../helpers/wait.js'
 import { describeBrokerContract } from './contract.js'
 
 let redis: TestRedis
@@ -61,5 +62,35 @@ describe('RedisBroker', () => {
     expect(result.connections).toBe(0)
     await hub.close()
     await broker.close()
+  })
+
+  it('reports a reader failure to the sink once per outage, not once per retry', async () => {
+    const client = redis.client()
+    const prefix = `t${++prefixes}:{h}:`
+    const broker = new RedisBroker({ client, prefix, blockMs: 50 })
+    const errors: Error[] = []
+    await broker.start({
+      publication: () => {},
+      command: () => {},
+      reset: () => {},
+      error: (error) => errors.push(error),
+    })
+    // Each retry builds a new reader connection: count them to see the outage last.
+    const readers = vi.spyOn(client, 'duplicate')
+    // The log key turns into a string: every XREAD fails (WRONGTYPE) until it is a stream again.
+    await client.set(`${prefix}log`, 'not a stream')
+    await waitFor(() => readers.mock.calls.length >= 3, 'three retries')
+    expect(broker.health()).toMatchObject({ ok: false, details: { reader: 'reconnecting' } })
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatchObject({ code: 'ERR_SSE_BROKER_UNAVAILABLE' })
+    expect(errors[0]!.message).toMatch(/WRONGTYPE/)
+    await client.del(`${prefix}log`)
+    await waitFor(() => broker.health().ok, 'the reader back', 10_000)
+    // A new outage is reported again.
+    await client.set(`${prefix}log`, 'not a stream')
+    await waitFor(() => errors.length === 2, 'the second outage')
+    await client.del(`${prefix}log`)
+    await broker.close()
+    readers.mockRestore()
   })
 })

@@ -1,5 +1,10 @@
 import { afterEach } from 'vitest'
 import { createHubServer, type HubServer, type HubServerOptions } from '../../src/server/server.js'
+import {
+  SHOWCASE_OPTION_NAMES,
+  createShowcase,
+  type ShowcaseOptions,
+} from '../../src/showcase/index.js'
 import { openStream, type RawStream } from './raw-stream.js'
 
 /** A hub server on a free loopback port. */
@@ -10,9 +15,33 @@ export interface TestHub {
   publish(body: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any }>
 }
 
-/** Starts a hub server on port 0 (heartbeats off unless asked, so byte assertions are exact). */
-export async function startHub(options: HubServerOptions = {}): Promise<TestHub> {
-  const server = createHubServer({ heartbeatMs: null, ...options })
+/**
+ * The front the server suites run against: `fast` (the socket-level fast front, the default) or
+ * `node` (node:http alone). vitest.config.ts runs the HTTP suites once per front.
+ */
+export const TEST_FRONT: 'fast' | 'node' =
+  process.env.SSEHUB_TEST_FRONT === 'node' ? 'node' : 'fast'
+
+/** A test hub's options: the server's, plus the showcase's (mounted as `ssehub serve` does). */
+export type TestHubOptions = HubServerOptions & ShowcaseOptions
+
+/**
+ * Starts a hub server on port 0 (heartbeats off unless asked, so byte assertions are exact), on
+ * {@link TEST_FRONT} unless `fastPath` is given, with the showcase mounted as `ssehub serve` does.
+ */
+export async function startHub(options: TestHubOptions = {}): Promise<TestHub> {
+  const showcase: Record<string, unknown> = {}
+  const rest: Record<string, unknown> = { ...options }
+  for (const name of SHOWCASE_OPTION_NAMES) {
+    if (rest[name] !== undefined) showcase[name] = rest[name]
+    delete rest[name]
+  }
+  const server = createHubServer({
+    heartbeatMs: null,
+    fastPath: TEST_FRONT === 'fast',
+    mounts: [createShowcase(showcase)],
+    ...(rest as HubServerOptions),
+  })
   const address = await server.listen(0, '127.0.0.1')
   const url = `http://127.0.0.1:${address.port}`
   return {
@@ -42,7 +71,7 @@ interface Closeable {
  * anything else; everything is closed after each test.
  */
 export function hubFixture(): {
-  start(options?: HubServerOptions): Promise<TestHub>
+  start(options?: TestHubOptions): Promise<TestHub>
   stream(path: string, headers?: Record<string, string>): Promise<RawStream>
   track<T extends Closeable>(closeable: T): T
 } {

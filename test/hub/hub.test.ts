@@ -1,5 +1,14 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createHub, type Hub, type EventMap } from '../../src/index.js'
+import {
+  HUB_DEFAULTS,
+  MemoryBroker,
+  createHub,
+  type Broker,
+  type EventMap,
+  type Hub,
+  type HubOptions,
+} from '../../src/index.js'
+import { resolveHubOptions } from '../../src/hub/hub-options.js'
 import { waitFor } from '../helpers/wait.js'
 
 type Events = { progress: { pct: number }; welcome: { user: string }; token: string }
@@ -219,6 +228,41 @@ describe('options', () => {
     expect(() => createHub({ historyMaxEvents: 1.5 })).toThrow(/historyMaxEvents/)
   })
 
+  it('resolves every default from HUB_DEFAULTS and names each bad option', () => {
+    expect(Object.isFrozen(HUB_DEFAULTS)).toBe(true)
+    expect(resolveHubOptions()).toEqual(HUB_DEFAULTS)
+    expect(resolveHubOptions({ heartbeatMs: null, retryMs: 0, overflow: 'evict' })).toMatchObject({
+      heartbeatMs: null,
+      retryMs: 0,
+      overflow: 'evict',
+    })
+    const bad: [keyof typeof HUB_DEFAULTS, unknown][] = [
+      ['heartbeatMs', 0],
+      ['retryMs', -1],
+      ['maxConnectionAgeMs', 1.5],
+      ['maxQueuedBytes', null],
+      ['maxPendingEvents', '10'],
+      ['maxConnections', 0],
+      ['maxConnectionsPerClient', -5],
+      ['maxConnectionsPerIp', Infinity],
+      ['maxTopicsPerConnection', 0],
+      ['maxTopicsPerPublish', 0],
+      ['overflow', 'drop'],
+      ['maxTopicLength', 0],
+      ['maxClientIdLength', 0],
+      ['maxEventNameLength', 0],
+    ]
+    for (const [name, value] of bad) {
+      expect(() => createHub({ [name]: value }), name).toThrow(
+        new RegExp(`^Expected \`${name}\` to be `),
+      )
+    }
+    expect(() => createHub({ endedTopicTtlMs: 0 })).toThrow(/`endedTopicTtlMs`/)
+    expect(() => createHub({ broker: {} as Broker })).toThrow(/`broker` to be a Broker/)
+    // Unknown keys pass: the server's options extend the hub's.
+    expect(() => resolveHubOptions({ port: 1 } as HubOptions)).not.toThrow()
+  })
+
   it('refuses publishes with a clear error code for programmatic callers', async () => {
     const hub = makeHub()
     await expect(hub.publish({ data: 'x' })).rejects.toMatchObject({
@@ -270,5 +314,102 @@ describe('publishNow (synchronous brokers)', () => {
     expect(() => hub.publishNow({ topic: 'a', data: 'x' })).toThrow(
       expect.objectContaining({ code: 'ERR_SSE_CLOSED', status: 503 }),
     )
+  })
+})
+
+describe('Last-Event-ID', () => {
+  it('lets a non-empty header win over the query, and counts an empty one as absent', async () => {
+    const hub = makeHub()
+    await hub.publish({ topic: 'a', data: 'one' })
+    await hub.publish({ topic: 'a', data: 'two' })
+    const open = async (headers: Record<string, string>): Promise<string> => {
+      const { connection, response } = hub.subscribeWeb(
+        new Request('http://x/events?topic=a&lastEventId=e1-1', { headers }),
+      )
+      const body = reader(await response)
+      await waitFor(() => body.text().includes('id: e1-2\n\n'), 'the id-only frame')
+      connection.close()
+      await body.done
+      return body.text()
+    }
+    // The header says the client has everything: nothing is replayed.
+    expect(await open({ 'last-event-id': 'e1-2' })).toBe('retry: 2000\n\nid: e1-2\n\n')
+    // An empty header is no header: the query's id applies (not a reset for a bad id "").
+    const replayed = 'retry: 2000\n\nid: e1-2\ndata: two\n\nid: e1-2\n\n'
+    expect(await open({ 'last-event-id': '' })).toBe(replayed)
+    expect(await open({})).toBe(replayed)
+  })
+})
+
+describe('errors', () => {
+  it('go to error listeners, or to stderr when there is none: never dropped', () => {
+    const hub = makeHub()
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    try {
+      const lost = new Error('broker trouble')
+      hub.reportError(lost)
+      expect(log).toHaveBeenCalledTimes(1)
+      expect(String(log.mock.calls[0]![0])).toMatch(/^\[ssehub\]/)
+      expect(log.mock.calls[0]).toContain(lost)
+      const heard: Error[] = []
+      hub.on('error', (error) => heard.push(error))
+      hub.reportError(new Error('heard'))
+      expect(heard.map((error) => error.message)).toEqual(['heard'])
+      expect(log).toHaveBeenCalledTimes(1)
+    } finally {
+      log.mockRestore()
+    }
+  })
+
+  it('a broker that cannot resume: the stream is refused (503, Retry-After 2) and the error reported', async () => {
+    const broker = new MemoryBroker({ epoch: 'e1' })
+    broker.resume = () => Promise.reject(new Error('history down'))
+    const hub = makeHub({ broker })
+    const heard: Error[] = []
+    hub.on('error', (error) => heard.push(error))
+    const res = await hub.subscribeWeb(new Request('http://x/events?topic=a')).response
+    expect(res.status).toBe(503)
+    expect(res.headers.get('retry-after')).toBe('2')
+    expect(await res.json()).toEqual({
+      error: {
+        code: 'ERR_SSE_BROKER_UNAVAILABLE',
+        message: 'The history is unavailable right now; retry shortly.',
+      },
+    })
+    expect(heard.map((error) => error.message)).toEqual(['history down'])
+    expect(hub.stats().connections).toBe(0)
+    await broker.close()
+  })
+})
+
+describe('fan-out', () => {
+  it('stays exact when a closed listener publishes in the middle of a fan-out', async () => {
+    const hub = makeHub()
+    await hub.ready
+    // `finite` completes on the final event of `a`; `other` follows `a` and `d`, so it stays.
+    const finite = hub.subscribeWeb(new Request('http://x/events?topic=a'))
+    const other = hub.subscribeWeb(new Request('http://x/events?topic=a&topic=d'))
+    const watcher = hub.subscribeWeb(new Request('http://x/events?topic=c'))
+    const bodies = await Promise.all(
+      [finite, other, watcher].map(async (s) => reader(await s.response)),
+    )
+    await waitFor(() => bodies.every((body) => body.text().includes('id: e1-0')), 'open')
+    hub.on('closed', (connection) => {
+      // Runs inside the fan-out of the final event: a nested, synchronous publish.
+      if (connection.id === finite.connection.id) hub.publishNow({ topic: 'c', data: 'left' })
+    })
+    expect(hub.publishNow({ topic: 'a', data: 'end', close: true })).toEqual({
+      id: 'e1-1',
+      connections: 2,
+    })
+    await bodies[0]!.done
+    await waitFor(
+      () => bodies[1]!.text().includes('end') && bodies[2]!.text().includes('left'),
+      'both events',
+    )
+    expect(bodies[1]!.text()).toBe('retry: 2000\n\nid: e1-0\n\nid: e1-1\ndata: end\n\n')
+    expect(bodies[2]!.text()).toBe('retry: 2000\n\nid: e1-0\n\nid: e1-2\ndata: left\n\n')
+    other.connection.close()
+    watcher.connection.close()
   })
 })

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { parseFastRequest } from '../../src/server/fast-path.js'
+import { parseFastRequest } from '../../src/connection/fast-request.js'
 import { startHub, type TestHub } from '../helpers/hub-server.js'
 import { openStream } from '../helpers/raw-stream.js'
 import { waitFor } from '../helpers/wait.js'
@@ -251,8 +251,12 @@ describe('the publish fast path', () => {
     'a body over maxBodyBytes':
       'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n' +
       'x'.repeat(2000),
-    'a query string':
-      'POST /publish?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{"topic":"a","data":1}',
+    'Proxy-Connection: close':
+      'POST /publish HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{"topic":"a","data":1}',
+    'a trailing tab in Content-Length':
+      'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\t\r\n\r\n{"topic":"a","data":1}',
+    'an unknown route':
+      'POST /nope HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{"topic":"a","data":1}',
   }
   it.each(Object.entries(handedOver))(
     'hands a request with %s to node:http, which answers as it would alone',
@@ -278,9 +282,9 @@ describe('the publish fast path', () => {
   )
 
   it('parses only complete, plain requests (a unit view of the same rule)', () => {
-    const limits = { maxHeaderBytes: 16_384, maxBodyBytes: 1_000 }
+    const limits = { maxHeaderBytes: 16_384, maxBodyBytes: 1_000, maxHeaderCount: 100 }
     const ok = Buffer.from(post('{"topic":"a","data":1}', 'X-Proto: 1\r\nConstructor: x\r\n'))
-    const parsed = parseFastRequest(ok, '127.0.0.1', limits)
+    const parsed = parseFastRequest(ok, limits)
     expect(parsed.kind).toBe('request')
     if (parsed.kind !== 'request') return
     expect(parsed.length).toBe(ok.length)
@@ -289,25 +293,23 @@ describe('the publish fast path', () => {
     expect(parsed.request.headers.constructor).toBe('x')
     // `__proto__` as a header name is left to node:http (it would be the prototype here).
     const proto = Buffer.from(post('{}', '__proto__: x\r\n'))
-    expect(parseFastRequest(proto, undefined, limits).kind).toBe('hand-over')
+    expect(parseFastRequest(proto, limits).kind).toBe('hand-over')
     // Any prefix of it is incomplete: handed over, never half-answered.
     for (let cut = 1; cut < ok.length; cut += 7)
-      expect(parseFastRequest(ok.subarray(0, cut), undefined, limits).kind).toBe('hand-over')
+      expect(parseFastRequest(ok.subarray(0, cut), limits).kind).toBe('hand-over')
     // A head over maxHeaderBytes, a NUL in a value.
-    expect(parseFastRequest(ok, undefined, { ...limits, maxHeaderBytes: 50 }).kind).toBe(
-      'hand-over',
-    )
+    expect(parseFastRequest(ok, { ...limits, maxHeaderBytes: 50 }).kind).toBe('hand-over')
     const nul = Buffer.from(post('{}', 'X-A: a\u0000b\r\n'))
-    expect(parseFastRequest(nul, undefined, limits).kind).toBe('hand-over')
+    expect(parseFastRequest(nul, limits).kind).toBe('hand-over')
   })
 
   it('reads header names in any case and values without their optional whitespace', () => {
-    const limits = { maxHeaderBytes: 16_384, maxBodyBytes: 1_000 }
+    const limits = { maxHeaderBytes: 16_384, maxBodyBytes: 1_000, maxHeaderCount: 100 }
     const raw = Buffer.from(
       'POST /publish HTTP/1.1\r\nHOST:h\r\ncontent-TYPE: \t application/json \t\r\n' +
         'X-Empty:\r\nLast-Event-ID: e1-7\r\nX-Odd-Name: a  b\r\nContent-Length: 2\r\n\r\n{}',
     )
-    const parsed = parseFastRequest(raw, undefined, limits)
+    const parsed = parseFastRequest(raw, limits)
     expect(parsed.kind).toBe('request')
     if (parsed.kind !== 'request') return
     expect(parsed.request.headers).toEqual({
@@ -318,13 +320,15 @@ describe('the publish fast path', () => {
       'x-odd-name': 'a  b',
       'content-length': '2',
     })
-    // Repeated under another spelling, framing or CORS headers in any case, a space before the
-    // colon, a bare CR or LF, a DEL, a non-token name: node:http decides.
+    // Repeated under another spelling, framing headers in any case, Proxy-Connection, more header
+    // lines than allowed, a space before the colon, a bare CR or LF, a DEL, a non-token name:
+    // node:http decides.
     for (const extra of [
       'content-length: 2\r\n',
       'TE: trailers\r\n',
       'Transfer-ENCODING: chunked\r\n',
-      'ORIGIN: http://x\r\n',
+      'Proxy-Connection: close\r\n',
+      'X-A: 1\r\n'.repeat(100),
       'X-A : b\r\n',
       'X-A: b\rc\r\n',
       'X-A: b\nX-B: c\r\n',
@@ -332,9 +336,7 @@ describe('the publish fast path', () => {
       'X(A): b\r\n',
       ' X-A: b\r\n',
     ]) {
-      expect(parseFastRequest(Buffer.from(post('{}', extra)), undefined, limits).kind, extra).toBe(
-        'hand-over',
-      )
+      expect(parseFastRequest(Buffer.from(post('{}', extra)), limits).kind, extra).toBe('hand-over')
     }
   })
 

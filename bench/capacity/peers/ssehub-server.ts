@@ -17,7 +17,6 @@ const hubServer = createHubServer({
   maxTopicsPerPublish: 100,
   historyMaxEvents,
   metrics: false,
-  dashboard: false,
   fastPath: process.env.BENCH_FAST_PATH !== '0',
 })
 serve(hubServer.server)

@@ -1,13 +1,17 @@
 /**
- * The browser-facing routes: the dashboard's live feed (`GET /dashboard/events`) and the demos
- * (`/demo/chat`, `/demo/progress`, `/demo/ticker`) with their start/stop endpoints.
+ * The showcase's routes: the dashboard page (`GET /`) and its live feed (`GET /dashboard/events`),
+ * and the demos (`/demo/chat`, `/demo/progress`, `/demo/ticker`) with their start/stop endpoints.
+ * A part the hub server mounts beside its API (see server/mount.ts); it uses the hub's public API
+ * like any application.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ErrorCodes, SseError } from '../errors.js'
 import type { Hub } from '../hub/hub.js'
 import { chatCompletionTokens, mockChatModel, relay } from '../relay/index.js'
 import { encodeEventText } from '../wire/encode.js'
-import { readBody } from './body.js'
+import { readBody } from '../server/body.js'
+import type { HubServerMount, MountRequest } from '../server/mount.js'
+import { dashboardHtml } from './dashboard.js'
 import { chatPage, progressPage, tickerPage } from './pages/demos.js'
 
 /** An OpenAI-compatible upstream for the chat demo. */
@@ -27,20 +31,6 @@ export interface WebContext {
   readonly demos: boolean
   readonly llm: LlmUpstream | null
   readonly mockTokenDelayMs: number
-  /** True when the request carries the operator's credentials (or the hub is open). */
-  readonly isOperator: (req: IncomingMessage, query: URLSearchParams) => Promise<boolean>
-  readonly send: (res: ServerResponse, status: number, value: unknown) => void
-}
-
-/** Web routes: `handle` answers and returns true when the path is theirs. */
-export interface WebRoutes {
-  handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    path: string,
-    query: () => URLSearchParams,
-  ): Promise<boolean>
-  close(): void
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/
@@ -82,19 +72,33 @@ function idOf(body: Record<string, unknown>): string {
   return id
 }
 
-function html(res: ServerResponse, page: string): void {
+function html(res: ServerResponse, page: string, csp = true): void {
   res.writeHead(200, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-cache',
-    'content-security-policy':
-      "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
-    'x-content-type-options': 'nosniff',
+    ...(csp
+      ? {
+          'content-security-policy':
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
+          'x-content-type-options': 'nosniff',
+        }
+      : {}),
   })
   res.end(page)
 }
 
-/** Creates the dashboard feed and demo routes over `context.hub`. */
-export function createWebRoutes(context: WebContext): WebRoutes {
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value)
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(body)),
+    'cache-control': 'no-store',
+  })
+  res.end(body)
+}
+
+/** Creates the dashboard, its feed and the demo routes over `context.hub`. */
+export function createWebRoutes(context: WebContext): HubServerMount {
   const { hub } = context
   const running = new Map<string, AbortController>()
   const feeds = new Set<ServerResponse>()
@@ -175,8 +179,7 @@ export function createWebRoutes(context: WebContext): WebRoutes {
   }
 
   const claim = (id: string): AbortController => {
-    if (running.has(id))
-      throw new SseError(ErrorCodes.CONFLICT, `${id} is running; stop it first.`)
+    if (running.has(id)) throw new SseError(ErrorCodes.CONFLICT, `${id} is running; stop it first.`)
     if (running.size >= MAX_RUNNING) {
       throw new SseError(ErrorCodes.LIMIT_REACHED, 'Too many demos are running; retry later.')
     }
@@ -231,26 +234,20 @@ export function createWebRoutes(context: WebContext): WebRoutes {
     })()
   }
 
-  /** 401 with `message` unless the request is an operator's (the key, or an open hub). */
-  const requireOperator = async (
-    req: IncomingMessage,
-    query: URLSearchParams,
-    message: string,
-  ): Promise<void> => {
-    if (!(await context.isOperator(req, query)))
-      throw new SseError(ErrorCodes.UNAUTHORIZED, message)
-  }
-
   return {
-    async handle(req, res, path, query) {
+    async handle(req: IncomingMessage, res: ServerResponse, request: MountRequest) {
       const method = req.method ?? 'GET'
+      const { path } = request
+      if (path === '/' && context.dashboard && (method === 'GET' || method === 'HEAD')) {
+        html(res, dashboardHtml, false)
+        return true
+      }
       if (path === '/dashboard/events' && context.dashboard) {
         if (method !== 'GET') return false
-        await requireOperator(
-          req,
-          query(),
-          'The dashboard feed needs the publish key: enter it on the dashboard page.',
-        )
+        await request.operator({
+          queryKey: true,
+          message: 'The dashboard feed needs the publish key: enter it on the dashboard page.',
+        })
         openFeed(res)
         return true
       }
@@ -274,29 +271,27 @@ export function createWebRoutes(context: WebContext): WebRoutes {
       }
       if (method !== 'POST') return false
       // Demo work publishes into the hub (and may call a paid LLM): operators only on a closed hub.
-      await requireOperator(
-        req,
-        query(),
-        'The demos need the publish key on this hub: send `Authorization: Bearer <key>`.',
-      )
+      await request.operator({
+        message: 'The demos need the publish key on this hub: send `Authorization: Bearer <key>`.',
+      })
       const body = await readJson(req)
       if (path === '/demo/chat/start') {
         const id = idOf(body)
         const prompt = typeof body.prompt === 'string' ? body.prompt.slice(0, 4000) : ''
         startChat(id, prompt === '' ? 'What are Server-Sent Events?' : prompt)
-        context.send(res, 202, { topic: `demo/chat/${id}` })
+        sendJson(res, 202, { topic: `demo/chat/${id}` })
         return true
       }
       if (path === '/demo/chat/stop') {
         const id = idOf(body)
         running.get(`chat/${id}`)?.abort()
-        context.send(res, 202, { topic: `demo/chat/${id}` })
+        sendJson(res, 202, { topic: `demo/chat/${id}` })
         return true
       }
       if (path === '/demo/progress/start') {
         const id = idOf(body)
         startProgress(id)
-        context.send(res, 202, { topic: `demo/progress/${id}` })
+        sendJson(res, 202, { topic: `demo/progress/${id}` })
         return true
       }
       return false

@@ -1,0 +1,116 @@
+/**
+ * The Redis broker's options: their defaults in one frozen object ({@link REDIS_BROKER_DEFAULTS})
+ * and their checks, made once when the broker is built. The `@default` of each field is the
+ * value in {@link REDIS_BROKER_DEFAULTS}; keep the two equal.
+ */
+import type { Redis } from 'ioredis'
+import { optionsObject, positiveInteger, positiveIntegerOption, withDefault } from '../options.js'
+
+/** Options of `RedisBroker`. Defaults: {@link REDIS_BROKER_DEFAULTS}. */
+export interface RedisBrokerOptions {
+  /**
+   * The Redis client (ioredis). The broker never parses URLs: the application builds the client
+   * with its own settings (Sentinel, TLS...). The broker calls `duplicate()` once for its
+   * blocking reader, which must not share a connection with other commands.
+   */
+  readonly client: Redis
+  /**
+   * Prefix of every key. It contains a hash tag so that all keys share one Cluster slot.
+   * @default 'ssehub:{hub}:'
+   */
+  readonly prefix?: string
+  /**
+   * Events kept in the stream (approximate `MAXLEN ~`).
+   * @default 10000
+   */
+  readonly historyMaxEvents?: number
+  /**
+   * Oldest event kept, in ms (`MINID ~` trimming at publish); `null` for the count bound only.
+   * @default 3600000
+   */
+  readonly historyMaxAgeMs?: number | null
+  /**
+   * How long a finished topic is remembered, in ms.
+   * @default 3600000
+   */
+  readonly endedTopicTtlMs?: number
+  /**
+   * A publish that Redis has not confirmed within this time fails (`ERR_SSE_BROKER_UNAVAILABLE`),
+   * in ms.
+   * @default 2000
+   */
+  readonly publishTimeoutMs?: number
+  /**
+   * `BLOCK` of the reader's `XREAD`, in ms; the watchdog fires at this plus 3 s.
+   * @default 2000
+   */
+  readonly blockMs?: number
+  /**
+   * Entries read per `XREAD`.
+   * @default 500
+   */
+  readonly readCount?: number
+  /**
+   * Largest replay on resume, in entries scanned (a DoS guard); past it the client gets a reset.
+   * @default 20000
+   */
+  readonly maxReplayScan?: number
+}
+
+/** {@link RedisBrokerOptions} with every default applied and every value checked. */
+export type ResolvedRedisBrokerOptions = {
+  readonly [K in keyof RedisBrokerOptions]-?: Exclude<RedisBrokerOptions[K], undefined>
+}
+
+/** The default of every {@link RedisBrokerOptions} field but `client` (required). */
+export const REDIS_BROKER_DEFAULTS: Omit<ResolvedRedisBrokerOptions, 'client'> = Object.freeze({
+  prefix: 'ssehub:{hub}:',
+  historyMaxEvents: 10_000,
+  historyMaxAgeMs: 3_600_000,
+  endedTopicTtlMs: 3_600_000,
+  publishTimeoutMs: 2_000,
+  blockMs: 2_000,
+  readCount: 500,
+  maxReplayScan: 20_000,
+})
+
+/** The options that are positive integers. */
+type IntKey = Exclude<keyof typeof REDIS_BROKER_DEFAULTS, 'prefix' | 'historyMaxAgeMs'>
+
+/**
+ * Applies {@link REDIS_BROKER_DEFAULTS} and checks every field, so that a bad value fails when the
+ * broker is built.
+ * @throws {TypeError} without a client; {@link RangeError} naming the first bad option.
+ */
+export function resolveRedisBrokerOptions(options: RedisBrokerOptions): ResolvedRedisBrokerOptions {
+  optionsObject('Redis broker', options)
+  const client = options.client as unknown
+  if (typeof client !== 'object' || client === null || !('duplicate' in client)) {
+    throw new TypeError(
+      `Expected \`client\` to be an ioredis client, got \`${String(client)}\` (${client === null ? 'null' : typeof client})`,
+    )
+  }
+  const d = REDIS_BROKER_DEFAULTS
+  const prefix = withDefault(options.prefix, d.prefix)
+  if (typeof prefix !== 'string') {
+    throw new RangeError(
+      `Expected \`prefix\` to be a string, got \`${String(prefix)}\` (${typeof prefix})`,
+    )
+  }
+  const int = (name: IntKey): number => positiveInteger(name, withDefault(options[name], d[name]))
+  return {
+    client: options.client,
+    prefix,
+    historyMaxEvents: int('historyMaxEvents'),
+    historyMaxAgeMs: positiveIntegerOption(
+      'historyMaxAgeMs',
+      withDefault(options.historyMaxAgeMs, d.historyMaxAgeMs),
+      true,
+    ),
+    endedTopicTtlMs: int('endedTopicTtlMs'),
+    publishTimeoutMs: int('publishTimeoutMs'),
+    blockMs: int('blockMs'),
+    readCount: int('readCount'),
+    maxReplayScan: int('maxReplayScan'),
+  }
+}

@@ -1,0 +1,409 @@
+/**
+ * The `ssehub serve` flag table. A flag's default is never written here: it is read from the
+ * defaults object of the layer that owns the option (the hub, the memory broker, the server, JWT,
+ * the showcase, the Redis broker), so `--help` cannot drift from what the code does;
+ * test/cli/defaults.test.ts ties the README and docs/security.md to it.
+ */
+import { MEMORY_BROKER_DEFAULTS } from '../broker/memory.js'
+import { REDIS_BROKER_DEFAULTS } from '../broker/redis.js'
+import { HUB_DEFAULTS } from '../hub/hub-options.js'
+import { JWT_DEFAULTS } from '../server/auth.js'
+import { SERVER_DEFAULTS } from '../server/server-options.js'
+import { SHOWCASE_DEFAULTS } from '../showcase/index.js'
+
+/** The defaults of what belongs to the CLI alone: where to listen, and which broker. */
+export const CLI_DEFAULTS = Object.freeze({
+  port: 8080,
+  host: '127.0.0.1',
+  /** No Redis URL: the memory broker. */
+  redisUrl: null,
+} as const)
+
+/**
+ * The default of every key a flag sets, from the layer that owns it. The history options go to
+ * the Redis broker with `--redis`: its history defaults are the memory broker's (a test checks).
+ */
+const flagDefaults = {
+  ...CLI_DEFAULTS,
+  redisPrefix: REDIS_BROKER_DEFAULTS.prefix,
+  ...MEMORY_BROKER_DEFAULTS,
+  ...HUB_DEFAULTS,
+  ...SERVER_DEFAULTS,
+  ...JWT_DEFAULTS,
+  ...SHOWCASE_DEFAULTS,
+}
+
+/** How one flag is read. */
+export type FlagKind =
+  'int' | 'nullable-int' | 'string' | 'flag' | 'overflow' | 'origins' | 'file' | 'list'
+
+/** One `ssehub serve` flag. */
+export interface FlagSpec {
+  /** The flag without `--`; a `no-` flag turns a default-on option off. */
+  readonly flag: string
+  readonly kind: FlagKind
+  /** The option it sets (a server, hub, broker, JWT or showcase option, or one of the CLI's). */
+  readonly key: Exclude<keyof typeof flagDefaults, 'mounts'>
+  readonly help: string
+  /**
+   * What the option's `null` default means, when it is more than `none`/`off`: e.g. `publishBurst`
+   * is computed from the rate.
+   */
+  readonly nullMeans?: string
+}
+
+/**
+ * Every `ssehub serve` flag, its env var (`SSEHUB_` + the flag in upper snake case) and the option
+ * it maps onto. `--help` is generated from this table, so they cannot drift apart.
+ */
+export const serveSpecs: readonly FlagSpec[] = [
+  {
+    flag: 'port',
+    kind: 'int',
+    key: 'port',
+    help: 'TCP port (0 picks a free one)',
+  },
+  { flag: 'host', kind: 'string', key: 'host', help: 'address to listen on' },
+  {
+    flag: 'redis',
+    kind: 'string',
+    key: 'redisUrl',
+    nullMeans: 'none (memory broker)',
+    help: 'use the Redis broker at this URL (redis://host:port/db) to run several nodes',
+  },
+  {
+    flag: 'redis-prefix',
+    kind: 'string',
+    key: 'redisPrefix',
+    help: 'prefix of the Redis keys (one deployment per prefix)',
+  },
+  {
+    flag: 'publish-key',
+    kind: 'string',
+    key: 'publishKey',
+    help: 'key required as `Authorization: Bearer <key>` by POST /publish and other mutating endpoints',
+  },
+  {
+    flag: 'jwt-secret',
+    kind: 'string',
+    key: 'jwtSecret',
+    help: 'HS256 secret (at least 32 bytes) for JWT auth',
+  },
+  {
+    flag: 'jwt-public-key',
+    kind: 'file',
+    key: 'jwtPublicKey',
+    help: 'PEM file of the RS256/ES256 public key for JWT auth',
+  },
+  {
+    flag: 'jwt-jwks-url',
+    kind: 'string',
+    key: 'jwtJwksUrl',
+    help: 'JWKS URL of the RS256/ES256 keys for JWT auth',
+  },
+  {
+    flag: 'token-cookie',
+    kind: 'string',
+    key: 'tokenCookie',
+    help: 'cookie that may carry the token',
+  },
+  {
+    flag: 'no-query-token',
+    kind: 'flag',
+    key: 'allowQueryToken',
+    help: 'refuse tokens in the `token` query parameter (URLs get logged)',
+  },
+  {
+    flag: 'private-topics',
+    kind: 'list',
+    key: 'privateTopics',
+    help: "topic selectors that need a subscriber token, e.g. 'private/*,admin'",
+  },
+  {
+    flag: 'max-connections-per-ip',
+    kind: 'nullable-int',
+    key: 'maxConnectionsPerIp',
+    help: "open connections per remote IP, then 429 ('off' for no limit)",
+  },
+  {
+    flag: 'publish-rate',
+    kind: 'nullable-int',
+    key: 'publishRatePerSecond',
+    help: "publishes per second per publisher (token or IP; the publish key is exempt), then 429 ('off')",
+  },
+  {
+    flag: 'publish-burst',
+    kind: 'int',
+    key: 'publishBurst',
+    nullMeans: '2 x rate',
+    help: 'bucket size of the publish rate limit',
+  },
+  {
+    flag: 'headers-timeout-ms',
+    kind: 'int',
+    key: 'headersTimeoutMs',
+    help: 'time to receive request headers (slowloris guard)',
+  },
+  {
+    flag: 'request-timeout-ms',
+    kind: 'int',
+    key: 'requestTimeoutMs',
+    help: 'time to receive a whole request',
+  },
+  {
+    flag: 'max-header-bytes',
+    kind: 'int',
+    key: 'maxHeaderBytes',
+    help: 'largest request line + headers (431 above)',
+  },
+  {
+    flag: 'max-header-count',
+    kind: 'int',
+    key: 'maxHeaderCount',
+    help: 'most header lines in a request (431 above)',
+  },
+  {
+    flag: 'send-timeout-ms',
+    kind: 'int',
+    key: 'sendTimeoutMs',
+    help: 'time a connection may leave answers unread before it is closed (streams: --max-queued-bytes)',
+  },
+  {
+    flag: 'max-pipelined-requests',
+    kind: 'int',
+    key: 'maxPipelinedRequests',
+    help: 'requests one connection may have pipelined and unanswered before it is closed',
+  },
+  {
+    flag: 'allow-anonymous-publish',
+    kind: 'flag',
+    key: 'allowAnonymousPublish',
+    help: 'allow a non-loopback --host without a publish key',
+  },
+  {
+    flag: 'cors-origins',
+    kind: 'origins',
+    key: 'corsOrigins',
+    help: "allowed origins: '*' or a comma-separated list",
+  },
+  {
+    flag: 'max-body-bytes',
+    kind: 'int',
+    key: 'maxBodyBytes',
+    help: 'largest publish body (413 above)',
+  },
+  {
+    flag: 'max-batch-events',
+    kind: 'int',
+    key: 'maxBatchEvents',
+    help: 'most events in one POST /publish/batch',
+  },
+  {
+    flag: 'heartbeat-ms',
+    kind: 'nullable-int',
+    key: 'heartbeatMs',
+    help: "comment on idle streams every N ms ('off' to disable)",
+  },
+  {
+    flag: 'retry-ms',
+    kind: 'nullable-int',
+    key: 'retryMs',
+    help: "`retry:` sent to clients on connect ('off' for none)",
+  },
+  {
+    flag: 'max-connection-age-ms',
+    kind: 'nullable-int',
+    key: 'maxConnectionAgeMs',
+    help: 'close streams older than N ms (clients resume)',
+  },
+  {
+    flag: 'max-queued-bytes',
+    kind: 'int',
+    key: 'maxQueuedBytes',
+    help: 'unsent bytes per connection before it is closed as a slow consumer',
+  },
+  {
+    flag: 'max-pending-events',
+    kind: 'int',
+    key: 'maxPendingEvents',
+    help: 'live events queued per connection while its history replays',
+  },
+  {
+    flag: 'max-connections',
+    kind: 'nullable-int',
+    key: 'maxConnections',
+    help: "open connections in all ('off' for no limit)",
+  },
+  {
+    flag: 'max-connections-per-client',
+    kind: 'nullable-int',
+    key: 'maxConnectionsPerClient',
+    help: "open connections per client id ('off' for no limit)",
+  },
+  {
+    flag: 'max-topics-per-connection',
+    kind: 'int',
+    key: 'maxTopicsPerConnection',
+    help: 'topics one connection may follow',
+  },
+  {
+    flag: 'max-topics-per-publish',
+    kind: 'int',
+    key: 'maxTopicsPerPublish',
+    help: 'topics one publish may target',
+  },
+  {
+    flag: 'overflow',
+    kind: 'overflow',
+    key: 'overflow',
+    help: "at a connection limit: 'reject' (503) or 'evict' (least recently active)",
+  },
+  {
+    flag: 'history-max-events',
+    kind: 'int',
+    key: 'historyMaxEvents',
+    help: 'events kept for Last-Event-ID replay',
+  },
+  {
+    flag: 'history-max-age-ms',
+    kind: 'nullable-int',
+    key: 'historyMaxAgeMs',
+    help: "how long events stay in the history ('off': count bound only)",
+  },
+  {
+    flag: 'ended-topic-ttl-ms',
+    kind: 'int',
+    key: 'endedTopicTtlMs',
+    help: 'how long a finished topic is remembered (final event or 204 on reconnect)',
+  },
+  {
+    flag: 'max-ended-topics',
+    kind: 'int',
+    key: 'maxEndedTopics',
+    help: 'finished topics remembered at most',
+  },
+  {
+    flag: 'max-topic-length',
+    kind: 'int',
+    key: 'maxTopicLength',
+    help: 'longest topic name',
+  },
+  {
+    flag: 'max-client-id-length',
+    kind: 'int',
+    key: 'maxClientIdLength',
+    help: 'longest client id',
+  },
+  {
+    flag: 'max-event-name-length',
+    kind: 'int',
+    key: 'maxEventNameLength',
+    help: 'longest event name',
+  },
+  {
+    flag: 'shutdown-timeout-ms',
+    kind: 'int',
+    key: 'shutdownTimeoutMs',
+    help: 'graceful shutdown budget on SIGINT/SIGTERM',
+  },
+  {
+    flag: 'no-dashboard',
+    kind: 'flag',
+    key: 'dashboard',
+    help: 'do not serve the dashboard at /',
+  },
+  {
+    flag: 'tls-cert',
+    kind: 'file',
+    key: 'tlsCert',
+    nullMeans: 'none (plain HTTP/1.1)',
+    help: 'PEM certificate file: with --tls-key, serve HTTP/2 over TLS with HTTP/1.1 fallback',
+  },
+  {
+    flag: 'tls-key',
+    kind: 'file',
+    key: 'tlsKey',
+    help: 'PEM private key file of --tls-cert',
+  },
+  {
+    flag: 'gzip',
+    kind: 'flag',
+    key: 'gzip',
+    help: 'gzip event streams (flushed per event) for clients that send Accept-Encoding: gzip',
+  },
+  {
+    flag: 'no-fast-path',
+    kind: 'flag',
+    key: 'fastPath',
+    help: 'answer every request with node:http, also plain /publish and /events (slower, more memory)',
+  },
+  {
+    flag: 'no-demos',
+    kind: 'flag',
+    key: 'demos',
+    help: 'do not serve the demos at /demo/chat, /demo/progress, /demo/ticker',
+  },
+  {
+    flag: 'llm-url',
+    kind: 'string',
+    key: 'llmUrl',
+    nullMeans: 'none (a mock model)',
+    help: 'OpenAI-compatible upstream the chat demo relays (base URL or .../v1/chat/completions)',
+  },
+  {
+    flag: 'llm-key',
+    kind: 'string',
+    key: 'llmKey',
+    help: 'API key sent to --llm-url as `Authorization: Bearer <key>`',
+  },
+  {
+    flag: 'llm-model',
+    kind: 'string',
+    key: 'llmModel',
+    help: 'model the chat demo asks --llm-url for',
+  },
+  {
+    flag: 'no-metrics',
+    kind: 'flag',
+    key: 'metrics',
+    help: 'do not serve /metrics',
+  },
+]
+
+/** The env var of a flag: `--max-body-bytes` -> `SSEHUB_MAX_BODY_BYTES`. */
+export function envName(flag: string): string {
+  return 'SSEHUB_' + flag.toUpperCase().replaceAll('-', '_')
+}
+
+/**
+ * The default of a flag as `--help` shows it, formatted from the owning layer's value: `null` is
+ * `off` for a limit or timer and `none` otherwise (or the spec's `nullMeans`), a `--no-*` flag is
+ * `false` while its option defaults to `true`, a list is comma-separated.
+ */
+export function shownDefault(spec: FlagSpec): string {
+  const value: unknown = flagDefaults[spec.key]
+  if (value === null) return spec.nullMeans ?? (spec.kind === 'nullable-int' ? 'off' : 'none')
+  if (typeof value === 'boolean') return String(spec.flag.startsWith('no-') ? !value : value)
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',')
+  if (typeof value === 'number' || typeof value === 'string') return String(value)
+  throw new TypeError(`--${spec.flag}: no text for the default of \`${spec.key}\``)
+}
+
+/** `ssehub serve --help`. */
+export function serveHelp(): string {
+  const rows = serveSpecs.map((spec) => {
+    const left = `  --${spec.flag}${spec.kind === 'flag' ? '' : ' <value>'}`
+    return `${left.padEnd(40)} ${spec.help} [default: ${shownDefault(spec)}; env ${envName(spec.flag)}]`
+  })
+  return [
+    'Usage: ssehub [serve] [options]',
+    '',
+    'Runs the hub server: GET /events, POST /publish, DELETE /clients/{id}, /stats, /metrics...',
+    'Every option is also read from its environment variable; a flag wins over the variable.',
+    '',
+    'Options:',
+    ...rows,
+    '  --help                                   show this help',
+    '',
+  ].join('\n')
+}

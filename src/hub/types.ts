@@ -1,0 +1,124 @@
+/**
+ * The hub's public shapes: what a publish targets and carries, what a subscription asks for, and
+ * what the hub reports (results, stats, lifecycle events). Types only, plus the reserved name of
+ * the hub's own reset event.
+ */
+import type { CloseReason, Connection, EventMap } from '../connection/connection.js'
+import type { StreamRequest } from '../connection/subscribe-request.js'
+
+/** Where a publish goes: topics, a client id, everyone; several may be combined (union). */
+export interface PublishTarget {
+  /** One topic or several. */
+  readonly topic?: string | readonly string[]
+  /** Every connection of this client id. */
+  readonly clientId?: string
+  /** Every connection. */
+  readonly all?: boolean
+}
+
+/** A publish: a target plus the event. */
+export interface PublishInput extends PublishTarget {
+  /** Event type name (default `message` on clients). */
+  readonly event?: string
+  /** Payload: a string is sent as is, any other value JSON-encoded. */
+  readonly data: unknown
+  /** Reconnection delay for clients, in ms. */
+  readonly retry?: number
+  /** The last event of its topics: subscribers get it, then their streams end (finite topics). */
+  readonly close?: boolean
+}
+
+/**
+ * A publish typed by the hub's event map: with `createHub<{ progress: { pct: number } }>()`,
+ * `publish({ topic, event: 'progress', data: { pct: 50 } })` type-checks and a wrong payload does
+ * not. With the default map any name and payload go.
+ */
+export type TypedPublishInput<E extends EventMap, K extends keyof E & string> = PublishTarget & {
+  /** Event type name (default `message` on clients). */
+  readonly event?: K
+  /** Payload: a string is sent as is, any other value JSON-encoded. */
+  readonly data: E[K]
+  /** Reconnection delay for clients, in ms. */
+  readonly retry?: number
+  /** The last event of its topics: subscribers get it, then their streams end (finite topics). */
+  readonly close?: boolean
+}
+
+/** What `Hub.publish` resolves with. */
+export interface PublishResult {
+  /** The event id the broker assigned. */
+  readonly id: string
+  /** How many connections of this process it reached. */
+  readonly connections: number
+}
+
+/**
+ * What a connection follows and where it resumes from: a {@link StreamRequest} (as read from a
+ * request's query) plus what only the application or the server knows.
+ */
+export interface SubscribeParams extends Omit<StreamRequest, 'topics'> {
+  /** Topics to follow. */
+  readonly topics?: readonly string[]
+  /** End the stream at this time, ms since the epoch (a token's expiry). */
+  readonly expiresAt?: number
+}
+
+/** Counters and gauges of a hub. */
+export interface HubStats {
+  /** Open connections. */
+  readonly connections: number
+  /** Distinct client ids connected. */
+  readonly clientIds: number
+  /** Distinct topics with at least one connection. */
+  readonly topics: number
+  /** Publishes accepted through this hub. */
+  readonly eventsPublished: number
+  /** Publications received from the broker (from any node). */
+  readonly eventsIn: number
+  /** Event frames written to connections. */
+  readonly eventsOut: number
+  /** Bytes written to connections. */
+  readonly bytesOut: number
+  /** Connections closed because they did not read fast enough. */
+  readonly slowConsumerCloses: number
+  /** Connections closed to make room (`overflow: 'evict'`). */
+  readonly evictions: number
+  /** Connections refused at a limit. */
+  readonly rejections: number
+  /** Closed connections by reason. */
+  readonly closed: Readonly<Record<CloseReason, number>>
+}
+
+/** One connection as `GET /clients` lists it. */
+export interface ConnectionInfo {
+  /** Connection id. */
+  readonly id: string
+  /** Client id, if any. */
+  readonly clientId: string | undefined
+  /** Topics followed. */
+  readonly topics: readonly string[]
+  /** Connected since (ISO 8601). */
+  readonly connectedAt: string
+  /** Peer address. */
+  readonly remoteAddress: string | undefined
+  /** Unsent bytes. */
+  readonly queuedBytes: number
+}
+
+/** The hub's lifecycle events. */
+export type HubEvents = {
+  /** A stream opened (after its replay). */
+  connected: [connection: Connection]
+  /** A stream closed, with the reason. */
+  closed: [connection: Connection, reason: CloseReason]
+  /** A client id's tokens were revoked (on any node) until `at`: the server refuses them. */
+  revoked: [clientId: string, at: number]
+  /**
+   * An operational error (broker trouble, a failed resume). The hub keeps running. With no
+   * listener, the hub writes it to stderr rather than drop it.
+   */
+  error: [error: Error]
+}
+
+/** The hub's own event names. Application events cannot use the `ssehub.` prefix. */
+export const RESET_EVENT = 'ssehub.reset'

@@ -1,0 +1,87 @@
+/**
+ * The hub server's lifecycle: listening (with the guard against an open hub on a public address)
+ * and graceful shutdown — stop accepting, end every stream, let answers in flight finish, then
+ * close what is left within `shutdownTimeoutMs`.
+ */
+import type { Server } from 'node:http'
+import type { Http2SecureServer } from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { ErrorCodes, SseError } from '../errors.js'
+import type { Hub } from '../hub/hub.js'
+
+const loopback = /^(127(?:\.\d{1,3}){3}|::1|localhost|::ffff:127(?:\.\d{1,3}){3})$/i
+
+/** True when `host` only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return loopback.test(host)
+}
+
+/** What the lifecycle drives. */
+export interface LifecycleParts {
+  readonly hub: Hub
+  /** The hub was created by the server (it closes it), rather than passed in. */
+  readonly ownsHub: boolean
+  /** The server that listens (node:http, or the HTTP/2 TLS server). */
+  readonly server: Server | Http2SecureServer
+  /** True when the hub is open (no key, no JWT) and anonymous publishing was not allowed. */
+  readonly refusesPublicHost: boolean
+  readonly shutdownTimeoutMs: number
+  /** Requests whose answer has not finished. */
+  inFlight(): number
+  /** Closes connections waiting for their next request. */
+  closeIdle(): void
+  /** Closes every connection. */
+  closeAll(): void
+  /** Stops the parts' timers (the web part, the fronts' sweeps). */
+  stop(): void
+}
+
+/** Starts listening on `host:port`. */
+export async function listen(
+  parts: LifecycleParts,
+  port: number,
+  host: string,
+): Promise<AddressInfo> {
+  if (parts.refusesPublicHost && !isLoopbackHost(host)) {
+    throw new SseError(
+      ErrorCodes.UNAUTHORIZED,
+      `Refusing to listen on ${host} without a publish key: anyone could publish. Set --publish-key (or SSEHUB_PUBLISH_KEY), or pass --allow-anonymous-publish.`,
+    )
+  }
+  await parts.hub.ready
+  const { server } = parts
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return server.address() as AddressInfo
+}
+
+/** Graceful shutdown; resolves once the server closed or `shutdownTimeoutMs` passed. */
+export async function shutdown(parts: LifecycleParts): Promise<void> {
+  const { hub, server } = parts
+  parts.stop()
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+  if (parts.ownsHub) await hub.close()
+  else for (const connection of [...hub.connections()]) connection.end('shutdown')
+  // Once every response finished (ended streams flush, publishes answer), the sockets left are
+  // idle keep-alives: close them all.
+  const sweeper = setInterval(() => {
+    if (parts.inFlight() === 0) parts.closeAll()
+    else parts.closeIdle()
+  }, 10)
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      parts.closeAll()
+      resolve()
+    }, parts.shutdownTimeoutMs)
+    timer.unref()
+  })
+  await Promise.race([closed, timeout])
+  clearTimeout(timer)
+  clearInterval(sweeper)
+}

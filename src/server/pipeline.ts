@@ -1,0 +1,256 @@
+/**
+ * The hub server's request pipeline: every API route written once, transport-neutral. A front
+ * (node:http, or the socket-level fast front) turns bytes into a {@link HubRequest} and a body,
+ * calls {@link Pipeline.run}, and writes the {@link Outcome}: an answer, or a stream/poll for it
+ * to attach with its own transport. Auth, rate limits, validation, `Last-Event-ID` precedence
+ * and error answers live here and nowhere else.
+ */
+import { lastEventIdOf, subscribeQuery } from '../connection/subscribe-request.js'
+import { ErrorCodes, SseError, errorBody, isSseError } from '../errors.js'
+import type { Hub, PublishResult, SubscribeParams } from '../hub/hub.js'
+import type { Access, AccessRequest, Principal } from './access.js'
+import { parseBatchBody, parsePublishBody } from './body.js'
+import { pollTimeout } from './poll.js'
+import type { Route } from './routes.js'
+
+/** A request as the pipeline sees it, whichever front read it. */
+export interface HubRequest extends AccessRequest {
+  readonly method: string
+  readonly path: string
+}
+
+/** A complete answer. The front adds framing headers (length, date, keep-alive). */
+export interface Answer {
+  readonly status: number
+  /** Headers besides content-type and content-length (e.g. `retry-after`, `allow`). */
+  readonly headers?: Readonly<Record<string, string>>
+  /** The body; JSON unless `type` says otherwise. None for 204. */
+  readonly body?: string
+  /** The content type of a non-JSON body. */
+  readonly type?: string
+}
+
+/** What becomes of a request: an answer, or an event stream / long poll for the front to attach. */
+export type Outcome =
+  | Answer
+  | { readonly kind: 'stream'; readonly params: SubscribeParams }
+  | { readonly kind: 'poll'; readonly params: SubscribeParams; readonly timeoutMs: number }
+
+/** True when `outcome` is an {@link Answer}. */
+export function isAnswer(outcome: Outcome): outcome is Answer {
+  return !('kind' in outcome)
+}
+
+/** Routes whose handler reads the request body. */
+export function needsBody(route: Route): boolean {
+  return route.name === 'publish' || route.name === 'batch'
+}
+
+/** What the pipeline needs besides the hub and the access rules. */
+export interface PipelineOptions {
+  readonly maxBatchEvents: number
+  /** Prometheus text of `/metrics`, when it is on. */
+  readonly metrics: { metrics(): Promise<string>; readonly contentType: string } | null
+  /** Reports a bug (an error that is not an SseError) to the hub's error channel. */
+  readonly report: (error: Error) => void
+}
+
+const NO_STORE = 'no-store'
+
+/** A JSON answer. */
+export function jsonAnswer(
+  status: number,
+  value: unknown,
+  headers?: Readonly<Record<string, string>>,
+): Answer {
+  const body = JSON.stringify(value)
+  return headers === undefined ? { status, body } : { status, headers, body }
+}
+
+/** The answer to an SseError: its status (from the code table) and JSON body. */
+export function errorAnswer(error: SseError, headers?: Readonly<Record<string, string>>): Answer {
+  const body = errorBody(error)
+  return headers === undefined
+    ? { status: error.status, body }
+    : { status: error.status, headers, body }
+}
+
+function rateLimited(wait: number): Answer {
+  return errorAnswer(
+    new SseError(
+      ErrorCodes.RATE_LIMITED,
+      `Too many publishes; retry in ${wait} s (publishRatePerSecond).`,
+    ),
+    { 'retry-after': String(wait) },
+  )
+}
+
+const publishAnswer = (result: PublishResult): Answer => ({
+  status: 200,
+  body: JSON.stringify(result),
+})
+
+/** The API's handlers over one hub. */
+export class Pipeline {
+  constructor(
+    private readonly hub: Hub,
+    private readonly access: Access,
+    private readonly options: PipelineOptions,
+  ) {}
+
+  /**
+   * Runs `route` for `req` (with its body when {@link needsBody}). Never throws nor rejects:
+   * errors are answers. A publish by the key or to an open hub, on the memory broker, is answered
+   * in the calling tick (no promise), which is what makes the fast front fast.
+   */
+  run(route: Route, req: HubRequest, body: Buffer | null): Outcome | Promise<Outcome> {
+    try {
+      if (route.name === 'publish') return this.publish(req, body ?? Buffer.alloc(0))
+      const outcome = this.runAsync(route, req, body)
+      return outcome.catch((error: unknown) => this.fail(error))
+    } catch (error) {
+      return this.fail(error)
+    }
+  }
+
+  /** The answer to a failure: the SseError's own, else a 500 (the bug is reported). */
+  fail(error: unknown): Answer {
+    if (isSseError(error)) return errorAnswer(error)
+    this.options.report(error instanceof Error ? error : new Error(String(error)))
+    return errorAnswer(new SseError(ErrorCodes.INTERNAL, 'Internal error; the hub reported it.'))
+  }
+
+  private publish(req: HubRequest, body: Buffer): Answer | Promise<Answer> {
+    // Tokens need an (asynchronous) signature check: they take the other path.
+    const principal = this.access.quickPublisher(req.headers)
+    if (principal === null) return this.publishSlow(req, body)
+    return this.publishAs(principal, req, body)
+  }
+
+  private async publishSlow(req: HubRequest, body: Buffer): Promise<Answer> {
+    try {
+      return await this.publishAs(await this.access.publisher(req), req, body)
+    } catch (error) {
+      return this.fail(error)
+    }
+  }
+
+  private publishAs(principal: Principal, req: HubRequest, body: Buffer): Answer | Promise<Answer> {
+    try {
+      const wait = this.access.publishWait(principal, req.remoteAddress)
+      if (wait > 0) return rateLimited(wait)
+      const input = parsePublishBody(req.headers['content-type'], body)
+      this.access.authorizeInput(principal, input)
+      const result = this.hub.publishNow(input)
+      if (result !== undefined) return publishAnswer(result)
+      return this.hub.publish(input).then(publishAnswer, (error: unknown) => this.fail(error))
+    } catch (error) {
+      return this.fail(error)
+    }
+  }
+
+  private async runAsync(route: Route, req: HubRequest, body: Buffer | null): Promise<Outcome> {
+    const { hub, access } = this
+    switch (route.name) {
+      case 'batch':
+        return this.batch(req, body ?? Buffer.alloc(0))
+      case 'events':
+        return { kind: 'stream', params: await this.streamParams(req) }
+      case 'poll': {
+        const timeoutMs = pollTimeout(req.query().get('timeoutMs'))
+        if (timeoutMs === undefined) {
+          throw new SseError(
+            ErrorCodes.BAD_REQUEST,
+            'Expected `timeoutMs` to be an integer number of milliseconds (at most 30000).',
+          )
+        }
+        return { kind: 'poll', params: await this.streamParams(req), timeoutMs }
+      }
+      case 'close-client': {
+        await access.operator(req)
+        const clientId = route.param!
+        if ((await hub.closeClient(clientId)) === 0) {
+          throw new SseError(
+            ErrorCodes.NOT_FOUND,
+            `No connection of client ${JSON.stringify(clientId)} is open.`,
+          )
+        }
+        return { status: 204 }
+      }
+      case 'revoke-client':
+        await access.operator(req)
+        await hub.revokeClient(route.param!)
+        return { status: 204 }
+      case 'clients': {
+        // Client ids and addresses are personal data: behind the key when one is set.
+        await access.operator(req)
+        const limit = Math.min(Number(req.query().get('limit') ?? 1000) || 1000, 10_000)
+        return jsonAnswer(200, { connections: hub.describeConnections(limit) })
+      }
+      case 'topic':
+        return jsonAnswer(200, {
+          topic: route.param!,
+          subscribers: hub.subscriberCount(route.param!),
+        })
+      case 'healthz': {
+        const broker = hub.broker.health()
+        return jsonAnswer(broker.ok ? 200 : 503, { status: broker.ok ? 'ok' : 'degraded', broker })
+      }
+      case 'stats':
+        return jsonAnswer(200, hub.stats())
+      case 'metrics': {
+        const metrics = this.options.metrics!
+        return { status: 200, type: metrics.contentType, body: await metrics.metrics() }
+      }
+      case 'publish':
+        // Answered by run() before.
+        throw new Error(`route ${route.name} reached runAsync`)
+    }
+  }
+
+  /**
+   * `POST /publish/batch`: authorizes every event, takes one rate token per event, and publishes
+   * them in order.
+   */
+  private async batch(req: HubRequest, body: Buffer): Promise<Answer> {
+    const principal = await this.access.publisher(req)
+    const inputs = parseBatchBody(req.headers['content-type'], body, this.options.maxBatchEvents)
+    for (const input of inputs) this.access.authorizeInput(principal, input)
+    const limit = this.access.batchLimit(principal)
+    if (limit !== null && inputs.length > limit) {
+      throw new SseError(
+        ErrorCodes.BAD_REQUEST,
+        `A batch may hold at most ${limit} events (publishBurst) for this publisher, got ${inputs.length}; split it.`,
+      )
+    }
+    const wait = this.access.publishWait(principal, req.remoteAddress, inputs.length)
+    if (wait > 0) return rateLimited(wait)
+    return jsonAnswer(200, { results: await this.hub.publishMany(inputs) })
+  }
+
+  /**
+   * A stream's parameters: the query (`topic`, `clientId`, `lastEventId`), the token's rights
+   * (401/403 when it does not allow them), and `Last-Event-ID`, which wins over the query.
+   */
+  private async streamParams(req: HubRequest): Promise<SubscribeParams> {
+    const query = req.query()
+    const asked = subscribeQuery(query)
+    const auth = this.access.auth
+    const token = auth.enabled ? auth.tokenOf(req, query) : undefined
+    const { clientId, expiresAt } = await auth.authorizeSubscribe(
+      token,
+      asked.topics,
+      asked.clientId,
+    )
+    const lastEventId = lastEventIdOf(req.headers['last-event-id'], asked.lastEventId)
+    return {
+      topics: asked.topics,
+      ...(clientId === undefined ? {} : { clientId }),
+      ...(lastEventId === undefined ? {} : { lastEventId }),
+      ...(expiresAt === undefined ? {} : { expiresAt }),
+    }
+  }
+}
+
+/** `cache-control` of every JSON answer: answers of the API are never cached. */
+export const ANSWER_CACHE_CONTROL = NO_STORE

@@ -1,0 +1,134 @@
+/**
+ * The route table of the hub server's API: which path and method reach which handler. Both fronts
+ * resolve routes here; the fast front additionally asks {@link fastTakes}, the one place that
+ * decides which requests it answers itself.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { ErrorCodes, SseError } from '../errors.js'
+import { acceptsGzip } from './gzip.js'
+
+/** The API's routes, by name. */
+export type RouteName =
+  | 'publish'
+  | 'batch'
+  | 'events'
+  | 'poll'
+  | 'close-client'
+  | 'revoke-client'
+  | 'clients'
+  | 'topic'
+  | 'stats'
+  | 'healthz'
+  | 'metrics'
+
+/** A resolved route: its name and its path parameter (a client id or a topic), decoded. */
+export interface Route {
+  readonly name: RouteName
+  readonly param?: string
+}
+
+interface Entry {
+  readonly name: RouteName
+  readonly methods: readonly string[]
+  /** Exact path, or a prefix (ending in `/`) followed by one parameter, with an optional suffix. */
+  readonly path: string
+  readonly suffix?: string
+}
+
+// Order matters where paths overlap: `/clients/{id}/revoke` before `/clients/{id}`.
+const TABLE: readonly Entry[] = [
+  { name: 'events', methods: ['GET'], path: '/events' },
+  { name: 'poll', methods: ['GET'], path: '/poll' },
+  { name: 'publish', methods: ['POST'], path: '/publish' },
+  { name: 'batch', methods: ['POST'], path: '/publish/batch' },
+  { name: 'revoke-client', methods: ['POST'], path: '/clients/', suffix: '/revoke' },
+  { name: 'close-client', methods: ['DELETE'], path: '/clients/' },
+  { name: 'clients', methods: ['GET', 'HEAD'], path: '/clients' },
+  { name: 'topic', methods: ['GET', 'HEAD'], path: '/topics/' },
+  { name: 'stats', methods: ['GET', 'HEAD'], path: '/stats' },
+  { name: 'healthz', methods: ['GET', 'HEAD'], path: '/healthz' },
+  { name: 'metrics', methods: ['GET', 'HEAD'], path: '/metrics' },
+]
+
+/** Routes that exist only when their feature is on. */
+export interface RouteFeatures {
+  readonly metrics: boolean
+}
+
+function notFound(method: string, path: string): SseError {
+  return new SseError(
+    ErrorCodes.NOT_FOUND,
+    `No route for ${method} ${path}; see the API table in the README.`,
+  )
+}
+
+function decode(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new SseError(
+      ErrorCodes.BAD_REQUEST,
+      `The ${what} in the path is not valid percent-encoding; encode it with encodeURIComponent.`,
+    )
+  }
+}
+
+/**
+ * Resolves `method` and `path` (as sent, without normalisation) to a route.
+ * @throws {SseError} `ERR_SSE_NOT_FOUND` (404) or `ERR_SSE_METHOD_NOT_ALLOWED` (405, the error's
+ * `allow` in {@link allowOf}), `ERR_SSE_BAD_REQUEST` for a bad percent-encoding.
+ */
+export function resolveRoute(method: string, path: string, features: RouteFeatures): Route {
+  for (const entry of TABLE) {
+    let param: string | undefined
+    if (entry.path.endsWith('/') && entry.path !== '/') {
+      if (!path.startsWith(entry.path) || path.length === entry.path.length) continue
+      let rest = path.slice(entry.path.length)
+      if (entry.suffix !== undefined) {
+        if (!rest.endsWith(entry.suffix) || rest.length === entry.suffix.length) continue
+        rest = rest.slice(0, -entry.suffix.length)
+      }
+      param = rest
+    } else if (path !== entry.path) continue
+    if (entry.name === 'metrics' && !features.metrics) throw notFound(method, path)
+    if (!entry.methods.includes(method)) {
+      const allow = entry.methods.join(', ')
+      throw Object.assign(
+        new SseError(ErrorCodes.METHOD_NOT_ALLOWED, `Use ${allow} on this path.`),
+        {
+          allow,
+        },
+      )
+    }
+    return param === undefined
+      ? { name: entry.name }
+      : { name: entry.name, param: decode(param, entry.name === 'topic' ? 'topic' : 'client id') }
+  }
+  throw notFound(method, path)
+}
+
+/** The `Allow` header of a 405 raised by {@link resolveRoute}. */
+export function allowOf(error: SseError): string | undefined {
+  const allow = (error as SseError & { allow?: unknown }).allow
+  return typeof allow === 'string' ? allow : undefined
+}
+
+/** What the fast front may decide on: a parsed head. */
+export interface FastHead {
+  readonly route: Route
+  readonly headers: IncomingHttpHeaders
+}
+
+/**
+ * The one place that decides which requests the socket-level fast front answers: publishes,
+ * batches and plain streams. The rest reaches node:http whole: CORS requests (their answers carry
+ * headers the socket transport does not write), gzip streams (the gzip transport wraps a
+ * ServerResponse), and every other route.
+ */
+export function fastTakes(head: FastHead, options: { readonly gzip: boolean }): boolean {
+  const { route, headers } = head
+  if (headers.origin !== undefined) return false
+  if (route.name === 'publish' || route.name === 'batch') return true
+  if (route.name !== 'events') return false
+  return !(options.gzip && acceptsGzip(head))
+}

@@ -1,0 +1,226 @@
+/**
+ * The hub server's options: their one home. Each default is written once, in
+ * {@link SERVER_DEFAULTS}; `@default` in the TSDoc, the CLI's flag table and the README are checked
+ * against it by a test. {@link resolveServerOptions} validates every option up front, with a
+ * message that names it, so that a bad value fails at construction, not at the first request.
+ */
+import type { HubOptions } from '../hub/hub.js'
+import type { Hub } from '../hub/hub.js'
+import { booleanOption, positiveInteger, positiveIntegerOption, textOption } from '../options.js'
+import type { JwtOptions } from './auth.js'
+import type { HubServerMountFactory } from './mount.js'
+
+/** Options of `createHubServer`: the hub's options plus the HTTP API's. */
+export interface HubServerOptions extends HubOptions, JwtOptions {
+  /** An existing hub to serve; by default one is created from these options. */
+  readonly hub?: Hub
+  /**
+   * The key that `POST /publish` and every other mutating endpoint require as
+   * `Authorization: Bearer <key>`. `null`: no key (then listening on a non-loopback address needs
+   * `allowAnonymousPublish`).
+   * @default null
+   */
+  readonly publishKey?: string | null
+  /**
+   * Answer complete, plain HTTP/1.1 `POST /publish`, `POST /publish/batch` and `GET /events`
+   * requests straight from the socket (about twice the publishes per second of node:http's
+   * request cycle, and less memory per stream); anything else on the connection goes to
+   * node:http. Plain HTTP only (not with TLS). Both fronts run the same handlers.
+   * See docs/performance.md.
+   * @default true
+   */
+  readonly fastPath?: boolean
+  /** Allow listening on a non-loopback address without a publish key. @default false */
+  readonly allowAnonymousPublish?: boolean
+  /** CORS: `'*'`, a list of exact origins, or `null` for no CORS headers. @default null */
+  readonly corsOrigins?: '*' | readonly string[] | null
+  /** Largest request body, in bytes; larger ones get `413`. @default 1048576 */
+  readonly maxBodyBytes?: number
+  /** Most events in one `POST /publish/batch` (the body limit applies too). @default 1000 */
+  readonly maxBatchEvents?: number
+  /**
+   * Optional parts mounted beside the API, asked for the requests its routes do not take: e.g.
+   * the dashboard and demos, `createShowcase()` from `ssehub/showcase` (which `ssehub serve`
+   * mounts). @default []
+   */
+  readonly mounts?: readonly HubServerMountFactory[]
+  /** Serve `/metrics` in Prometheus text format. @default true */
+  readonly metrics?: boolean
+  /** How long a graceful shutdown may take before remaining sockets are cut, in ms. @default 5000 */
+  readonly shutdownTimeoutMs?: number
+  /**
+   * Publishes per second per publisher (token subject or IP; the publish key is exempt), a token
+   * bucket; past it `429` with `Retry-After`. `null` turns it off. @default 1000
+   */
+  readonly publishRatePerSecond?: number | null
+  /** Bucket size of the publish rate limit; `null`: twice the rate. @default null */
+  readonly publishBurst?: number | null
+  /** Time to receive a request's headers (slowloris guard), in ms. @default 10000 */
+  readonly headersTimeoutMs?: number
+  /** Time to receive a whole request (body included), in ms. @default 30000 */
+  readonly requestTimeoutMs?: number
+  /**
+   * Time a connection may keep answers unread (a peer that pipelines requests and never reads),
+   * in ms; past it the connection is closed. Event streams are bounded by `maxQueuedBytes`
+   * instead. @default 10000
+   */
+  readonly sendTimeoutMs?: number
+  /**
+   * Requests a connection may have pipelined and not yet answered; past it the connection is
+   * closed (browsers never pipeline; this bounds what one connection holds). @default 32
+   */
+  readonly maxPipelinedRequests?: number
+  /** Largest request line + headers, in bytes; larger gets `431`. @default 16384 */
+  readonly maxHeaderBytes?: number
+  /** Most header lines in a request; more gets `431` on every front. @default 100 */
+  readonly maxHeaderCount?: number
+  /**
+   * TLS certificate (PEM). With `tlsKey`, the server speaks HTTP/2 with an HTTP/1.1 fallback
+   * (ALPN), so one page can hold far more than six streams to the hub. @default null
+   */
+  readonly tlsCert?: string | Buffer | null
+  /** TLS private key (PEM), with `tlsCert`. @default null */
+  readonly tlsKey?: string | Buffer | null
+  /**
+   * Compress event streams with gzip (flushed per event) for clients that accept it. Off by
+   * default: see docs/web.md for its cost in CPU and memory per connection. @default false
+   */
+  readonly gzip?: boolean
+}
+
+/** The server-level options (not the hub's nor JWT's), as {@link resolveServerOptions} gives them. */
+export interface ResolvedServerOptions {
+  readonly publishKey: string | null
+  readonly mounts: readonly HubServerMountFactory[]
+  readonly fastPath: boolean
+  readonly allowAnonymousPublish: boolean
+  readonly corsOrigins: '*' | readonly string[] | null
+  readonly maxBodyBytes: number
+  readonly maxBatchEvents: number
+  readonly metrics: boolean
+  readonly shutdownTimeoutMs: number
+  readonly publishRatePerSecond: number | null
+  /** Resolved: twice the rate when not given (`null` only when the rate limit is off). */
+  readonly publishBurst: number | null
+  readonly headersTimeoutMs: number
+  readonly requestTimeoutMs: number
+  readonly sendTimeoutMs: number
+  readonly maxPipelinedRequests: number
+  readonly maxHeaderBytes: number
+  readonly maxHeaderCount: number
+  readonly tlsCert: string | Buffer | null
+  readonly tlsKey: string | Buffer | null
+  readonly gzip: boolean
+}
+
+/** Every default of the server-level options, written once. */
+export const SERVER_DEFAULTS: ResolvedServerOptions = Object.freeze({
+  publishKey: null,
+  mounts: [],
+  fastPath: true,
+  allowAnonymousPublish: false,
+  corsOrigins: null,
+  maxBodyBytes: 1_048_576,
+  maxBatchEvents: 1_000,
+  metrics: true,
+  shutdownTimeoutMs: 5_000,
+  publishRatePerSecond: 1_000,
+  publishBurst: null,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  sendTimeoutMs: 10_000,
+  maxPipelinedRequests: 32,
+  maxHeaderBytes: 16_384,
+  maxHeaderCount: 100,
+  tlsCert: null,
+  tlsKey: null,
+  gzip: false,
+})
+
+function mountsOf(value: unknown): readonly HubServerMountFactory[] {
+  if (Array.isArray(value) && value.every((mount) => typeof mount === 'function'))
+    return value as readonly HubServerMountFactory[]
+  throw new TypeError(
+    'Expected `mounts` to be an array of mount factories, e.g. [createShowcase()]',
+  )
+}
+
+function pem(name: string, value: unknown): string | Buffer | null {
+  if (value === null || typeof value === 'string' || Buffer.isBuffer(value)) return value
+  throw new TypeError(`Expected \`${name}\` to be PEM text, a Buffer or null`)
+}
+
+function origins(value: unknown): '*' | readonly string[] | null {
+  if (value === null || value === '*') return value
+  if (Array.isArray(value) && value.every((origin) => typeof origin === 'string')) {
+    for (const origin of value) {
+      // An origin is scheme://host[:port], nothing else: a path or a trailing slash never matches.
+      if (!/^https?:\/\/[^/\s]+$/.test(origin))
+        throw new TypeError(
+          `Expected each of \`corsOrigins\` to be an origin like https://app.example.com, got ${JSON.stringify(origin)}`,
+        )
+    }
+    return value
+  }
+  throw new TypeError(
+    "Expected `corsOrigins` to be '*', an array of origins (https://app.example.com) or null",
+  )
+}
+
+/**
+ * Resolves and validates the server-level options, every one of them, with messages that name
+ * the option. The hub's options are validated by the hub, JWT's by the authenticator.
+ * @throws {TypeError | RangeError} on the first bad option.
+ */
+export function resolveServerOptions(options: HubServerOptions): ResolvedServerOptions {
+  const d = SERVER_DEFAULTS
+  const rate = positiveIntegerOption(
+    'publishRatePerSecond',
+    options.publishRatePerSecond === undefined
+      ? d.publishRatePerSecond
+      : options.publishRatePerSecond,
+    true,
+  )
+  const burst = positiveIntegerOption('publishBurst', options.publishBurst ?? null, true)
+  const tlsCert = pem('tlsCert', options.tlsCert ?? d.tlsCert)
+  const tlsKey = pem('tlsKey', options.tlsKey ?? d.tlsKey)
+  if ((tlsCert === null) !== (tlsKey === null))
+    throw new TypeError('Expected both `tlsCert` and `tlsKey` (PEM), or neither.')
+  return {
+    publishKey: textOption('publishKey', options.publishKey ?? d.publishKey, true),
+    mounts: mountsOf(options.mounts ?? d.mounts),
+    fastPath: booleanOption('fastPath', options.fastPath ?? d.fastPath),
+    allowAnonymousPublish: booleanOption(
+      'allowAnonymousPublish',
+      options.allowAnonymousPublish ?? d.allowAnonymousPublish,
+    ),
+    corsOrigins: origins(options.corsOrigins ?? d.corsOrigins),
+    maxBodyBytes: positiveInteger('maxBodyBytes', options.maxBodyBytes ?? d.maxBodyBytes),
+    maxBatchEvents: positiveInteger('maxBatchEvents', options.maxBatchEvents ?? d.maxBatchEvents),
+    metrics: booleanOption('metrics', options.metrics ?? d.metrics),
+    shutdownTimeoutMs: positiveInteger(
+      'shutdownTimeoutMs',
+      options.shutdownTimeoutMs ?? d.shutdownTimeoutMs,
+    ),
+    publishRatePerSecond: rate,
+    publishBurst: rate === null ? null : (burst ?? 2 * rate),
+    headersTimeoutMs: positiveInteger(
+      'headersTimeoutMs',
+      options.headersTimeoutMs ?? d.headersTimeoutMs,
+    ),
+    requestTimeoutMs: positiveInteger(
+      'requestTimeoutMs',
+      options.requestTimeoutMs ?? d.requestTimeoutMs,
+    ),
+    sendTimeoutMs: positiveInteger('sendTimeoutMs', options.sendTimeoutMs ?? d.sendTimeoutMs),
+    maxPipelinedRequests: positiveInteger(
+      'maxPipelinedRequests',
+      options.maxPipelinedRequests ?? d.maxPipelinedRequests,
+    ),
+    maxHeaderBytes: positiveInteger('maxHeaderBytes', options.maxHeaderBytes ?? d.maxHeaderBytes),
+    maxHeaderCount: positiveInteger('maxHeaderCount', options.maxHeaderCount ?? d.maxHeaderCount),
+    tlsCert,
+    tlsKey,
+    gzip: booleanOption('gzip', options.gzip ?? d.gzip),
+  }
+}
