@@ -50,6 +50,14 @@ const TABLE: readonly Entry[] = [
   { name: 'metrics', methods: ['GET', 'HEAD'], path: '/metrics' },
 ]
 
+// Routes without a path parameter, by path.
+const EXACT = new Map<string, { readonly entry: Entry; readonly route: Route }>(
+  TABLE.filter((entry) => !entry.path.endsWith('/')).map((entry) => [
+    entry.path,
+    { entry, route: Object.freeze({ name: entry.name }) },
+  ]),
+)
+
 /** Routes that exist only when their feature is on. */
 export interface RouteFeatures {
   readonly metrics: boolean
@@ -79,6 +87,12 @@ function decode(raw: string, what: string): string {
  * `allow` in {@link allowOf}), `ERR_SSE_BAD_REQUEST` for a bad percent-encoding.
  */
 export function resolveRoute(method: string, path: string, features: RouteFeatures): Route {
+  // The hot routes (publish, events) in one map lookup, answered with a shared Route object.
+  const exact = EXACT.get(path)
+  if (exact !== undefined && exact.entry.methods.includes(method)) {
+    if (exact.entry.name === 'metrics' && !features.metrics) throw notFound(method, path)
+    return exact.route
+  }
   for (const entry of TABLE) {
     let param: string | undefined
     if (entry.path.endsWith('/') && entry.path !== '/') {
@@ -117,18 +131,21 @@ export function allowOf(error: SseError): string | undefined {
 export interface FastHead {
   readonly route: Route
   readonly headers: IncomingHttpHeaders
+  /** More bytes came after the request (pipelined). */
+  readonly followed: boolean
 }
 
 /**
  * The one place that decides which requests the socket-level fast front answers: publishes,
  * batches and plain streams. The rest reaches node:http whole: CORS requests (their answers carry
  * headers the socket transport does not write), gzip streams (the gzip transport wraps a
- * ServerResponse), and every other route.
+ * ServerResponse), a stream request followed by more bytes (the socket becomes the stream), and
+ * every other route. (Requests the fast parser cannot parse exactly never get this far.)
  */
 export function fastTakes(head: FastHead, options: { readonly gzip: boolean }): boolean {
   const { route, headers } = head
   if (headers.origin !== undefined) return false
   if (route.name === 'publish' || route.name === 'batch') return true
-  if (route.name !== 'events') return false
+  if (route.name !== 'events' || head.followed) return false
   return !(options.gzip && acceptsGzip(head))
 }

@@ -180,9 +180,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
             } catch {
               return null // node:http answers the 404/405 (one writer of those)
             }
-            // A stream takes the socket: nothing may follow its request.
-            if (route.name === 'events' && followed) return null
-            return fastTakes({ route, headers: request.headers }, { gzip: resolved.gzip })
+            return fastTakes({ route, headers: request.headers, followed }, { gzip: resolved.gzip })
               ? route
               : null
           },
