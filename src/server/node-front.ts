@@ -37,16 +37,18 @@ export interface NodeFrontContext {
 /** One HTTP/1 connection's state, for the guards node:http lacks. */
 interface SocketState {
   /** Requests received whose response has not closed yet. */
-  readonly owed: Set<IncomingMessage>
+  owed: IncomingMessage[]
   /** An error answer that waits for the answers owed before it. */
   error: string | null
   /** The connection carries an event stream: nothing else may be written into it. */
   stream: boolean
   /** Since when output has been waiting for the peer to read (0: it is not). */
   stalledSince: number
-  /** The previous request's handling: requests take effect in the order they came. */
-  turn: Promise<void>
+  /** The handling of the requests before (`null`: none pending): they take effect in order. */
+  turn: Promise<void> | null
 }
+
+const socketStates = new WeakMap<Socket, SocketState>()
 
 /** The node:http request handler and the connection guards it keeps. */
 export interface NodeFront {
@@ -90,21 +92,23 @@ const REASONS: Record<number, string> = {
 /** Creates the node:http front over `context`. */
 export function createNodeFront(context: NodeFrontContext): NodeFront {
   const { hub, pipeline, options, features, mounts, access } = context
-  const sockets = new Map<Socket, SocketState>()
+  // The HTTP/1 connections of this front, for the send-timeout sweep.
+  const sockets = new Set<Socket>()
   const stateOf = (socket: Socket): SocketState => {
-    let state = sockets.get(socket)
+    let state = socketStates.get(socket)
     if (state === undefined) {
-      state = {
-        owed: new Set(),
-        error: null,
-        stream: false,
-        stalledSince: 0,
-        turn: Promise.resolve(),
-      }
-      sockets.set(socket, state)
-      socket.once('close', () => sockets.delete(socket))
+      state = { owed: [], error: null, stream: false, stalledSince: 0, turn: null }
+      socketStates.set(socket, state)
+      sockets.add(socket)
+      // `on`, not `once` (a socket closes once; `once` would wrap the listener per socket), and
+      // one shared function called with the socket as `this`: no closure per connection.
+      socket.on('close', forget)
     }
     return state
+  }
+  function forget(this: Socket): void {
+    sockets.delete(this)
+    socketStates.delete(this)
   }
 
   // One sweep a second: a connection whose answers wait unread for `sendTimeoutMs` is closed
@@ -112,7 +116,9 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
   // the hub's `maxQueuedBytes` instead.
   const sweeper = setInterval(() => {
     const now = Date.now()
-    for (const [socket, state] of sockets) {
+    for (const socket of sockets) {
+      const state = socketStates.get(socket)
+      if (state === undefined) continue
       if (state.stream || socket.writableLength === 0) state.stalledSince = 0
       else if (state.stalledSince === 0) state.stalledSince = now
       else if (now - state.stalledSince > options.sendTimeoutMs) socket.destroy()
@@ -127,7 +133,8 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
     return false
   }
   const settle = (socket: Socket, state: SocketState, req: IncomingMessage): void => {
-    state.owed.delete(req)
+    const at = state.owed.indexOf(req)
+    if (at !== -1) state.owed.splice(at, 1)
     if (state.error !== null && !waitsFor(state) && !socket.destroyed) {
       socket.end(state.error)
       state.error = null
@@ -194,23 +201,31 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
       return
     }
     for (const [name, value] of Object.entries(cors)) res.setHeader(name, value)
-    if (!('stream' in req)) stateOf(req.socket).stream = true
+    if (!('stream' in req)) {
+      // Nothing more is answered on a stream's connection: it leaves the send-timeout sweep (its
+      // queue is bounded by maxQueuedBytes) and keeps only the flag that guards its bytes.
+      const state = stateOf(req.socket)
+      state.stream = true
+      state.owed = []
+      sockets.delete(req.socket)
+    }
     if (options.gzip && acceptsGzip(req)) hub.attach(createGzipTransport(req, res), outcome.params)
     else hub.subscribe(req, res, outcome.params)
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     context.onRequest(1)
-    res.once('close', () => context.onRequest(-1))
     // HTTP/2's compat socket is a proxy: the connection guards are HTTP/1's.
-    if (!('stream' in req)) {
-      const socket = req.socket
-      const state = stateOf(socket)
-      state.owed.add(req)
-      res.once('close', () => settle(socket, state, req))
+    const state = 'stream' in req ? undefined : stateOf(req.socket)
+    res.once('close', () => {
+      context.onRequest(-1)
+      if (state !== undefined) settle(req.socket, state, req)
+    })
+    if (state !== undefined) {
+      state.owed.push(req)
       // A peer that pipelines more than this without reading is not a browser: close it.
-      if (state.owed.size > options.maxPipelinedRequests) {
-        socket.destroy()
+      if (state.owed.length > options.maxPipelinedRequests) {
+        req.socket.destroy()
         return
       }
     }
@@ -248,15 +263,19 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
     // Pipelined requests take effect in order, as on the fast front: a publish sent after a
     // subscribe on one connection reaches that stream. (A request's turn ends once its outcome is
     // known: an answer started, a stream attached; not when a stream ends.)
-    if ('stream' in req) void run()
-    else {
-      const state = stateOf(req.socket)
-      state.turn = state.turn.then(run)
+    if (state === undefined) {
+      void run()
+      return
     }
+    const turn = state.turn === null ? run() : state.turn.then(run)
+    state.turn = turn
+    void turn.then(() => {
+      if (state.turn === turn) state.turn = null
+    })
   }
 
   const clientError = (error: NodeJS.ErrnoException, socket: Socket): void => {
-    const state = sockets.get(socket)
+    const state = socketStates.get(socket)
     if (error.code === 'ECONNRESET' || !socket.writable || state?.stream === true) {
       // Never write an error into an event stream: it would read as stream bytes.
       socket.destroy()

@@ -16,7 +16,7 @@ import { Hub } from '../hub/hub.js'
 import { Access } from './access.js'
 import { createMetrics } from './metrics.js'
 import { createNodeFront } from './node-front.js'
-import { isAnswer, type HubRequest, Pipeline } from './pipeline.js'
+import { isAnswer, type HubRequest, type Outcome, Pipeline } from './pipeline.js'
 import { fastTakes, resolveRoute, type Route, type RouteFeatures } from './routes.js'
 import { isLoopbackHost, listen, shutdown, type LifecycleParts } from './lifecycle.js'
 import { resolveServerOptions, type HubServerOptions } from './server-options.js'
@@ -156,15 +156,20 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       // The only outcomes of publish are answers (the synchronous path).
       if (isAnswer(outcome)) return outcome
     }
-    return Promise.resolve(outcome).then((settled): FastOutcome => {
-      if (isAnswer(settled)) return settled
-      // The fast front takes no poll route: a stream. It counts as in flight until it closes.
-      const socket = take()
-      onRequest(1)
-      socket.once('close', () => onRequest(-1))
-      hub.attach(createSocketTransport(socket), settled.params)
-      return 'streaming'
-    })
+    return Promise.resolve(outcome).then((settled) => fastStream(settled, take))
+  }
+  // A stream counts as in flight until its socket closes. One shared listener, and no closure
+  // created in fastHandle's scope: a closure there would keep `take`, and through it the fast
+  // front's whole per-connection scope (its request buffer included), alive for every stream.
+  const streamClosed = (): void => onRequest(-1)
+  const fastStream = (settled: Outcome, take: () => Socket): FastOutcome => {
+    if (isAnswer(settled)) return settled
+    // The fast front takes no poll route: a stream.
+    const socket = take()
+    onRequest(1)
+    socket.once('close', streamClosed)
+    hub.attach(createSocketTransport(socket), settled.params)
+    return 'streaming'
   }
   const fast =
     http2Server === null && resolved.fastPath
