@@ -15,13 +15,40 @@ Options:
   --close             the topic's last event: subscribers' streams end after it
   --json              DATA is a JSON value (sent JSON-encoded) instead of a string
   --hub <url>         hub URL [default: $SSEHUB_URL or http://localhost:8080]
+  --key <key>         the publish key (or a token that may publish), sent as
+                      Authorization: Bearer [default: $SSEHUB_PUBLISH_KEY]
   --help              show this help
-The publish key is read from $SSEHUB_PUBLISH_KEY.
+A flag shows in the process list: on a shared machine, prefer $SSEHUB_PUBLISH_KEY.
 `
 
 /**
- * `ssehub publish`: one POST /publish. Returns 0 and prints the id on success; prints one line on
- * stderr and returns 1 when the hub refuses (its error message) or cannot be reached.
+ * What went wrong under fetch's bare "fetch failed": the cause's code and address
+ * (`ECONNREFUSED 127.0.0.1:8080`, `ENOTFOUND hub.example`), each address of a multi-address
+ * attempt (an AggregateError), or the cause's message.
+ */
+export function networkCause(error: unknown): string {
+  const cause = (error as { cause?: unknown }).cause
+  if (typeof cause !== 'object' || cause === null) return (error as Error).message
+  const errors = (cause as { errors?: unknown }).errors
+  if (Array.isArray(errors) && errors.length > 0) {
+    const each = (errors as unknown[]).map((inner) => networkCause({ cause: inner }))
+    return [...new Set(each)].join(', ')
+  }
+  const code = (cause as { code?: unknown }).code
+  const message = (cause as { message?: unknown }).message
+  const text = typeof message === 'string' ? message.trim() : ''
+  if (typeof code !== 'string' || code === '') return text === '' ? (error as Error).message : text
+  // Node writes `connect ECONNREFUSED 127.0.0.1:8080`: from the code on is the useful part.
+  const at = text.indexOf(code)
+  if (at !== -1) return text.slice(at)
+  return text === '' ? code : `${code} ${text}`
+}
+
+/**
+ * `ssehub publish`: one POST /publish, with the key of `--key` or `$SSEHUB_PUBLISH_KEY` (the flag
+ * wins) as `Authorization: Bearer`. Returns 0 and prints the id on success; prints one line on
+ * stderr and returns 1 when the hub refuses (its error message; a 401 says how to pass the key) or
+ * cannot be reached (the network cause, e.g. `ECONNREFUSED 127.0.0.1:8080`); 130 when interrupted.
  */
 export async function runPublish(argv: string[], io: CliIo): Promise<number> {
   let parsed
@@ -39,6 +66,7 @@ export async function runPublish(argv: string[], io: CliIo): Promise<number> {
         close: { type: 'boolean' },
         json: { type: 'boolean' },
         hub: { type: 'string' },
+        key: { type: 'string' },
         help: { type: 'boolean' },
       },
     })
@@ -89,20 +117,23 @@ export async function runPublish(argv: string[], io: CliIo): Promise<number> {
     ...(values.close === true ? { close: true } : {}),
     data,
   }
-  const key = io.env.SSEHUB_PUBLISH_KEY
+  // The flag wins over the variable; an empty value sends no key.
+  const keySource = values.key !== undefined ? '--key' : '$SSEHUB_PUBLISH_KEY'
+  const key = values.key ?? io.env.SSEHUB_PUBLISH_KEY ?? ''
   let response: Response
   try {
     response = await fetch(url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        ...(key === undefined || key === '' ? {} : { authorization: `Bearer ${key}` }),
+        ...(key === '' ? {} : { authorization: `Bearer ${key}` }),
       },
       body: JSON.stringify(body),
       signal: io.signal,
     })
   } catch (error) {
-    io.stderr(`ssehub publish: cannot reach ${url.origin}: ${(error as Error).message}\n`)
+    if (io.signal.aborted) return 130
+    io.stderr(`ssehub publish: cannot reach ${url.href}: ${networkCause(error)}\n`)
     return 1
   }
   const text = await response.text()
@@ -113,7 +144,14 @@ export async function runPublish(argv: string[], io: CliIo): Promise<number> {
     // Not JSON: reported below with the status.
   }
   if (!response.ok || typeof json.id !== 'string') {
-    const detail = json.error?.message ?? text.slice(0, 200).replace(/\s+/g, ' ')
+    let detail = json.error?.message ?? text.slice(0, 200).replace(/\s+/g, ' ')
+    if (response.status === 401) {
+      // The hub's message says which header to send; say how this command sends it.
+      detail +=
+        key === ''
+          ? ' Pass the key with --key <key> or $SSEHUB_PUBLISH_KEY.'
+          : ` The key given by ${keySource} was refused; check it, or pass another with --key <key>.`
+    }
     io.stderr(`ssehub publish: hub answered ${response.status}: ${detail}\n`)
     return 1
   }

@@ -100,17 +100,8 @@ export class Access {
    * The one operator rule (close, revoke, list clients, the dashboard feed, the demos): an open
    * hub, the key, or a token that may publish `*`; else 401 (nobody) or 403 (a lesser token).
    */
-  async operator(
-    req: AccessRequest,
-    where: { readonly queryKey?: boolean; readonly message?: string } = {},
-  ): Promise<void> {
+  async operator(req: AccessRequest, where: { readonly message?: string } = {}): Promise<void> {
     if (this.open) return
-    // EventSource cannot send headers: a feed route may take the key as `?key=` (same rule, the
-    // credential read from another place).
-    if (where.queryKey === true && this.keyDigest !== null) {
-      const key = req.query().get('key')
-      if (key !== null && timingSafeEqual(sha256(key), this.keyDigest)) return
-    }
     const principal = await this.principalOf(req)
     if (principal.kind === 'key') return
     if (principal.kind === 'token') {

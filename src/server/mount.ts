@@ -15,10 +15,10 @@ export interface MountRequest {
   query(): URLSearchParams
   /**
    * The server's operator rule: resolves when the request carries the operator's credentials
-   * (or the hub is open), else rejects with 401 (`message`) or 403. `queryKey`: the key may come
-   * as `?key=` (EventSource cannot send headers).
+   * (or the hub is open), else rejects with 401 (`message`) or 403. The publish key is read from
+   * `Authorization` only, never from the URL (a token is read where the hub's token rule says).
    */
-  operator(where: { readonly queryKey?: boolean; readonly message: string }): Promise<void>
+  operator(where: { readonly message: string }): Promise<void>
 }
 
 /** A mounted part. */

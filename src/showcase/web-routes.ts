@@ -1,8 +1,9 @@
 /**
- * The showcase's routes: the dashboard page (`GET /`) and its live feed (`GET /dashboard/events`),
- * and the demos (`/demo/chat`, `/demo/progress`, `/demo/ticker`) with their start/stop endpoints.
- * A part the hub server mounts beside its API (see server/mount.ts); it uses the hub's public API
- * like any application.
+ * The showcase's routes: the dashboard page (`GET /`), the tickets that open its feed
+ * (`POST /dashboard/ticket`), the feed (`GET /dashboard/events`), the favicon, and the demos
+ * (`/demo/chat`, `/demo/progress`, `/demo/ticker`) with their start/stop endpoints. A part the hub
+ * server mounts beside its API (see server/mount.ts); it uses the hub's public API like any
+ * application.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ErrorCodes, SseError } from '../errors.js'
@@ -12,7 +13,9 @@ import { encodeEventText } from '../wire/encode.js'
 import { readBody } from '../server/body.js'
 import type { HubServerMount, MountRequest } from '../server/mount.js'
 import { dashboardHtml } from './dashboard.js'
+import { faviconSvg } from './favicon.js'
 import { chatPage, progressPage, tickerPage } from './pages/demos.js'
+import { createTicketStore, TICKET_DEFAULTS } from './tickets.js'
 
 /** An OpenAI-compatible upstream for the chat demo. */
 export interface LlmUpstream {
@@ -72,19 +75,30 @@ function idOf(body: Record<string, unknown>): string {
   return id
 }
 
-function html(res: ServerResponse, page: string, csp = true): void {
+function html(res: ServerResponse, page: string): void {
   res.writeHead(200, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-cache',
-    ...(csp
-      ? {
-          'content-security-policy':
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
-          'x-content-type-options': 'nosniff',
-        }
-      : {}),
+    // Pages talk to this origin only (connect-src falls back to 'self'): a script injected into
+    // the dashboard, which holds an operator's key, could not send it elsewhere; no framing.
+    'content-security-policy':
+      "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+    'x-content-type-options': 'nosniff',
   })
   res.end(page)
+}
+
+function favicon(res: ServerResponse): void {
+  res.writeHead(200, {
+    // An SVG at the classic path: every current browser but Safari draws it (Safari shows its
+    // default icon, as it did for the old 404). No script in it, and a CSP that forbids any.
+    'content-type': 'image/svg+xml',
+    'content-length': String(Buffer.byteLength(faviconSvg)),
+    'cache-control': 'public, max-age=86400',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+    'x-content-type-options': 'nosniff',
+  })
+  res.end(faviconSvg)
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
@@ -102,6 +116,7 @@ export function createWebRoutes(context: WebContext): HubServerMount {
   const { hub } = context
   const running = new Map<string, AbortController>()
   const feeds = new Set<ServerResponse>()
+  const tickets = createTicketStore()
   let feedTimer: NodeJS.Timeout | undefined
   let tickerTimer: NodeJS.Timeout | undefined
   const prices = new Map<string, number>([
@@ -238,16 +253,40 @@ export function createWebRoutes(context: WebContext): HubServerMount {
     async handle(req: IncomingMessage, res: ServerResponse, request: MountRequest) {
       const method = req.method ?? 'GET'
       const { path } = request
-      if (path === '/' && context.dashboard && (method === 'GET' || method === 'HEAD')) {
-        html(res, dashboardHtml, false)
+      const read = method === 'GET' || method === 'HEAD'
+      if (path === '/favicon.ico' && read && (context.dashboard || context.demos)) {
+        favicon(res)
+        return true
+      }
+      if (path === '/' && context.dashboard && read) {
+        html(res, dashboardHtml)
+        return true
+      }
+      if (path === '/dashboard/ticket' && context.dashboard) {
+        if (method !== 'POST') return false
+        // The key arrives in a header, once per feed connection; the URL gets a ticket.
+        await request.operator({
+          message:
+            'A dashboard ticket needs the publish key: send `Authorization: Bearer <key>` (the dashboard page does, once you enter the key).',
+        })
+        sendJson(res, 200, { ticket: tickets.issue(), expiresInMs: TICKET_DEFAULTS.ttlMs })
         return true
       }
       if (path === '/dashboard/events' && context.dashboard) {
         if (method !== 'GET') return false
-        await request.operator({
-          queryKey: true,
-          message: 'The dashboard feed needs the publish key: enter it on the dashboard page.',
-        })
+        const ticket = request.query().get('ticket')
+        if (ticket === null) {
+          // No ticket: the operator rule on the request's own headers (a tool with the key).
+          await request.operator({
+            message:
+              'The dashboard feed needs a ticket: POST /dashboard/ticket with `Authorization: Bearer <key>`, then GET /dashboard/events?ticket=<ticket> (the dashboard page does this once you enter the key).',
+          })
+        } else if (!tickets.redeem(ticket)) {
+          throw new SseError(
+            ErrorCodes.UNAUTHORIZED,
+            `This dashboard ticket is unknown, spent or expired (a ticket opens one feed within ${TICKET_DEFAULTS.ttlMs / 1000} s): POST /dashboard/ticket for another.`,
+          )
+        }
         openFeed(res)
         return true
       }

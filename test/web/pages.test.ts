@@ -25,6 +25,29 @@ afterEach(async () => {
   hub = undefined
 })
 
+/** How many pixels the chart's lines span across, read from the canvas. */
+async function chartSpan(p: Page): Promise<number> {
+  return p.evaluate(() => {
+    const canvas = document.getElementById('chart') as HTMLCanvasElement
+    const { data, width, height } = canvas
+      .getContext('2d')!
+      .getImageData(0, 0, canvas.width, canvas.height)
+    let min = width
+    let max = -1
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 4
+        // The blue and orange lines; not the grey grid or labels.
+        if (data[i + 3]! > 200 && Math.abs(data[i]! - data[i + 2]!) > 100) {
+          min = Math.min(min, x)
+          max = Math.max(max, x)
+        }
+      }
+    }
+    return max - min
+  })
+}
+
 async function open(path: string, options: Parameters<typeof startHub>[0] = {}): Promise<Page> {
   hub = await startHub({ mockTokenDelayMs: 30, ...options })
   page = await browser.newPage()
@@ -33,27 +56,69 @@ async function open(path: string, options: Parameters<typeof startHub>[0] = {}):
 }
 
 describe('dashboard and demos in Chromium', () => {
-  it('the dashboard goes live over SSE and its inspector shows a published event', async () => {
+  it('the dashboard goes live over SSE; its inspector shows every event, whatever its name', async () => {
     const p = await open('/')
     await p.locator('#state', { hasText: 'live' }).waitFor({ timeout: 5000 })
     await p.fill('#watchTopics', 'news')
     await p.click('#watch button')
     await expect.poll(() => hub!.server.hub.subscriberCount('news'), { timeout: 5000 }).toBe(1)
+    await p.locator('#watchState', { hasText: 'watching news' }).waitFor({ timeout: 5000 })
     await p.fill('#to', 'news')
     await p.fill('#data', 'hello from the form')
     await p.click('#publish button')
     await p.locator('#log', { hasText: 'hello from the form' }).waitFor({ timeout: 5000 })
+    // A name no list foresaw: EventSource would dispatch it only to a 'headline' listener.
+    const { json } = await hub!.publish({ topic: 'news', event: 'headline', data: 'Big news' })
+    await p
+      .locator('#log', { hasText: `#${json.id}  headline  Big news` })
+      .waitFor({ timeout: 5000 })
+    expect(await p.locator('#log > div').allTextContents()).toEqual([
+      expect.stringMatching(/ {2}headline {2}Big news$/),
+      expect.stringMatching(/ {2}message {2}hello from the form$/),
+    ])
     await p.locator('#topics', { hasText: 'news' }).waitFor({ timeout: 5000 })
     await p.screenshot({ path: join(SCREENSHOTS, 'dashboard.png'), fullPage: true })
   })
 
-  it('the dashboard asks for the key on a hub with one, and goes live once it is entered', async () => {
-    const p = await open('/', { publishKey: 'k'.repeat(32) })
+  it('the events/s chart spans its width from the first second', async () => {
+    const p = await open('/')
+    await p.locator('#state', { hasText: 'live' }).waitFor({ timeout: 5000 })
+    // The x axis is the data so far: after the first rate (two snapshots, ~1 s) the lines run
+    // across the chart, where a fixed 5-minute axis drew 1/300 of it.
+    await expect.poll(() => chartSpan(p), { timeout: 5000 }).toBeGreaterThan(900)
+    expect(await p.textContent('#window')).toMatch(/^\((the last second|last \d+ s)\)$/)
+  })
+
+  it('the dashboard asks for the key, says when one is refused, and goes live with the right one', async () => {
+    const key = 'k'.repeat(32)
+    const p = await open('/', { publishKey: key })
+    const urls: string[] = []
+    const tickets: Array<string | undefined> = []
+    p.on('request', (r) => {
+      urls.push(r.url())
+      if (r.url().endsWith('/dashboard/ticket')) tickets.push(r.headers().authorization)
+    })
     await p.locator('#login').waitFor({ state: 'visible', timeout: 5000 })
-    await p.fill('#key', 'k'.repeat(32))
+    expect(await p.textContent('#state')).toBe('needs the publish key')
+    expect(await p.textContent('#refused')).toBe('')
+    await p.fill('#key', 'not-the-key')
+    await p.click('#login button')
+    await p
+      .locator('#refused', { hasText: 'This key was refused (401)' })
+      .waitFor({ timeout: 5000 })
+    expect(await p.evaluate(() => sessionStorage.getItem('ssehub.key'))).toBeNull()
+    await p.fill('#key', key)
     await p.click('#login button')
     await p.locator('#state', { hasText: 'live' }).waitFor({ timeout: 5000 })
-    expect(p.url()).not.toContain('k'.repeat(32))
+    expect(await p.textContent('#refused')).toBe('')
+    expect(await p.locator('#login').isHidden()).toBe(true)
+    // The key went in headers only; the feed URL carried a ticket.
+    expect(tickets).toEqual(['Bearer not-the-key', `Bearer ${key}`])
+    expect(urls.filter((url) => url.includes(key))).toEqual([])
+    expect(urls.filter((url) => url.includes('/dashboard/events'))).toEqual([
+      expect.stringMatching(/\/dashboard\/events\?ticket=[\w-]{43}$/),
+    ])
+    expect(p.url()).not.toContain(key)
   })
 
   it('the chat demo shows the mock model answer arriving token by token', async () => {

@@ -20,7 +20,7 @@ const nav =
 function page(title: string, body: string, script: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ssehub · ${title}</title>${style}</head>
+<title>ssehub · ${title}</title><link rel="icon" href="/favicon.ico" type="image/svg+xml">${style}</head>
 <body>${nav}<h1>${title}</h1>${body}
 <h2>The code</h2><pre id="code"></pre>
 <script>
