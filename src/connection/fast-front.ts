@@ -52,7 +52,6 @@ export interface FastFrontOptions<T> extends FastLimits {
   readonly handle: (
     request: FastRequest,
     accepted: T,
-    remoteAddress: string | undefined,
     take: () => Socket,
   ) => FastOutcome | Promise<FastOutcome>
   /** Called when a request starts and when its answer was written (graceful shutdown counts them). */
@@ -192,7 +191,7 @@ export class FastFront<T> {
     this.idle.set(socket, Date.now())
     // What was read and not yet answered: chunks, joined only when a request is parsed (a flood
     // of small chunks is never re-copied chunk by chunk).
-    let chunks: Buffer[] = []
+    const chunks: Buffer[] = []
     let pending = 0
     let busy = false
     let peerEnded = false
@@ -238,7 +237,7 @@ export class FastFront<T> {
     const takeBuffered = (): Buffer | null => {
       if (pending === 0) return null
       const buffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, pending)
-      chunks = []
+      chunks.length = 0
       pending = 0
       return buffer
     }
@@ -266,7 +265,8 @@ export class FastFront<T> {
         this.options.onRequest(1)
         let outcome: FastOutcome | Promise<FastOutcome>
         try {
-          outcome = this.options.handle(parsed.request, accepted, socket.remoteAddress, take)
+          parsed.request.remoteAddress = socket.remoteAddress
+          outcome = this.options.handle(parsed.request, accepted, take)
           // Most publishes are answered at once (memory broker): no await, no microtask.
           if (outcome instanceof Promise) outcome = await outcome
         } finally {
