@@ -10,6 +10,7 @@ Commands:
   serve      run the hub server (the default command)
   listen     print the events of an SSE stream
   publish    publish an event to a hub
+  bench      measure how many connections and events/s this machine holds
 Run 'ssehub <command> --help' for a command's options.
 `
 
@@ -54,7 +55,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return 0
       default:
         throw new UsageError(
-          `unknown command ${JSON.stringify(first)}; commands: serve, listen, publish`,
+          `unknown command ${JSON.stringify(first)}; commands: serve, listen, publish, bench`,
         )
     }
   } catch (error) {

@@ -1,14 +1,29 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { runBench } from '../../src/cli/bench.js'
 import { UsageError, type CliIo } from '../../src/cli/io.js'
+import { createHubServer } from '../../src/server/index.js'
 
 const dirs: string[] = []
 afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
+
+/** A loopback port nothing listens on (it was free a moment ago). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() =>
+        resolve(typeof address === 'object' && address !== null ? address.port : 0),
+      )
+    })
+    server.on('error', reject)
+  })
+}
 
 function io(): CliIo & { out: () => string } {
   let out = ''
@@ -21,11 +36,14 @@ function io(): CliIo & { out: () => string } {
   }
 }
 
-/** Runs `ssehub bench` with `args` (tiny phases) into a temp dir; resolves with its exit code. */
+/**
+ * Runs `ssehub bench` with `args` (tiny phases) into a folder of a temp dir that does not exist
+ * yet; resolves with its exit code. The bench process runs the built files (`npm test` builds).
+ */
 async function tinyBench(args: string[]): Promise<{ code: number; cli: string; out: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ssehub-bench-smoke-'))
   dirs.push(dir)
-  const out = join(dir, 'capacity')
+  const out = join(dir, 'not/yet/there/capacity')
   const cli = io()
   const code = await runBench(
     [...args, '--seconds', '1', '--workers', '1', '--max-publishes', '200', '--out', out],
@@ -101,5 +119,37 @@ describe('ssehub bench', () => {
     await expect(runBench(['--connections', 'lots'], io())).rejects.toThrow(UsageError)
     await expect(runBench(['--url', 'http://example.com/'], io())).rejects.toThrow(/loopback/)
     await expect(runBench(['--nope'], io())).rejects.toThrow(UsageError)
+    await expect(runBench(['--servers', 'ssehub,nope'], io())).rejects.toThrow(
+      /unknown "nope"; known: ssehub, better-sse/,
+    )
   })
+
+  it('says in one line that no hub answers at --url, and exits 1 before any scenario', async () => {
+    const { code, cli } = await tinyBench(['--url', `http://127.0.0.1:${await closedPort()}`])
+    expect(code).toBe(1)
+    expect(cli).toMatch(
+      /^ssehub bench: no hub answers at http:\/\/127\.0\.0\.1:\d+\/healthz \(ECONNREFUSED\)\n$/,
+    )
+  })
+
+  it('names the missing key when the hub at --url refuses every publish', async () => {
+    const hub = createHubServer({ publishKey: 'secret-key-for-the-bench' })
+    const address = await hub.listen(0, '127.0.0.1')
+    try {
+      const url = `http://127.0.0.1:${address.port}`
+      const args = ['--url', url, '--scenarios', 'broadcast', '--subscribers', '5']
+      const refused = await tinyBench(args)
+      expect(refused.code).toBe(1)
+      expect(refused.cli).toContain(
+        'external broadcast 5 FAILED: Error: every publish was refused (401 Unauthorized): the hub has a publish key, pass it with --key',
+      )
+      const keyed = await tinyBench([...args, '--key', 'secret-key-for-the-bench'])
+      expect(keyed.code, keyed.cli).toBe(0)
+      const results = readFileSync(`${keyed.out}.json`, 'utf8')
+      expect(results).not.toContain('secret-key-for-the-bench')
+      expect((JSON.parse(results) as { command: string }).command).toContain('--key ***')
+    } finally {
+      await hub.close()
+    }
+  }, 60_000)
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { medianOf } from '../../bench/capacity/report.js'
-import type { PhaseResult } from '../../bench/capacity/scenarios.js'
+import { medianOf } from '../../src/bench/report.js'
+import type { PhaseResult } from '../../src/bench/scenarios.js'
 
 function row(run: number, delivered: number, cpu: number | null, missed: number): PhaseResult {
   return {

@@ -1,4 +1,6 @@
-/** The Markdown report and its SVG charts, from the JSON results of a run. */
+/** The Markdown report and its SVG charts, from the JSON results of a run, and the files. */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { BUCKETS, bucketUpperUs } from './histogram.js'
 import type { BenchResults } from './run.js'
 import type { PhaseResult } from './scenarios.js'
@@ -72,6 +74,7 @@ export function medianOf(rows: readonly PhaseResult[]): PhaseResult | undefined 
   }
 }
 
+/** The Markdown report and the SVG charts (by file suffix) of a run's results. */
 export function renderReport(r: BenchResults): {
   markdown: string
   charts: Record<string, string>
@@ -352,4 +355,20 @@ export function renderReport(r: BenchResults): {
     }),
   }
   return { markdown: out.join('\n') + '\n', charts }
+}
+
+/** Writes `<out>.json`, `<out>.md` and `<out>-<chart>.svg` (folders created); returns the paths. */
+export function writeResults(out: string, results: BenchResults): string[] {
+  const report = renderReport(results)
+  const files: [string, string][] = [
+    [`${out}.json`, JSON.stringify(results, null, 2) + '\n'],
+    [`${out}.md`, report.markdown],
+    ...Object.entries(report.charts).map(([suffix, svg]): [string, string] => [
+      `${out}-${suffix}.svg`,
+      svg,
+    ]),
+  ]
+  mkdirSync(dirname(out), { recursive: true })
+  for (const [path, text] of files) writeFileSync(path, text)
+  return files.map(([path]) => path)
 }

@@ -193,7 +193,7 @@ interface Publisher {
   readonly socket: Socket
   busy: boolean
   buf: Buffer | null
-  onResponse: ((ok: boolean) => void) | null
+  onResponse: ((ok: boolean, status: string) => void) | null
   /** The request in flight, settled by its response (or the socket's close). */
   inFlight: Promise<void> | null
 }
@@ -204,6 +204,7 @@ function parseResponse(p: Publisher): void {
   const end = buf.indexOf(HEADER_END)
   if (end === -1) return
   const head = buf.toString('latin1', 0, end)
+  const statusLine = head.slice(9, head.indexOf('\r\n') === -1 ? undefined : head.indexOf('\r\n'))
   const status = Number(head.slice(9, 12))
   const length = /\r\ncontent-length:\s*(\d+)/i.exec(head)
   let total: number
@@ -219,7 +220,7 @@ function parseResponse(p: Publisher): void {
   const callback = p.onResponse
   p.onResponse = null
   p.busy = false
-  callback?.(status >= 200 && status < 300)
+  callback?.(status >= 200 && status < 300, statusLine)
 }
 
 function openPublisher(): Promise<Publisher> {
@@ -236,10 +237,14 @@ function openPublisher(): Promise<Publisher> {
     socket.on('close', () => {
       const callback = p.onResponse
       p.onResponse = null
-      callback?.(false)
+      callback?.(false, 'connection closed')
     })
   })
 }
+
+// The same on every publish: `Authorization` for a hub with a publish key (`--key`).
+const authorization =
+  config.publishKey === null ? '' : `Authorization: Bearer ${config.publishKey}\r\n`
 
 function requestOf(plan: PublishPlan, seq: number, padding: string): string {
   const target = plan.targets[seq % plan.targets.length]!
@@ -260,10 +265,10 @@ function requestOf(plan: PublishPlan, seq: number, padding: string): string {
       return event(plan.targets[n % plan.targets.length]!, `${n} ${nowUs()}${padding}`)
     })
     const body = `[${events.join(',')}]`
-    return `POST /publish/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    return `POST /publish/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n${authorization}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   }
   const body = event(target, payload)
-  return `POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  return `POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\n${authorization}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
 }
 
 async function publish(plan: PublishPlan): Promise<PublishResult> {
@@ -276,16 +281,20 @@ async function publish(plan: PublishPlan): Promise<PublishResult> {
   let failed = 0
   let late = 0
   let seq = 0
+  let firstFailure: string | null = null
   const start = nowUs()
   const endUs = start + plan.seconds * 1e6
   const send = (p: Publisher): Promise<void> =>
     (p.inFlight = new Promise((resolve) => {
       const sent = nowUs()
       p.busy = true
-      p.onResponse = (ok) => {
+      p.onResponse = (ok, status) => {
         // Counted in events: a batch request carries `batch` of them.
         if (ok) accepted += plan.batch ?? 1
-        else failed += plan.batch ?? 1
+        else {
+          failed += plan.batch ?? 1
+          firstFailure ??= status
+        }
         rtt[bucketOf(nowUs() - sent)]!++
         resolve()
       }
@@ -326,7 +335,7 @@ async function publish(plan: PublishPlan): Promise<PublishResult> {
   }
   const elapsedS = (nowUs() - start) / 1e6
   for (const p of publishers) p.socket.destroy()
-  return { accepted, failed, elapsedS, late, rttHistogram: Array.from(rtt) }
+  return { accepted, failed, elapsedS, late, rttHistogram: Array.from(rtt), firstFailure }
 }
 
 async function run(command: Command): Promise<Reply> {

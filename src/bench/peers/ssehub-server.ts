@@ -3,9 +3,9 @@
  * lifted (connections, per-IP, publish rate), everything else at its default. History size and
  * heartbeat come from the environment so the feature-cost rows can vary them.
  */
-// The built package (`npm run build`), as `npm start` and users run it: not the sources through
-// tsx, whose transform adds work to hot paths (esbuild's keep-names wrappers).
-import { createHubServer } from '../../../dist/server/index.js'
+// Run from dist/ (builtFile): the built server, as `npm start` and users run it, not the sources
+// through tsx, whose transform adds work to hot paths (esbuild's keep-names wrappers).
+import { createHubServer } from '../../server/index.js'
 import { serve } from './harness.js'
 
 const historyMaxEvents = Number(process.env.BENCH_HISTORY_MAX_EVENTS ?? 10_000)

@@ -5,6 +5,7 @@ const H = 360
 const M = { left: 70, right: 150, top: 36, bottom: 48 }
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b']
 
+/** One named line or bar group of a chart. */
 export interface Series {
   readonly name: string
   readonly points: readonly (readonly [number, number])[]

@@ -3,12 +3,15 @@
 /** How a server takes subscriptions and publishes. */
 export type Dialect = 'json' | 'nchan'
 
+/** What each worker thread gets as `workerData`. */
 export interface WorkerConfig {
   readonly index: number
   readonly host: string
   readonly port: number
   /** Source addresses to spread connections over (127.0.0.2 ...), beyond one ephemeral range. */
   readonly sourceAddresses: readonly string[]
+  /** Sent as `Authorization: Bearer <key>` with each publish (a hub with a publish key). */
+  readonly publishKey: string | null
 }
 
 /** What a publisher sends: targets are cycled round-robin. */
@@ -30,6 +33,7 @@ export interface PublishPlan {
   readonly batch?: number
 }
 
+/** A request from the main thread to a worker. */
 export type Command =
   | { readonly type: 'open'; readonly paths: readonly string[]; readonly timeoutMs: number }
   | { readonly type: 'open-slow'; readonly path: string; readonly timeoutMs: number }
@@ -39,12 +43,14 @@ export type Command =
   | { readonly type: 'close-all' }
   | { readonly type: 'publish'; readonly plan: PublishPlan }
 
+/** The answer to `open` and `open-slow`. */
 export interface OpenResult {
   readonly opened: number
   readonly failed: number
   readonly errors: readonly string[]
 }
 
+/** The answer to `stats`: what a worker's streams received since the last `reset`. */
 export interface Stats {
   readonly received: number
   readonly open: number
@@ -53,6 +59,7 @@ export interface Stats {
   readonly histogram: readonly number[]
 }
 
+/** The answer to `publish`. */
 export interface PublishResult {
   readonly accepted: number
   readonly failed: number
@@ -60,8 +67,11 @@ export interface PublishResult {
   /** Publishes sent later than scheduled because every socket was busy (rate mode). */
   readonly late: number
   readonly rttHistogram: readonly number[]
+  /** The first refusal, e.g. `401 Unauthorized` (null when every publish was accepted). */
+  readonly firstFailure: string | null
 }
 
+/** The answer to `slow-status`. */
 export interface SlowStatus {
   /** The server closed the stalled connection (a slow-consumer policy). */
   readonly closedByServer: boolean
@@ -69,4 +79,5 @@ export interface SlowStatus {
   readonly bytesAfterResume: number
 }
 
+/** Any answer of a worker. */
 export type Reply = OpenResult | Stats | PublishResult | SlowStatus | null

@@ -10,12 +10,10 @@ import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { nchanConfig } from './peers/nchan/config.js'
+import { builtFile } from './built.js'
+import type { ServerName } from './options.js'
+import { nchanConfig } from './peers/nchan-config.js'
 import type { Dialect } from './protocol.js'
-
-/** The servers the bench knows. */
-export const serverNames = ['ssehub', 'better-sse', 'naive-express', 'node-floor', 'nchan'] as const
-export type ServerName = (typeof serverNames)[number]
 
 /** A running server under test. */
 export interface RunningServer {
@@ -31,10 +29,18 @@ export interface RunningServer {
   stop(): Promise<void>
 }
 
+const nodeScripts: Record<Exclude<ServerName, 'nchan'>, string> = {
+  ssehub: 'ssehub-server.js',
+  'better-sse': 'better-sse-server.js',
+  'naive-express': 'naive-express-server.js',
+  'node-floor': 'node-floor-server.js',
+}
+
 const CLK_TCK = 100
 const nchanModule = '/usr/lib/nginx/modules/ngx_nchan_module.so'
 const require = createRequire(import.meta.url)
 
+/** Whether `taskset` exists here (then servers run on core 0, the generator on core 1). */
 export const hasTaskset = spawnSync('taskset', ['-V']).status === 0
 
 // Servers still running: killed when the bench exits for any reason (nginx would outlive it).
@@ -42,7 +48,6 @@ const live = new Set<ChildProcess>()
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL')
 })
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
 
 function track(child: ChildProcess): ChildProcess {
   live.add(child)
@@ -67,17 +72,38 @@ function packageVersion(name: string): string {
   }
 }
 
-/** The ssehub version of this checkout. */
+/** The version of this ssehub (the package or checkout the bench runs from). */
 export function ssehubVersion(): string {
+  // The same relative path from src/bench and dist/bench.
   const path = fileURLToPath(new URL('../../package.json', import.meta.url))
   return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version
 }
 
-/** Why a peer cannot run here, or null when it can. */
+// The peers that need a package ssehub does not depend on: a checkout has them as dev
+// dependencies; beside an installed ssehub, `npm install` them to compare.
+const peerPackages: Partial<Record<ServerName, string>> = {
+  'better-sse': 'better-sse',
+  'naive-express': 'express',
+}
+
+/** Why a peer cannot run here (one line, what to install), or null when it can. */
 export function absence(name: ServerName): string | null {
-  if (name !== 'nchan') return null
-  if (spawnSync('nginx', ['-v']).error !== undefined) return 'nginx is not installed'
-  if (!existsSync(nchanModule)) return `the nchan module is not installed (${nchanModule})`
+  const pkg = peerPackages[name]
+  if (pkg !== undefined) {
+    try {
+      require.resolve(pkg)
+    } catch {
+      return `needs the ${pkg} package: npm install ${pkg}`
+    }
+  }
+  if (name !== 'nchan') {
+    const script = builtFile(`peers/${nodeScripts[name]}`)
+    return existsSync(script) ? null : `${script} is missing: run npm run build`
+  }
+  if (spawnSync('nginx', ['-v']).error !== undefined)
+    return 'needs nginx with the nchan module (Debian: apt-get install nginx libnginx-mod-nchan)'
+  if (!existsSync(nchanModule))
+    return `needs the nchan module of nginx at ${nchanModule} (Debian: apt-get install libnginx-mod-nchan)`
   return null
 }
 
@@ -114,6 +140,7 @@ export interface ProcSample {
   readonly fds: number
 }
 
+/** Samples a process tree (the server and its children, e.g. nginx's workers). */
 export function sample(pid: number): ProcSample {
   let rssBytes = 0
   let cpuSeconds = 0
@@ -174,27 +201,15 @@ function stopChild(child: ChildProcess, timeoutMs = 5000): Promise<void> {
   })
 }
 
-const nodeScripts: Record<Exclude<ServerName, 'nchan'>, string> = {
-  ssehub: 'ssehub-server.ts',
-  'better-sse': 'better-sse-server.ts',
-  'naive-express': 'naive-express-server.ts',
-  'node-floor': 'node-floor-server.ts',
-}
-
 async function startNode(
   name: Exclude<ServerName, 'nchan'>,
   env: Record<string, string>,
 ): Promise<RunningServer> {
-  const script = fileURLToPath(new URL(`./peers/${nodeScripts[name]}`, import.meta.url))
+  const script = builtFile(`peers/${nodeScripts[name]}`)
   const [command, args] = pinned(
     process.execPath,
     // BENCH_NODE_ARGS: extra node flags for the servers, e.g. `--cpu-prof --cpu-prof-dir=prof`.
-    [
-      ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
-      '--import',
-      import.meta.resolve('tsx'),
-      script,
-    ],
+    [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''), script],
     0,
   )
   const child = track(
@@ -291,16 +306,32 @@ export function startServer(
   return startNode(name, env)
 }
 
-/** A hub the bench did not start (`--url`): no /proc figures. */
-export function externalServer(url: string): RunningServer {
+/**
+ * A hub the bench did not start (`--url`): no /proc figures. Resolves once `GET /healthz` answers,
+ * so that a wrong URL is one line before the run, not a failure in every scenario.
+ */
+export async function externalServer(url: string): Promise<RunningServer> {
   const parsed = new URL(url)
   if (!/^127\./.test(parsed.hostname) && parsed.hostname !== 'localhost')
     throw new Error(`the bench sends traffic to loopback only, got ${parsed.hostname}`)
+  const host = parsed.hostname === 'localhost' ? '127.0.0.1' : parsed.hostname
+  const port = Number(parsed.port || 80)
+  const health = `http://${host}:${port}/healthz`
+  let status: number
+  try {
+    const res = await fetch(health, { signal: AbortSignal.timeout(5000) })
+    await res.body?.cancel()
+    status = res.status
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? String(error)
+    throw new Error(`no hub answers at ${health} (${cause})`, { cause: error })
+  }
+  if (status !== 200) throw new Error(`${health} answered ${status}: is the hub healthy?`)
   return {
     name: 'external',
     version: 'unknown',
-    port: Number(parsed.port || 80),
-    host: parsed.hostname === 'localhost' ? '127.0.0.1' : parsed.hostname,
+    port,
+    host,
     dialect: 'json',
     pid: null,
     lag: () => Promise.resolve(null),

@@ -10,6 +10,7 @@ import { sample, type RunningServer } from './servers.js'
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits
 
+/** One step of the idle ramp: what the server holds at that many connections. */
 export interface IdleStep {
   readonly connections: number
   readonly failed: number
@@ -18,6 +19,7 @@ export interface IdleStep {
   readonly lagP99Ms: number | null
 }
 
+/** The idle scenario of one server. */
 export interface IdleResult {
   readonly server: string
   readonly baselineRssBytes: number | null
@@ -127,6 +129,14 @@ async function measure(
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const published = await gen.publish(plan)
+  // Not a measurement: a hub that refused every publish (a key, a limit) is a failed phase.
+  if (published.accepted === 0 && published.failed > 0)
+    throw new Error(
+      `every publish was refused (${published.firstFailure ?? 'no answer'})` +
+        (published.firstFailure?.startsWith('401') === true
+          ? ': the hub has a publish key, pass it with --key'
+          : ''),
+    )
   const expected = published.accepted * recipientsPerPublish
   // Wait for the deliveries: until all arrived, or nothing arrived for 1 s, at most 20 s.
   let stats: MergedStats = await gen.stats()
@@ -173,6 +183,7 @@ async function measure(
   }
 }
 
+/** Bounds of one publishing phase. */
 export interface PhaseOptions {
   readonly seconds: number
   readonly maxPublishes: number
@@ -282,6 +293,7 @@ export async function oneToOne(
   return rows
 }
 
+/** The slow-consumer scenario: the others' figures, and what became of the stalled stream. */
 export interface SlowResult extends PhaseResult {
   readonly slowClosedByServer: boolean
   readonly slowBytesAfterResume: number

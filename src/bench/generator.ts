@@ -4,6 +4,7 @@
  * server on core 0), so that its own CPU can be read and shown next to the server's.
  */
 import { Worker } from 'node:worker_threads'
+import { builtFile } from './built.js'
 import { BUCKETS, merge } from './histogram.js'
 import type {
   Command,
@@ -34,6 +35,10 @@ export function subscribePath(dialect: Dialect, target: { topic?: string; client
     : `/events?topic=${encodeURIComponent(target.topic!)}`
 }
 
+/**
+ * The load generator: streams held by worker threads, publishes sent by one more; every call is a
+ * message to the threads and resolves with their reply.
+ */
 export class LoadGenerator {
   private nextId = 0
   private failure: Error | null = null
@@ -62,17 +67,24 @@ export class LoadGenerator {
     }
   }
 
-  /** Starts `threads` stream-holding workers and one publisher worker against host:port. */
-  static start(host: string, port: number, threads: number, sources: number): LoadGenerator {
+  /**
+   * Starts `threads` stream-holding workers and one publisher worker against host:port;
+   * `publishKey` goes with every publish when the server wants one.
+   */
+  static start(
+    host: string,
+    port: number,
+    threads: number,
+    sources: number,
+    publishKey: string | null = null,
+  ): LoadGenerator {
     if (!/^127\./.test(host)) throw new Error(`loopback only, got ${host}`)
     const sourceAddresses = Array.from({ length: sources }, (_, i) => `127.0.0.${2 + i}`)
-    const url = new URL('./worker.ts', import.meta.url).href
-    const tsxApi = import.meta.resolve('tsx/esm/api')
+    // The built worker, plain JavaScript: no loader in the generator's threads.
+    const file = builtFile('worker.js')
     const spawn = (index: number): Worker => {
-      const workerData: WorkerConfig = { index, host, port, sourceAddresses }
-      // An eval'd loader registers tsx in the thread, then loads the TypeScript worker.
-      const code = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}) })`
-      return new Worker(code, { eval: true, workerData })
+      const workerData: WorkerConfig = { index, host, port, sourceAddresses, publishKey }
+      return new Worker(file, { workerData })
     }
     const workers = Array.from({ length: Math.max(1, threads) }, (_, i) => spawn(i))
     return new LoadGenerator(workers, spawn(threads))
