@@ -13,6 +13,13 @@ import { ResponseError, redactUrl } from './errors.js'
 /** The `fetch` the client calls: the global one or any compatible function (undici, a mock). */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>
 
+// Taken from `RequestInit` rather than named: lib.dom has `HeadersInit`, `BodyInit` and
+// `RequestCredentials`, Node's types (without the DOM lib) do not, and these declarations serve
+// both.
+type HeadersInit = NonNullable<RequestInit['headers']>
+type BodyInit = NonNullable<RequestInit['body']>
+type RequestCredentials = NonNullable<RequestInit['credentials']>
+
 /**
  * A request body that can be sent again on each reconnection (a `ReadableStream` cannot: it is
  * consumed by the first request).
@@ -86,7 +93,8 @@ export interface ClientOptions {
    */
   credentials?: RequestCredentials
   /**
-   * The `fetch` to use.
+   * The `fetch` to use. It is called as a plain function (never as a method of an object), so
+   * `window.fetch`, a bound method or a wrapper all work.
    *
    * @default globalThis.fetch
    */
@@ -136,6 +144,16 @@ export interface ClientOptions {
    * @default 65_536
    */
   maxErrorBodyBytes?: number
+  /**
+   * Which statuses open a stream. `false`: only `200`, as the spec says (and `EventSource` and
+   * `ssehub listen` do); any other status but `204` fails the connection (a {@link ResponseError},
+   * no reconnection). `true`: any 2xx but `204` opens (for servers that answer e.g. `201`). `204`
+   * always closes the stream for good.
+   *
+   * @default false
+   * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#sse-processing-model
+   */
+  acceptAny2xx?: boolean
 }
 
 /** Why a stream closed without an error. */
@@ -175,15 +193,21 @@ export interface ClientListener {
   onEvent?: (event: ParsedEvent) => void
   /** A comment line arrived (servers send them as heartbeats). */
   onComment?: (comment: string) => void
-  /** The connection ended and the client will reconnect after `delayMs`. */
+  /**
+   * The connection ended, or an attempt failed, and the client will reconnect after `delayMs`:
+   * called once per attempt, with the cause in `error` (a network error, e.g. `fetch failed
+   * (connect ECONNREFUSED 127.0.0.1:8080)`, or the watchdog). The place to log or count
+   * failures; `maxAttempts` bounds them.
+   */
   onReconnecting?: (info: ReconnectInfo) => void
   /** The stream closed without an error: `close()`, abort, a `204`, or an end without reconnect. */
   onClosed?: (info: ClosedInfo) => void
   /**
    * The stream failed for good. `error` is a {@link ResponseError} (bad status or Content-Type),
    * an {@link SseError} with code `ERR_SSE_CONNECTION_FAILED` (network error or watchdog without
-   * reconnection, or `maxAttempts` reached) or `ERR_SSE_LINE_TOO_LONG`, or whatever a `headers`
-   * function or one of these callbacks threw. Required: a failure is never silently dropped.
+   * reconnection, or `maxAttempts` reached), `ERR_SSE_LINE_TOO_LONG`, a `TypeError` from a broken
+   * `fetch` (one that throws instead of rejecting), or whatever a `headers` function or one of
+   * these callbacks threw. Required: a failure is never silently dropped.
    */
   onFailure: (error: Error) => void
 }
@@ -205,8 +229,6 @@ export interface Connection {
 
 /** @internal Hooks for the shells built on the engine; not part of the public options. */
 export interface EngineHooks {
-  /** `EventSource`: only status 200 opens a stream (the spec); other 2xx fail. */
-  readonly strictStatus?: boolean
   /** Before each read: a promise to wait on while the consumer has no room (backpressure). */
   readonly waitForCapacity?: () => Promise<void> | undefined
 }
@@ -232,6 +254,7 @@ interface ResolvedOptions {
   readonly maxLineChars: number | null | undefined
   readonly maxEventChars: number | null | undefined
   readonly maxErrorBodyBytes: number
+  readonly acceptAny2xx: boolean
 }
 
 function describe(value: unknown): string {
@@ -260,10 +283,15 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
       cause: error,
     })
   }
-  // `fetch` may be missing at runtime (old runtimes) whatever the types say.
-  const fetchFn: FetchLike | undefined = options.fetch ?? globalThis.fetch
+  // `fetch` may be missing at runtime (old runtimes) whatever the types say. The global one is
+  // bound: browsers throw "Illegal invocation" when `fetch` is called with another `this`.
+  const fetchFn: FetchLike | undefined =
+    options.fetch ??
+    (typeof globalThis.fetch === 'function' ? globalThis.fetch.bind(globalThis) : undefined)
   if (typeof fetchFn !== 'function') {
-    throw new TypeError('No `fetch` available: pass `fetch` in the options.')
+    throw new TypeError(
+      `Expected \`fetch\` to be a function, got ${describe(fetchFn)}: pass \`fetch\` in the options.`,
+    )
   }
   const reconnect = options.reconnect ?? true
   const tuning: ReconnectOptions = typeof reconnect === 'object' ? reconnect : {}
@@ -284,12 +312,14 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
   if ((method === 'GET' || method === 'HEAD') && options.body != null) {
     throw new TypeError(`A ${method} request cannot have a body: set \`method\` (e.g. 'POST').`)
   }
+  const credentials = options.credentials ?? 'same-origin'
+  checkRequest(url, { method, body: options.body ?? null, credentials })
   return {
     url,
     method,
     headers: options.headers,
     body: options.body ?? null,
-    credentials: options.credentials ?? 'same-origin',
+    credentials,
     fetch: fetchFn,
     signal: options.signal,
     lastEventId: options.lastEventId ?? '',
@@ -303,7 +333,46 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
     maxLineChars: options.maxLineChars,
     maxEventChars: options.maxEventChars,
     maxErrorBodyBytes,
+    acceptAny2xx: options.acceptAny2xx === true,
   }
+}
+
+/**
+ * Fails at construction a request that `fetch` would refuse on every attempt (a URL with
+ * credentials, a forbidden or malformed method, a bad `credentials` mode): a programming error
+ * that retrying cannot fix. The platform's `Request` constructor is the judge, so the rules are
+ * exactly fetch's. Its message may quote the URL (credentials, a token in the query): redacted.
+ */
+function checkRequest(url: string, init: RequestInit): void {
+  if (typeof Request !== 'function') return
+  try {
+    new Request(url, init)
+  } catch (error) {
+    const redacted = redactUrl(url)
+    const message = (error instanceof Error ? error.message : String(error))
+      .split(url)
+      .join(redacted)
+    // No `cause`: it would carry the unredacted URL into logs that print causes.
+    // eslint-disable-next-line preserve-caught-error
+    throw new TypeError(`The request to ${redacted} cannot be made: ${message}`)
+  }
+}
+
+/**
+ * A header value as a `ByteString`: the UTF-8 bytes of `text`, one character per byte. Fetch
+ * sends each character of a header value as one byte and refuses characters above U+00FF, so an
+ * event id such as `…` would throw; browsers send the id's UTF-8 bytes in `Last-Event-ID`, and so
+ * does this client.
+ *
+ * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#sse-processing-model
+ */
+export function utf8HeaderValue(text: string): string {
+  // Fast path: ASCII is its own UTF-8.
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return text
+  let value = ''
+  for (const byte of new TextEncoder().encode(text)) value += String.fromCharCode(byte)
+  return value
 }
 
 /**
@@ -381,10 +450,13 @@ function report(callback: () => void): void {
   }
 }
 
-/** Marks an exception thrown by a user callback, so that it is not mistaken for a network error. */
-class CallbackError extends Error {
+/**
+ * Marks an exception that fails the stream at once, so that it is not mistaken for a network
+ * error and retried: one thrown by a user callback, or by a broken `fetch`.
+ */
+class Fatal extends Error {
   constructor(readonly error: unknown) {
-    super('a client callback threw')
+    super('not a network error')
   }
 }
 
@@ -485,7 +557,7 @@ export class Engine implements Connection {
     try {
       callback(value)
     } catch (error) {
-      throw new CallbackError(error)
+      throw new Fatal(error)
     }
   }
 
@@ -574,7 +646,7 @@ export class Engine implements Connection {
         : source
     const headers = new Headers(init)
     if (!headers.has('accept')) headers.set('accept', 'text/event-stream')
-    if (this.#lastEventId !== '') headers.set('last-event-id', this.#lastEventId)
+    if (this.#lastEventId !== '') headers.set('last-event-id', utf8HeaderValue(this.#lastEventId))
     return headers
   }
 
@@ -599,14 +671,7 @@ export class Engine implements Connection {
       watchdog = new Watchdog(options.heartbeatTimeoutMs, () => controller.abort(watchdog))
     }
     try {
-      const response = await options.fetch(options.url, {
-        method: options.method,
-        headers,
-        body: options.body,
-        credentials: options.credentials,
-        cache: 'no-store',
-        signal: controller.signal,
-      })
+      const response = await this.#fetch(headers, controller.signal)
       if (this.#done) {
         await response.body?.cancel().catch(() => undefined)
         return finalOutcome
@@ -646,7 +711,7 @@ export class Engine implements Connection {
       }
     } catch (error) {
       if (this.#done) return finalOutcome
-      if (error instanceof CallbackError) {
+      if (error instanceof Fatal) {
         this.#failed(asError(error.error))
         return finalOutcome
       }
@@ -673,9 +738,48 @@ export class Engine implements Connection {
     }
   }
 
+  /**
+   * Calls `fetch`. A rejection is a network error (retried, and reported to `onReconnecting`);
+   * a `fetch` that throws synchronously or resolves with something other than a response is
+   * broken, a programming error that would fail the same way forever: it fails the stream.
+   */
+  async #fetch(headers: Headers, signal: AbortSignal): Promise<Response> {
+    const options = this.#options
+    // A plain call: `options.fetch(...)` would pass `options` as `this`, which a browser's
+    // `window.fetch` refuses with "Illegal invocation".
+    const fetchFn = options.fetch
+    let pending: Promise<Response>
+    // Not a literal in the call: Node's `RequestInit` type lacks `cache`, which fetch honours.
+    const init = {
+      method: options.method,
+      headers,
+      body: options.body,
+      credentials: options.credentials,
+      cache: 'no-store' as const,
+      signal,
+    }
+    try {
+      pending = fetchFn(options.url, init)
+    } catch (error) {
+      throw new Fatal(
+        new TypeError(`\`fetch\` threw instead of returning a promise: ${causeText(error)}`, {
+          cause: error,
+        }),
+      )
+    }
+    const response: unknown = await pending
+    if (typeof (response as Partial<Response> | null)?.status !== 'number') {
+      throw new Fatal(
+        new TypeError(`\`fetch\` resolved with ${describe(response)}, not a Response`),
+      )
+    }
+    return response as Response
+  }
+
   /** The spec's checks of a response; returns the error that fails the connection, if any. */
   async #check(response: Response): Promise<ResponseError | undefined> {
-    const statusOk = this.#hooks.strictStatus === true ? response.status === 200 : response.ok
+    // The spec: only 200 opens an event stream (204 was handled before).
+    const statusOk = this.#options.acceptAny2xx ? response.ok : response.status === 200
     const contentType = response.headers.get('content-type')
     if (statusOk && isEventStream(contentType)) return undefined
     const url = redactUrl(response.url === '' ? this.#options.url : response.url)
@@ -750,15 +854,20 @@ class Watchdog {
 
 /**
  * Opens an SSE stream and reports it to `listener` (the okhttp-sse shape): `onOpen` per
- * connection, `onEvent` per event, then exactly one of `onClosed` (close, abort, `204`, or an end
- * with reconnection off) and `onFailure` (bad status or Content-Type, a network error that is not
- * retried, a parser limit, or an exception from a callback).
+ * connection, `onEvent` per event, `onReconnecting` per reconnection (with the cause of a failed
+ * attempt), then exactly one of `onClosed` (close, abort, `204`, or an end with reconnection off)
+ * and `onFailure` (a status other than 200 or a wrong Content-Type, a network error that is not
+ * retried or `maxAttempts` reached, a parser limit, a broken `fetch`, or an exception from a
+ * callback).
  *
  * Reconnection follows the spec: after a network error or the end of the stream, wait the
  * reconnection time (`retryMs`, replaced by the server's `retry:`), then request again with
- * `Last-Event-ID`; consecutive failures back off exponentially with jitter. A `204` stops for good.
+ * `Last-Event-ID` (the id's UTF-8 bytes, as browsers send it); consecutive failures back off
+ * exponentially with jitter. A `204` stops for good; any status but 200 fails without
+ * reconnecting (`acceptAny2xx` lets any 2xx open).
  *
- * @throws {TypeError | RangeError} for bad options (synchronously).
+ * @throws {TypeError | RangeError} for bad options, and for a request that fetch would refuse on
+ *   every attempt (a URL with credentials, a forbidden method), synchronously.
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#sse-processing-model
  */
 export function connect(options: ClientOptions, listener: ClientListener): Connection {

@@ -15,8 +15,9 @@ export interface ResponseErrorDetails {
 }
 
 /**
- * A server answered something that is not an event stream: a status other than 2xx (or, for the
- * `EventSource` class, other than 200), or a Content-Type other than `text/event-stream`. Code
+ * A server answered something that is not an event stream: a status other than 200 (other than
+ * 2xx with the `acceptAny2xx` option; `204` is not an error but the end), or a Content-Type
+ * other than `text/event-stream`. Code
  * `ERR_SSE_BAD_RESPONSE`. The client does not reconnect after it: the same request would get the
  * same answer.
  *

@@ -2,10 +2,18 @@
  * The async-iterator shell over the client engine: `for await (const event of events({url}))`.
  */
 import type { ParsedEvent } from '../wire/parse.js'
-import { Engine, type ClientOptions, type ConnectionState } from './client.js'
+import { Engine, type ClientOptions, type ConnectionState, type ReconnectInfo } from './client.js'
 
 /** Options of {@link events}: the client's, plus the consumer buffer's bound. */
 export interface EventsOptions extends ClientOptions {
+  /**
+   * Called before each reconnection, with the cause of a failed attempt in `error` (e.g.
+   * `Connection to https://example.com/stream failed: fetch failed (connect ECONNREFUSED ...)`)
+   * and the delay before the next one: the loop itself sees only events, so this is where a
+   * failing connection becomes visible. An exception thrown here ends the loop with it.
+   * `maxAttempts` bounds the attempts; then the loop throws `ERR_SSE_CONNECTION_FAILED`.
+   */
+  onReconnecting?: (info: ReconnectInfo) => void
   /**
    * How many events may wait for the consumer. At this mark the client stops reading the
    * response (TCP backpressure reaches the server) until the loop catches up. One network chunk
@@ -60,7 +68,12 @@ class Stream implements EventStream {
   #dropped = false
 
   constructor(options: EventsOptions) {
-    const { maxBufferedEvents = 100, ...clientOptions } = options
+    const { maxBufferedEvents = 100, onReconnecting, ...clientOptions } = options
+    if (onReconnecting !== undefined && typeof onReconnecting !== 'function') {
+      throw new TypeError(
+        `Expected \`onReconnecting\` to be a function, got \`${String(onReconnecting)}\` (${typeof onReconnecting})`,
+      )
+    }
     if (!Number.isSafeInteger(maxBufferedEvents) || maxBufferedEvents < 1) {
       throw new RangeError(
         `Expected \`maxBufferedEvents\` to be a positive integer, got \`${String(maxBufferedEvents)}\` (${typeof maxBufferedEvents})`,
@@ -72,6 +85,7 @@ class Stream implements EventStream {
       clientOptions,
       {
         onEvent: (event) => this.#push(event),
+        ...(onReconnecting === undefined ? {} : { onReconnecting }),
         onClosed: () => this.#finish(undefined),
         onFailure: (error) => this.#finish(error),
       },

@@ -22,7 +22,14 @@ export {
   type RequestBody,
 } from './client.js'
 export { events, type EventStream, type EventsOptions } from './events.js'
-export { EventSource, EventSourceErrorEvent, type EventSourceOptions } from './event-source.js'
+export {
+  EventSource,
+  EventSourceErrorEvent,
+  type EventSourceEventMap,
+  type EventSourceListener,
+  type EventSourceListenerOptions,
+  type EventSourceOptions,
+} from './event-source.js'
 export { ResponseError, UpstreamError, type ResponseErrorDetails } from './errors.js'
 export {
   streamChatCompletion,

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { deadUrl } from '../client/track.js'
 import { runCli } from '../helpers/cli.js'
 import { startSseTestServer, type SseTestServer } from '../helpers/sse-test-server.js'
 import { waitFor } from '../helpers/wait.js'
@@ -38,6 +39,30 @@ describe('ssehub listen (the binary)', () => {
     const usage = runCli(['listen', '--max-events', 'x', `${server.url}/counter`])
     expect(await usage.exited).toBe(2)
     expect(usage.stderr().split('\n')).toHaveLength(2)
+  })
+
+  it('an unreachable URL: one stderr line per failed attempt, exit 1 after --max-attempts', async () => {
+    const url = await deadUrl()
+    const port = new URL(url).port
+    const refused = `Connection to ${url} failed: fetch failed (connect ECONNREFUSED 127.0.0.1:${port})`
+    const cli = runCli(['listen', url, '--max-attempts', '1'])
+    expect(await cli.exited).toBe(1)
+    expect(cli.stderr()).toBe(
+      `ssehub listen: ${refused}; retry 1 of 1 in 1000 ms\n` +
+        `ssehub listen: gave up after 1 reconnection attempt (--max-attempts 1): ${refused}\n`,
+    )
+    expect(cli.stdout()).toBe('')
+  })
+
+  it('exits 1 with one line on 205 (only 200 opens a stream); --help lists --max-attempts', async () => {
+    const reset = runCli(['listen', `${server.url}/status/205?sse=1`])
+    expect(await reset.exited).toBe(1)
+    expect(reset.stderr()).toBe(
+      `ssehub listen: server answered 205 Reset Content for ${server.url}/status/205\n`,
+    )
+    const help = runCli(['listen', '--help'])
+    expect(await help.exited).toBe(0)
+    expect(help.stdout()).toContain('--max-attempts N')
   })
 
   it('exits 0 on SIGINT', async () => {

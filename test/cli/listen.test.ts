@@ -4,6 +4,7 @@ import { listenHelp, runListen } from '../../src/cli/listen.js'
 import { deadUrl } from '../client/track.js'
 import { startSseTestServer, type SseTestServer } from '../helpers/sse-test-server.js'
 import { waitFor } from '../helpers/wait.js'
+import { startWptServer } from '../helpers/wpt-server.js'
 
 let server: SseTestServer
 
@@ -91,7 +92,7 @@ describe('ssehub listen', () => {
     expect(after).toEqual({ code: 0, stdout: json('message', 'first', '1'), stderr: '' })
   })
 
-  it('exits 1 with one line naming the status on a non-2xx answer', async () => {
+  it('exits 1 with one line naming the status on a 4xx or 5xx answer', async () => {
     expect(await listen([`${server.url}/status/500`])).toEqual({
       code: 1,
       stdout: '',
@@ -103,6 +104,22 @@ describe('ssehub listen', () => {
       `ssehub listen: server answered 404 Not Found for ${server.url}/status/404\n`,
     )
     expect(server.hits('/status/500')).toHaveLength(1)
+  })
+
+  it('exits 1 with one line on a 2xx other than 200 and 204 (the spec: only 200 opens)', async () => {
+    for (const [status, text] of [
+      [205, 'Reset Content'],
+      [210, 'unknown'],
+      [299, 'unknown'],
+      [201, 'Created'],
+    ] as const) {
+      expect(await listen([`${server.url}/status/${status}?sse=1`, '--json'])).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `ssehub listen: server answered ${status} ${text} for ${server.url}/status/${status}\n`,
+      })
+      expect(server.hits(`/status/${status}`)).toHaveLength(1)
+    }
   })
 
   it('exits 1 with one line on a wrong Content-Type', async () => {
@@ -156,6 +173,76 @@ describe('ssehub listen', () => {
     expect(post.stdout).toContain('"body":"x=1"')
   })
 
+  it('prints one stderr line per failed attempt, with the cause and the next delay', async () => {
+    const url = await deadUrl()
+    const port = new URL(url).port
+    const c = capture()
+    const done = runListen([url, '--json'], c.io)
+    await waitFor(() => c.stderr() !== '', 'the first failed attempt')
+    c.controller.abort()
+    expect(await done).toBe(0)
+    expect(c.stderr()).toBe(
+      `ssehub listen: Connection to ${url} failed: fetch failed (connect ECONNREFUSED 127.0.0.1:${port}); retry 1 in 1000 ms\n`,
+    )
+    expect(c.stdout()).toBe('')
+  })
+
+  it('--max-attempts N: one line per failed attempt, then exit 1 with one line naming the cause', async () => {
+    const url = await deadUrl()
+    const port = new URL(url).port
+    const refused = `Connection to ${url} failed: fetch failed (connect ECONNREFUSED 127.0.0.1:${port})`
+    expect(await listen([url, '--max-attempts', '1'])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        `ssehub listen: ${refused}; retry 1 of 1 in 1000 ms\n` +
+        `ssehub listen: gave up after 1 reconnection attempt (--max-attempts 1): ${refused}\n`,
+    })
+  })
+
+  it('--max-attempts is reset by a stream that opens: a clean end is not a failed attempt', async () => {
+    const result = await listen([
+      `${server.url}/counter?count=1`,
+      '--max-attempts',
+      '1',
+      '--max-events',
+      '3',
+      '--json',
+    ])
+    expect(result).toEqual({
+      code: 0,
+      stdout: ['1', '2', '3'].map((n) => json('message', n, n)).join(''),
+      stderr: '',
+    })
+  })
+
+  it('--last-event-id beyond Latin-1 is sent as its UTF-8 bytes, and ids beyond it are followed', async () => {
+    const wpt = await startWptServer()
+    try {
+      const result = await listen([
+        `${wpt.url}/last-event-id`,
+        '--json',
+        '--max-events',
+        '1',
+        '--last-event-id',
+        'é\u2026',
+      ])
+      expect(result).toEqual({ code: 0, stdout: json('message', 'é\u2026', 'é\u2026'), stderr: '' })
+      // No --last-event-id: the server's `id: …` goes back on the reconnection.
+      const followed = await listen([`${wpt.url}/last-event-id`, '--json', '--max-events', '2'])
+      expect(followed.stdout).toBe(
+        json('message', 'hello', '\u2026') + json('message', '\u2026', '\u2026'),
+      )
+      expect(wpt.hits('/last-event-id').map((r) => r.lastEventIdHex)).toEqual([
+        'c3a9e280a6',
+        undefined,
+        'e280a6',
+      ])
+    } finally {
+      await wpt.close()
+    }
+  })
+
   it('--last-event-id is sent as Last-Event-ID', async () => {
     const result = await listen([
       `${server.url}/echo-last-event-id`,
@@ -182,6 +269,8 @@ describe('ssehub listen', () => {
     expect(await listen(['--help'])).toEqual({ code: 0, stdout: listenHelp, stderr: '' })
     expect(listenHelp).toContain('--json')
     expect(listenHelp).toContain('Exit status: 0 when the server answers 204')
+    expect(listenHelp).toContain('--max-attempts N')
+    expect(listenHelp).toContain('only a 200 answer with Content-Type text/event-stream opens')
   })
 
   it('throws UsageError for bad flags', async () => {
@@ -199,6 +288,11 @@ describe('ssehub listen', () => {
       ['http://a/', '--method', 'GET', '--data', 'x'],
       ['http://a/', '--method', 'BAD METHOD'],
       ['http://a/', '--json=yes'],
+      ['http://a/', '--max-attempts', '0'],
+      ['http://a/', '--max-attempts', 'x'],
+      ['http://a/', '--max-attempts', '2', '--no-reconnect'],
+      ['http://ada:secret@a/'],
+      ['http://a/', '--method', 'TRACE'],
     ]
     for (const args of bad) {
       await expect(runListen(args, c.io), args.join(' ')).rejects.toBeInstanceOf(UsageError)
@@ -206,6 +300,9 @@ describe('ssehub listen', () => {
     await expect(runListen(['http://a/', '--bogus'], c.io)).rejects.toThrow(/--bogus/)
     await expect(runListen([], c.io)).rejects.toThrow(
       "listen expects one URL, got none; see 'ssehub listen --help'",
+    )
+    await expect(runListen(['http://ada:secret@a/x?k=1'], c.io)).rejects.toThrow(
+      /^listen: The request to http:\/\/a\/x cannot be made: .*credentials/,
     )
     expect(c.stdout()).toBe('')
   })

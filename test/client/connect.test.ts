@@ -185,10 +185,19 @@ describe('connect: responses that stop the client', () => {
     expect(server.hits('/status/500')).toHaveLength(1)
   })
 
-  it('another 2xx with text/event-stream opens (only EventSource insists on 200)', async () => {
-    const t = start({ url: `${server.url}/status/201?sse=1`, reconnect: false })
-    await waitFor(() => t.ended(), 'the end')
-    expect(t.log).toEqual(['open 201', 'event status 201', 'closed end'])
+  it('another 2xx with text/event-stream fails, as the spec says; acceptAny2xx lets it open', async () => {
+    const strict = start({ url: `${server.url}/status/201?sse=1`, reconnect: { retryMs: 1 } })
+    await waitFor(() => strict.ended(), 'the failure')
+    expect(strict.log).toEqual([`failure server answered 201 Created for ${server.url}/status/201`])
+    expect(strict.failures[0]).toMatchObject({ code: 'ERR_SSE_BAD_RESPONSE', status: 201 })
+    const lenient = start({
+      url: `${server.url}/status/201?sse=1`,
+      reconnect: false,
+      acceptAny2xx: true,
+    })
+    await waitFor(() => lenient.ended(), 'the end')
+    expect(lenient.log).toEqual(['open 201', 'event status 201', 'closed end'])
+    expect(server.hits('/status/201')).toHaveLength(2)
   })
 
   it('a wrong Content-Type fails without reconnecting', async () => {

@@ -25,9 +25,7 @@ function open(path: string, types: string[] = []): { source: EventSource; log: s
   source.onmessage = (event) => log.push(`message ${event.data as string} ${event.lastEventId}`)
   source.onerror = () => log.push(`error ${source.readyState}`)
   for (const type of types) {
-    source.addEventListener(type, (event) =>
-      log.push(`${type} ${(event as MessageEvent).data as string}`),
-    )
+    source.addEventListener(type, (event) => log.push(`${type} ${event.data as string}`))
   }
   return { source, log }
 }
@@ -50,7 +48,7 @@ describe('EventSource', () => {
   it('opens, dispatches MessageEvents, and reconnects after the end with an error event', async () => {
     const { source, log } = open('/counter?count=2')
     const messages: MessageEvent[] = []
-    source.addEventListener('message', (event) => messages.push(event as MessageEvent))
+    source.addEventListener('message', (event) => messages.push(event))
     await waitFor(() => messages.length >= 4, 'four messages')
     source.close()
     expect(log.slice(0, 7)).toEqual([
@@ -87,7 +85,7 @@ describe('EventSource', () => {
     it(`fails the connection on ${path}: an error event, CLOSED, no reconnection`, async () => {
       const { source, log } = open(path)
       const errors: EventSourceErrorEvent[] = []
-      source.addEventListener('error', (event) => errors.push(event as EventSourceErrorEvent))
+      source.addEventListener('error', (event) => errors.push(event))
       await waitFor(() => source.readyState === EventSource.CLOSED, 'CLOSED')
       expect(log).toEqual(['error 2'])
       expect(errors).toHaveLength(1)
