@@ -17,7 +17,7 @@ const allowed: Record<string, readonly string[]> = {
   cli: ['server', 'showcase', 'relay', 'client', 'bench', 'hub', 'connection', 'broker', 'wire'],
 }
 // Files at the root of src/ that every layer may use.
-const shared = new Set(['errors.ts', 'options.ts'])
+const shared = new Set(['errors.ts', 'options.ts', 'closest.ts'])
 
 const root = new URL('../src/', import.meta.url).pathname
 

@@ -102,8 +102,10 @@ export interface BrokerSink {
   /**
    * Continuity was lost for every connection of this node (e.g. Redis restarted without its data):
    * the hub tells each connection with a reset event. Publications of the new log follow.
+   * `id` names the position right before them: a {@link Broker.resume} from it replays exactly the
+   * publications delivered after this reset (it is the reset event's SSE id).
    */
-  reset(reason: ResetReason): void
+  reset(reason: ResetReason, id: string): void
   /** The broker hit an operational error (it keeps running and recovers by itself). */
   error(error: Error): void
 }

@@ -31,6 +31,12 @@ export function compareIds(a: StreamId, b: StreamId): number {
   return 0
 }
 
+/** The greatest stream id before `id`: no entry can exist strictly between the two. */
+export function predecessor(id: StreamId): StreamId {
+  if (id.seq > 0n) return { ms: id.ms, seq: id.seq - 1n }
+  return { ms: id.ms - 1n, seq: 18446744073709551615n }
+}
+
 /** A publication read from (or appended to) the stream, with its position. */
 export interface RedisPublication extends Publication {
   readonly epoch: string

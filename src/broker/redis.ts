@@ -19,6 +19,7 @@ import {
   idPattern,
   newEpoch,
   parseStreamId,
+  predecessor,
   publishScript,
   toPublication,
   toRecord,
@@ -249,11 +250,19 @@ export class RedisBroker implements Broker {
    * Whether the log still holds everything after `from`: `null` when it does, else why not.
    * - beyond Redis' `last-generated-id`: entries lost in a failover (or a made-up id);
    * - before `max-deleted-entry-id`, or before the first kept entry after a trim: entries after it
-   *   are gone. (Redis 7.0 does not record trimmed ids, so a cursor sitting exactly on the last
-   *   trimmed entry also counts: conservative, never a silent gap.)
+   *   are gone. (Redis 7.0 does not record trimmed ids, so a cursor on a trimmed entry counts
+   *   unless it is the stream id right before the first kept one: nothing can lie between those.)
    */
   private async checkContinuity(from: StreamId): Promise<ResetReason | null> {
-    const info = toRecord(await this.client.call('XINFO', 'STREAM', this.logKey))
+    let reply: unknown
+    try {
+      reply = await this.client.call('XINFO', 'STREAM', this.logKey)
+    } catch (error) {
+      // No log yet (a new epoch before its first publish): only its start, `0-0`, is a position.
+      if (!(error instanceof Error) || !/no such key/i.test(error.message)) throw error
+      return from.ms === 0n && from.seq === 0n ? null : 'unknown'
+    }
+    const info = toRecord(reply)
     const text = (value: unknown, fallback: string): string =>
       typeof value === 'string' || typeof value === 'number' ? String(value) : fallback
     const lastGenerated = parseStreamId(text(info['last-generated-id'], '0-0'))
@@ -264,7 +273,8 @@ export class RedisBroker implements Broker {
     const first = parseStreamId(text(info['recorded-first-entry-id'], firstEntry))
     const trimmed = Number(text(info['entries-added'], '0')) > Number(text(info.length, '0'))
     if (compareIds(from, lastGenerated) > 0) return 'unknown'
-    if (compareIds(from, maxDeleted) < 0 || (trimmed && compareIds(from, first) < 0))
+    // A cursor right before the first kept entry (a reset's id) misses nothing: no id lies between.
+    if (compareIds(from, maxDeleted) < 0 || (trimmed && compareIds(from, predecessor(first)) < 0))
       return 'expired'
     return null
   }
@@ -302,7 +312,7 @@ export class RedisBroker implements Broker {
           if (await this.syncEpoch()) {
             this.setPosition('0-0')
             this.lastNumber = 0
-            this.sink?.reset('epoch')
+            this.sink?.reset('epoch', `1~0.${this.epoch}.0-0`)
           }
           needsCheck = false
         }
@@ -326,8 +336,11 @@ export class RedisBroker implements Broker {
             const n = entryNumber(fields)
             // A hole in the numbering: trimming overtook this reader (a node stalled longer than
             // the history: GC pause, overload, SIGSTOP). The reset precedes the events after it.
-            if (n !== null && this.lastNumber !== null && n > this.lastNumber + 1)
-              this.sink?.reset('expired')
+            // Its id is the position right before this entry: a resume from it replays this entry on.
+            if (n !== null && this.lastNumber !== null && n > this.lastNumber + 1) {
+              const before = predecessor(parseStreamId(id))
+              this.sink?.reset('expired', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
+            }
             if (n !== null) this.lastNumber = n
             this.setPosition(id)
             this.dispatch(id, fields)

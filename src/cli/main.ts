@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
+import { didYouMean } from '../closest.js'
 import { UsageError, type CliIo } from './io.js'
 import { runPublish } from './publish.js'
 import { runServe } from './serve.js'
@@ -13,6 +14,8 @@ Commands:
   bench      measure how many connections and events/s this machine holds
 Run 'ssehub <command> --help' for a command's options.
 `
+
+const commands = ['serve', 'listen', 'publish', 'bench', 'help']
 
 type Command = (argv: string[], io: CliIo) => Promise<number>
 
@@ -55,7 +58,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return 0
       default:
         throw new UsageError(
-          `unknown command ${JSON.stringify(first)}; commands: serve, listen, publish, bench`,
+          `unknown command ${JSON.stringify(first)}${didYouMean(first, commands) || `; commands: ${commands.join(', ')}`}`,
         )
     }
   } catch (error) {

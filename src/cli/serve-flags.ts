@@ -50,6 +50,8 @@ export interface FlagSpec {
    * is computed from the rate.
    */
   readonly nullMeans?: string
+  /** Its environment variable, when not `SSEHUB_` + the flag in upper snake case. */
+  readonly env?: string
 }
 
 /**
@@ -68,6 +70,7 @@ export const serveSpecs: readonly FlagSpec[] = [
     flag: 'redis',
     kind: 'string',
     key: 'redisUrl',
+    env: 'SSEHUB_REDIS_URL',
     nullMeans: 'none (memory broker)',
     help: 'use the Redis broker at this URL (redis://host:port/db) to run several nodes',
   },
@@ -123,13 +126,19 @@ export const serveSpecs: readonly FlagSpec[] = [
     flag: 'max-connections-per-ip',
     kind: 'nullable-int',
     key: 'maxConnectionsPerIp',
-    help: "open connections per remote IP, then 429 ('off' for no limit)",
+    help: "open connections per client IP, then 429 ('off' for no limit; set it with --trust-proxy behind a proxy)",
+  },
+  {
+    flag: 'trust-proxy',
+    kind: 'list',
+    key: 'trustProxy',
+    help: "take the client IP from X-Forwarded-For/Forwarded for requests from these proxies: addresses/CIDRs ('loopback,10.0.0.0/8') or a hop count",
   },
   {
     flag: 'publish-rate',
     kind: 'nullable-int',
     key: 'publishRatePerSecond',
-    help: "publishes per second per publisher (token or IP; the publish key is exempt), then 429 ('off')",
+    help: "publishes per second per token subject, or per IP with --allow-anonymous-publish, then 429 ('off'); the publish key and the open loopback hub are never limited",
   },
   {
     flag: 'publish-burst',
@@ -375,6 +384,27 @@ export function envName(flag: string): string {
   return 'SSEHUB_' + flag.toUpperCase().replaceAll('-', '_')
 }
 
+/** The env var of a spec: its `env`, else {@link envName} of its flag (`--redis`: `SSEHUB_REDIS_URL`). */
+export function envOf(spec: FlagSpec): string {
+  return spec.env ?? envName(spec.flag)
+}
+
+/**
+ * `SSEHUB_*` variables that are not `serve`'s but may be set where it runs, so `serve` does not
+ * refuse them as typos: the other commands' and the test and bench tooling's.
+ */
+export const OTHER_ENV_VARS: ReadonlySet<string> = new Set([
+  'SSEHUB_URL', // publish, listen: the hub's URL
+  'SSEHUB_BENCH_OPTIONS', // bench: the options the CLI hands its child process
+  'SSEHUB_BENCH_COMMAND', // bench scripts
+  'SSEHUB_CHROMIUM', // tests: the browser to drive
+  'SSEHUB_FUZZ_MS', // tests: fuzz duration
+  'SSEHUB_SOAK_MS', // tests: soak duration
+  'SSEHUB_TEST_FRONT', // tests: which HTTP front the suites use
+  'SSEHUB_SKIP_TEST_DEPS', // tests: skip installing nginx, Redis, Chromium
+  'SSEHUB_PROXY_STREAMS', // tests: streams the proxy load test opens
+])
+
 /**
  * The default of a flag as `--help` shows it, formatted from the owning layer's value: `null` is
  * `off` for a limit or timer and `none` otherwise (or the spec's `nullMeans`), a `--no-*` flag is
@@ -393,7 +423,7 @@ export function shownDefault(spec: FlagSpec): string {
 export function serveHelp(): string {
   const rows = serveSpecs.map((spec) => {
     const left = `  --${spec.flag}${spec.kind === 'flag' ? '' : ' <value>'}`
-    return `${left.padEnd(40)} ${spec.help} [default: ${shownDefault(spec)}; env ${envName(spec.flag)}]`
+    return `${left.padEnd(40)} ${spec.help} [default: ${shownDefault(spec)}; env ${envOf(spec)}]`
   })
   return [
     'Usage: ssehub [serve] [options]',

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs'
+import { didYouMean } from '../closest.js'
 import type { HubServerOptions } from '../server/server.js'
 import type { ShowcaseOptions } from '../showcase/index.js'
 import { UsageError } from './io.js'
-import { CLI_DEFAULTS, envName, serveSpecs, type FlagSpec } from './serve-flags.js'
+import { CLI_DEFAULTS, envOf, OTHER_ENV_VARS, serveSpecs, type FlagSpec } from './serve-flags.js'
 
 /*
  * Reads `ssehub serve`'s flags and `SSEHUB_*` env vars, as the table in serve-flags.ts describes
@@ -94,18 +95,46 @@ export interface ServeConfig {
   readonly help: boolean
 }
 
+function* flagNames(): Generator<string> {
+  for (const spec of serveSpecs) yield spec.flag
+  yield 'help'
+}
+
+const PREFIX = 'SSEHUB_'
+
+function* suffixes(names: Iterable<string>): Generator<string> {
+  for (const name of names) yield name.slice(PREFIX.length)
+}
+
+/**
+ * A set `SSEHUB_*` variable that is neither a flag's nor {@link OTHER_ENV_VARS} is a typo (or an
+ * old name): refused, naming the closest valid one, rather than silently ignored.
+ */
+function checkEnvNames(env: Readonly<Record<string, string | undefined>>): void {
+  const known = new Set(serveSpecs.map(envOf))
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith(PREFIX) || known.has(name) || OTHER_ENV_VARS.has(name)) continue
+    if (env[name] === undefined) continue
+    // Compared without the shared prefix, which would make any two names look alike.
+    const hint = didYouMean(name.slice(PREFIX.length), suffixes(known), (rest) => PREFIX + rest)
+    throw new UsageError(`unknown variable ${name}${hint === '' ? '; see ssehub --help' : hint}`)
+  }
+}
+
 /**
  * Parses `serve` flags and `SSEHUB_*` env vars into server options.
- * @throws {UsageError} on an unknown flag or a bad value (printed as one line, exit 2).
+ * @throws {UsageError} on an unknown flag or `SSEHUB_*` variable (naming the closest valid one)
+ * or a bad value (printed as one line, exit 2).
  */
 export function parseServeArgs(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): ServeConfig {
+  checkEnvNames(env)
   const values = new Map<FlagSpec, unknown>()
   for (const spec of serveSpecs) {
-    const raw = env[envName(spec.flag)]
-    if (raw !== undefined && raw !== '') values.set(spec, parseValue(spec, raw, envName(spec.flag)))
+    const raw = env[envOf(spec)]
+    if (raw !== undefined && raw !== '') values.set(spec, parseValue(spec, raw, envOf(spec)))
   }
   let help = false
   for (let i = 0; i < argv.length; i++) {
@@ -119,7 +148,10 @@ export function parseServeArgs(
     const eq = arg.indexOf('=')
     const name = arg.slice(2, eq === -1 ? undefined : eq)
     const spec = serveSpecs.find((candidate) => candidate.flag === name)
-    if (spec === undefined) throw new UsageError(`unknown option --${name}; see ssehub --help`)
+    if (spec === undefined) {
+      const hint = didYouMean(name, flagNames(), (flag) => `--${flag}`)
+      throw new UsageError(`unknown option --${name}${hint === '' ? '; see ssehub --help' : hint}`)
+    }
     if (spec.kind === 'flag') {
       values.set(spec, eq === -1 ? true : parseValue(spec, arg.slice(eq + 1), `--${name}`))
       continue

@@ -70,7 +70,11 @@ export interface HubOptions extends MemoryBrokerOptions {
   readonly maxConnectionsPerClient?: number | null
   /**
    * Open connections per remote IP address; past it, `ERR_SSE_RATE_LIMITED`. `null` for no limit.
-   * @default 1000
+   * Off by default: behind a reverse proxy every stream comes from the proxy's one address, so a
+   * per-IP limit would cap the whole hub; `maxConnections` bounds the total. Set it where the
+   * hub sees its clients' own addresses: facing them directly, or behind a proxy named in the
+   * server's `trustProxy` (docs/deployment.md).
+   * @default null
    */
   readonly maxConnectionsPerIp?: number | null
   /**
@@ -122,7 +126,7 @@ export const HUB_DEFAULTS: ResolvedHubOptions = Object.freeze({
   maxPendingEvents: 10_000,
   maxConnections: 10_000,
   maxConnectionsPerClient: 100,
-  maxConnectionsPerIp: 1_000,
+  maxConnectionsPerIp: null,
   maxTopicsPerConnection: 32,
   maxTopicsPerPublish: 100,
   overflow: 'reject',

@@ -22,6 +22,7 @@ import {
 import { fetchStreamRequest, nodeStreamRequest } from '../connection/subscribe-request.js'
 import type { Transport } from '../connection/transport.js'
 import { ErrorCodes, SseError, isSseError } from '../errors.js'
+import { drainConnections } from './drain.js'
 import { TypedEmitter } from './emitter.js'
 import { FanOut } from './fan-out.js'
 import { resolveHubOptions, type HubOptions, type ResolvedHubOptions } from './hub-options.js'
@@ -127,7 +128,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     this.ready = this.broker.start({
       publication: (publication) => this.fanOut.deliver(publication),
       command: (command) => this.runCommand(command),
-      reset: (reason) => resetAll(this.registry.members.values(), reason),
+      reset: (reason, id) => resetAll(this.registry.members.values(), reason, id),
       error: (error) => this.reportError(error),
     })
     this.ready.then(
@@ -365,14 +366,18 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
 
   /**
    * Stops the hub: refuses new connections and publishes, ends every stream (reason `shutdown`;
-   * clients reconnect elsewhere), stops the timer and closes the broker it created.
+   * clients reconnect elsewhere), stops the timer and closes the broker it created. With
+   * `spreadMs`, the streams are ended in waves across that time, each told a jittered `retry:`
+   * first, so that their reconnects do not arrive at once (see drain.ts); they stay live until
+   * their wave.
    */
-  async close(): Promise<void> {
+  async close(options: { readonly spreadMs?: number } = {}): Promise<void> {
     if (this.closing) return
     this.closing = true
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
-    for (const connection of [...this.registry.members.keys()]) connection.end('shutdown')
+    const spreadMs = options.spreadMs ?? 0
+    await drainConnections([...this.registry.members.keys()], { spreadMs })
     if (this.ownsBroker) await this.broker.close()
   }
 

@@ -29,8 +29,21 @@ export interface Member {
   mark: number
   /** Set once `connected` was emitted, so that `closed` pairs with it. */
   announced: boolean
-  /** A broker-wide reset arrived while the history replayed: sent before the queued live events. */
-  resetPending: string | null
+  /**
+   * A broker-wide reset arrived while the history replayed: sent after the replay, before the
+   * queued live events that arrived after it (`at`: the queue's length when it arrived).
+   */
+  resetPending: PendingReset | null
+}
+
+/** A broker-wide reset waiting for the end of a member's replay. */
+export interface PendingReset {
+  /** Why continuity was lost. */
+  readonly reason: string
+  /** The reset event's id: the position from which a reconnect resumes exactly. */
+  readonly id: string
+  /** How many queued live events precede it. */
+  readonly at: number
 }
 
 /** A new member for `connection`: not live yet (live publications queue up until its replay ends). */

@@ -3,6 +3,7 @@
  * routing keys and strings a broker takes. It runs once per publish, so it builds its result field
  * by field (no spreads, no closures).
  */
+import { didYouMean } from '../closest.js'
 import { dataToString } from '../connection/connection.js'
 import { ErrorCodes, SseError, isSseError } from '../errors.js'
 import { ALL_KEY, CLIENT_PREFIX } from './member.js'
@@ -34,6 +35,25 @@ function bad(message: string): SseError {
   return new SseError(ErrorCodes.BAD_REQUEST, message)
 }
 
+/** The fields of a publish input: any other is a typo, refused with the closest of these. */
+export const PUBLISH_FIELDS: ReadonlySet<string> = new Set([
+  'topic',
+  'clientId',
+  'all',
+  'event',
+  'data',
+  'retry',
+  'close',
+])
+
+/** The 400 for a field a publish input does not have, naming the closest one it does. */
+export function unknownPublishField(name: string): SseError {
+  const hint = didYouMean(name, PUBLISH_FIELDS, (field) => `\`${field}\``)
+  return bad(
+    `unknown field \`${name}\`${hint === '' ? `; the fields are ${[...PUBLISH_FIELDS].join(', ')}.` : hint}`,
+  )
+}
+
 /**
  * Checks `input` and turns its target into routing keys.
  * @throws {SseError} `ERR_SSE_BAD_REQUEST` or `ERR_SSE_INVALID_FIELD`, saying what to fix.
@@ -41,6 +61,7 @@ function bad(message: string): SseError {
 export function toPublishRequest(input: PublishInput, limits: PublishLimits): PublishRequest {
   if (typeof input !== 'object' || input === null)
     throw bad('The publish body must be a JSON object.')
+  for (const field in input) if (!PUBLISH_FIELDS.has(field)) throw unknownPublishField(field)
   const keys: string[] = []
   if (input.topic !== undefined) {
     const topics = typeof input.topic === 'string' ? [input.topic] : input.topic

@@ -76,7 +76,8 @@ async function openMember(context: ReplayContext, member: Member, resume: Resume
   }
   const prelude: Buffer[] = []
   if (context.retryFrame !== null) prelude.push(context.retryFrame)
-  if (resume.reset !== null) prelude.push(resetFrame(member, resume.reset.reason))
+  // The reset's id is the snapshot: a reconnect from it gets exactly the live events after it.
+  if (resume.reset !== null) prelude.push(resetFrame(member, resume.reset.reason, resume.cursor.id))
   connection.open(prelude)
   // Replay with backpressure: a long history is written as the client reads it, not buffered.
   const half = context.maxQueuedBytes / 2
@@ -90,10 +91,11 @@ async function openMember(context: ReplayContext, member: Member, resume: Resume
     )
     if (connection.queuedBytes > half) await connection.drained()
   }
-  if (member.resetPending !== null) connection.writeFrame(resetFrame(member, member.resetPending))
-  // Live events that arrived meanwhile; more may arrive while we wait for the socket.
+  // Live events that arrived meanwhile; more may arrive while we wait for the socket. A reset that
+  // arrived meanwhile goes between the events queued before it and those after it.
   // (An index, not shift(): the queue may hold up to maxPendingEvents entries.)
   for (let i = 0; member.queue !== null && i < member.queue.length && isOpen(connection);) {
+    if (member.resetPending !== null && member.resetPending.at <= i) writePendingReset(member)
     const publication = member.queue[i++]!
     const id = member.cursor.advance(publication)
     if (id !== null)
@@ -101,6 +103,7 @@ async function openMember(context: ReplayContext, member: Member, resume: Resume
     if (connection.queuedBytes > half) await connection.drained()
   }
   if (!isOpen(connection)) return
+  if (member.resetPending !== null) writePendingReset(member)
   member.queue = null
   // The id-only frame: sets the client's last event id without dispatching an event, so a client
   // that drops before its first event still resumes exactly.
@@ -116,20 +119,31 @@ async function openMember(context: ReplayContext, member: Member, resume: Resume
  * Tells every member that continuity was lost (the broker restarted without its data): a reset
  * event now, or, for a member still replaying, right before its queued live events.
  */
-export function resetAll(members: Iterable<Member>, reason: string): void {
+export function resetAll(members: Iterable<Member>, reason: string, id: string): void {
   for (const member of members) {
-    if (member.queue !== null) member.resetPending = reason
-    else member.connection.writeFrame(resetFrame(member, reason))
+    // A second reset during one replay supersedes the first: the events between them go first.
+    if (member.queue !== null) member.resetPending = { reason, id, at: member.queue.length }
+    else member.connection.writeFrame(resetFrame(member, reason, id))
   }
 }
 
-/** The reset event of `member`: what it followed, so the client knows what to reload. */
-function resetFrame(member: Member, reason: string): Buffer {
+function writePendingReset(member: Member): void {
+  const { reason, id } = member.resetPending!
+  member.resetPending = null
+  member.connection.writeFrame(resetFrame(member, reason, id))
+}
+
+/**
+ * The reset event of `member`: what it followed, so the client knows what to reload. Its `id` is
+ * the position from which a reconnect resumes exactly (every dispatched event carries an id), so a
+ * client that drops right after it does not get a second reset.
+ */
+function resetFrame(member: Member, reason: string, id: string): Buffer {
   const { connection } = member
   const body = JSON.stringify({
     reason,
     topics: connection.topics,
     ...(connection.clientId === undefined ? {} : { clientId: connection.clientId }),
   })
-  return Buffer.from(`event: ${RESET_EVENT}\n${encodeDataLines(body)}\n`)
+  return Buffer.from(`event: ${RESET_EVENT}\nid: ${id}\n${encodeDataLines(body)}\n`)
 }

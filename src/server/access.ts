@@ -2,7 +2,9 @@
  * Who may do what: the publish key, JWT grants, and the two rules every route uses — the
  * publisher rule (`POST /publish`, `/publish/batch`) and the one operator rule (close, revoke,
  * list clients, the dashboard feed, the demos). Rate limits per publisher live here too, since
- * they are keyed by who publishes.
+ * they are keyed by who publishes: they apply to token holders (by subject) and to anonymous
+ * publishers on a public address (by IP); the publish key holder and the anonymous loopback mode
+ * are the application's own backend, never throttled.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
@@ -39,12 +41,19 @@ export class Access {
   readonly auth: Authenticator
   private readonly keyDigest: Buffer | null
   private readonly limiter: RateLimiter | null
+  /** Whether anonymous publishers are rate-limited (by IP). */
+  private readonly limitsAnonymous: boolean
   private readonly unauthorized: SseError
 
+  /**
+   * @param rate.anonymousIsPublic `allowAnonymousPublish`: anonymous publishers may come from a
+   * public address, so they are rate-limited. Without it an open hub only listens on loopback
+   * (the listen() guard): its anonymous publishers are the app's own backend, not limited.
+   */
   constructor(
     publishKey: string | null,
     jwt: JwtOptions,
-    rate: { perSecond: number | null; burst: number | null },
+    rate: { perSecond: number | null; burst: number | null; anonymousIsPublic: boolean },
   ) {
     this.keyDigest = publishKey === null ? null : sha256(publishKey)
     this.auth = new Authenticator(jwt)
@@ -53,6 +62,7 @@ export class Access {
       rate.perSecond === null
         ? null
         : new RateLimiter(rate.perSecond, rate.burst ?? 2 * rate.perSecond)
+    this.limitsAnonymous = rate.anonymousIsPublic
     this.unauthorized = new SseError(
       ErrorCodes.UNAUTHORIZED,
       this.auth.enabled
@@ -128,14 +138,19 @@ export class Access {
     })
   }
 
+  /** True when `principal`'s publishes are rate-limited: a token, or anonymous on a public hub. */
+  private limits(principal: Principal): boolean {
+    return principal.kind === 'token' || (principal.kind === 'anonymous' && this.limitsAnonymous)
+  }
+
   /** Largest batch a rate-limited publisher may send at once (`null`: no limit). */
   batchLimit(principal: Principal): number | null {
-    return this.limiter === null || principal.kind === 'key' ? null : this.limiter.burst
+    return this.limiter === null || !this.limits(principal) ? null : this.limiter.burst
   }
 
   /** Seconds this publisher must wait before publishing `cost` events (0: now). */
   publishWait(principal: Principal, remoteAddress: string | undefined, cost = 1): number {
-    if (this.limiter === null || principal.kind === 'key') return 0
+    if (this.limiter === null || !this.limits(principal)) return 0
     return this.limiter.take(
       principal.kind === 'token' ? `sub:${principal.grant.sub ?? ''}` : `ip:${remoteAddress}`,
       Date.now(),

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { ErrorCodes, SseError } from '../errors.js'
 import type { PublishInput } from '../hub/hub.js'
+import { PUBLISH_FIELDS, unknownPublishField } from '../hub/publish-input.js'
 
 /**
  * Reads a request body up to `maxBytes`. Past the limit it stops reading and rejects with a 413
@@ -133,6 +134,9 @@ export function parsePublishBody(contentType: string | undefined, body: Buffer):
   }
   if (type === 'application/x-www-form-urlencoded') {
     const form = new URLSearchParams(body.toString('utf8'))
+    // The hub refuses unknown fields of an object; a form's are dropped below, so check them here.
+    for (const field of form.keys())
+      if (!PUBLISH_FIELDS.has(field)) throw unknownPublishField(field)
     const topics = form.getAll('topic')
     const clientId = form.get('clientId')
     const event = form.get('event')

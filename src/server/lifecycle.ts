@@ -1,12 +1,14 @@
 /**
  * The hub server's lifecycle: listening (with the guard against an open hub on a public address)
- * and graceful shutdown — stop accepting, end every stream, let answers in flight finish, then
- * close what is left within `shutdownTimeoutMs`.
+ * and graceful shutdown — stop accepting, end the streams in waves (each told a jittered `retry:`,
+ * so the reconnects of a rolling deploy spread out), let answers in flight finish, then close what
+ * is left within `shutdownTimeoutMs`.
  */
 import type { Server } from 'node:http'
 import type { Http2SecureServer } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { ErrorCodes, SseError } from '../errors.js'
+import { drainConnections, drainSpreadMs } from '../hub/drain.js'
 import type { Hub } from '../hub/hub.js'
 
 const loopback = /^(127(?:\.\d{1,3}){3}|::1|localhost|::ffff:127(?:\.\d{1,3}){3})$/i
@@ -60,13 +62,20 @@ export async function listen(
   return server.address() as AddressInfo
 }
 
-/** Graceful shutdown; resolves once the server closed or `shutdownTimeoutMs` passed. */
+/**
+ * Graceful shutdown; resolves once the server closed or `shutdownTimeoutMs` passed. The streams
+ * end in waves over the budget less a margin ({@link drainSpreadMs}); the margin is for the last
+ * streams' final bytes and the answers in flight.
+ */
 export async function shutdown(parts: LifecycleParts): Promise<void> {
   const { hub, server } = parts
   parts.stop()
   const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-  if (parts.ownsHub) await hub.close()
-  else for (const connection of [...hub.connections()]) connection.end('shutdown')
+  const spreadMs = drainSpreadMs(parts.shutdownTimeoutMs)
+  // A hub passed in is the application's to close: only its streams on this server end here.
+  const drained = parts.ownsHub
+    ? hub.close({ spreadMs })
+    : drainConnections([...hub.connections()], { spreadMs })
   // Once every response finished (ended streams flush, publishes answer), the sockets left are
   // idle keep-alives: close them all.
   const sweeper = setInterval(() => {
@@ -81,7 +90,7 @@ export async function shutdown(parts: LifecycleParts): Promise<void> {
     }, parts.shutdownTimeoutMs)
     timer.unref()
   })
-  await Promise.race([closed, timeout])
+  await Promise.race([Promise.all([closed, drained]), timeout])
   clearTimeout(timer)
   clearInterval(sweeper)
 }

@@ -11,6 +11,9 @@ import type { Socket } from 'node:net'
 import { JSON_TYPE } from '../connection/http1.js'
 import { ErrorCodes, SseError, errorBody, isSseError } from '../errors.js'
 import type { Hub } from '../hub/hub.js'
+import { createNodeTransport } from '../connection/node-http.js'
+import { nodeStreamRequest } from '../connection/subscribe-request.js'
+import { clientAddress, withRemoteAddress } from './client-address.js'
 import { readBody } from './body.js'
 import { corsHeaders, preflightHeaders } from './cors.js'
 import { createGzipTransport, acceptsGzip } from './gzip.js'
@@ -157,6 +160,9 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
       (parsed ??= new URLSearchParams(mark === -1 ? '' : raw.slice(mark + 1)))
     const method = req.method ?? 'GET'
     const cors = corsHeaders(options.corsOrigins, req.headers.origin)
+    const peer = req.socket.remoteAddress
+    // Behind a trusted proxy: the client's address from its forwarding headers.
+    const remoteAddress = clientAddress(options.trustProxy, peer, req.headers)
     if (method === 'OPTIONS') {
       // Preflight: browsers ask before a POST with JSON or an Authorization header.
       res.writeHead(204, { ...cors, ...preflightHeaders(cors) })
@@ -174,11 +180,7 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
       const request: MountRequest = {
         path,
         query,
-        operator: (where) =>
-          access.operator(
-            { headers: req.headers, remoteAddress: req.socket.remoteAddress, query },
-            where,
-          ),
+        operator: (where) => access.operator({ headers: req.headers, remoteAddress, query }, where),
       }
       for (const mount of mounts) if (await mount.handle(req, res, request)) return
       throw error
@@ -187,7 +189,7 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
       method,
       path,
       headers: req.headers,
-      remoteAddress: req.socket.remoteAddress,
+      remoteAddress,
       query,
     }
     const body = needsBody(found) ? await readBody(req, options.maxBodyBytes) : null
@@ -197,7 +199,7 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
       return
     }
     if (outcome.kind === 'poll') {
-      poll(hub, req, res, outcome.params, outcome.timeoutMs, cors)
+      poll(hub, req, res, outcome.params, outcome.timeoutMs, cors, remoteAddress)
       return
     }
     for (const [name, value] of Object.entries(cors)) res.setHeader(name, value)
@@ -209,8 +211,15 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
       state.owed = []
       sockets.delete(req.socket)
     }
-    if (options.gzip && acceptsGzip(req)) hub.attach(createGzipTransport(req, res), outcome.params)
-    else hub.subscribe(req, res, outcome.params)
+    if (options.gzip && acceptsGzip(req)) {
+      hub.attach(withRemoteAddress(createGzipTransport(req, res), remoteAddress), outcome.params)
+    } else if (remoteAddress === peer) {
+      hub.subscribe(req, res, outcome.params)
+    } else {
+      // What hub.subscribe does, with the client's address in place of the proxy's.
+      const transport = withRemoteAddress(createNodeTransport(req, res), remoteAddress)
+      hub.attach(transport, nodeStreamRequest(req, outcome.params))
+    }
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {

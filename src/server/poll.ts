@@ -41,6 +41,8 @@ export function poll(
   params: SubscribeParams,
   timeoutMs: number,
   headers: Readonly<Record<string, string>>,
+  /** The client's address (behind a trusted proxy, the forwarded one). */
+  remoteAddress: string | undefined = req.socket.remoteAddress,
 ): void {
   const events: PolledEvent[] = []
   let done = false
@@ -107,7 +109,7 @@ export function poll(
     onClose(listener) {
       closeListener = listener
     },
-    remoteAddress: req.socket.remoteAddress,
+    remoteAddress,
   }
   res.once('close', onGone)
   attached.timer = setTimeout(finish, timeoutMs)

@@ -8,6 +8,7 @@ import type { HubOptions } from '../hub/hub.js'
 import type { Hub } from '../hub/hub.js'
 import { booleanOption, positiveInteger, positiveIntegerOption, textOption } from '../options.js'
 import type { JwtOptions } from './auth.js'
+import { resolveTrustProxy, type ResolvedTrustProxy, type TrustProxy } from './client-address.js'
 import type { HubServerMountFactory } from './mount.js'
 
 /** Options of `createHubServer`: the hub's options plus the HTTP API's. */
@@ -49,7 +50,8 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
   /** How long a graceful shutdown may take before remaining sockets are cut, in ms. @default 5000 */
   readonly shutdownTimeoutMs?: number
   /**
-   * Publishes per second per publisher (token subject or IP; the publish key is exempt), a token
+   * Publishes per second per publisher (token subject, or IP for anonymous publishers when
+   * `allowAnonymousPublish` is set; the publish key and an open loopback hub are exempt), a token
    * bucket; past it `429` with `Retry-After`. `null` turns it off. @default 1000
    */
   readonly publishRatePerSecond?: number | null
@@ -86,6 +88,16 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
    * default: see docs/web.md for its cost in CPU and memory per connection. @default false
    */
   readonly gzip?: boolean
+  /**
+   * The proxies whose `X-Forwarded-For` / `Forwarded` headers name the client: a list of
+   * addresses and CIDRs (IPv4 or IPv6; `'loopback'` for 127.0.0.0/8 and ::1), or a hop count
+   * (a positive integer, or one numeric entry as `--trust-proxy 1` gives it). For requests from
+   * those peers only, the client address (per-IP limit, `/clients`, the anonymous publish rate
+   * limit) is the rightmost untrusted address of the header; a malformed
+   * header keeps the peer's address. `null`: every request is its peer's. See
+   * docs/deployment.md. @default null
+   */
+  readonly trustProxy?: TrustProxy
 }
 
 /** The server-level options (not the hub's nor JWT's), as {@link resolveServerOptions} gives them. */
@@ -111,6 +123,7 @@ export interface ResolvedServerOptions {
   readonly tlsCert: string | Buffer | null
   readonly tlsKey: string | Buffer | null
   readonly gzip: boolean
+  readonly trustProxy: ResolvedTrustProxy
 }
 
 /** Every default of the server-level options, written once. */
@@ -135,6 +148,7 @@ export const SERVER_DEFAULTS: ResolvedServerOptions = Object.freeze({
   tlsCert: null,
   tlsKey: null,
   gzip: false,
+  trustProxy: null,
 })
 
 function mountsOf(value: unknown): readonly HubServerMountFactory[] {
@@ -222,5 +236,7 @@ export function resolveServerOptions(options: HubServerOptions): ResolvedServerO
     tlsCert,
     tlsKey,
     gzip: booleanOption('gzip', options.gzip ?? d.gzip),
+    trustProxy:
+      options.trustProxy === undefined ? d.trustProxy : resolveTrustProxy(options.trustProxy),
   }
 }

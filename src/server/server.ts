@@ -14,6 +14,7 @@ import type { FastRequest } from '../connection/fast-request.js'
 import { createSocketTransport } from '../connection/socket.js'
 import { Hub } from '../hub/hub.js'
 import { Access } from './access.js'
+import { clientAddress, withRemoteAddress } from './client-address.js'
 import { createMetrics } from './metrics.js'
 import { createNodeFront } from './node-front.js'
 import { isAnswer, type Outcome, Pipeline } from './pipeline.js'
@@ -69,6 +70,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
   const access = new Access(resolved.publishKey, options, {
     perSecond: resolved.publishRatePerSecond,
     burst: resolved.publishBurst,
+    anonymousIsPublic: resolved.allowAnonymousPublish,
   })
   hub.on('revoked', (clientId, at) => access.auth.revoke(clientId, at))
   const report = (error: Error): void => hub.reportError(error)
@@ -138,30 +140,40 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     http2Server.setTimeout(0)
   }
 
+  const { trustProxy } = resolved
   const fastHandle = (
     request: FastRequest,
     route: Route,
     take: () => Socket,
   ): FastOutcome | Promise<FastOutcome> => {
+    // Behind a trusted proxy: the client's address from its forwarding headers (the front set
+    // the peer's).
+    if (trustProxy !== null)
+      request.remoteAddress = clientAddress(trustProxy, request.remoteAddress, request.headers)
     // A FastRequest is a HubRequest as it is: no view object per request.
     const outcome = pipeline.run(route, request, request.body)
     if (!(outcome instanceof Promise)) {
       // The only outcomes of publish are answers (the synchronous path).
       if (isAnswer(outcome)) return outcome
     }
-    return Promise.resolve(outcome).then((settled) => fastStream(settled, take))
+    const address = request.remoteAddress
+    return Promise.resolve(outcome).then((settled) => fastStream(settled, take, address))
   }
   // A stream counts as in flight until its socket closes. One shared listener, and no closure
   // created in fastHandle's scope: a closure there would keep `take`, and through it the fast
   // front's whole per-connection scope (its request buffer included), alive for every stream.
   const streamClosed = (): void => onRequest(-1)
-  const fastStream = (settled: Outcome, take: () => Socket): FastOutcome => {
+  const fastStream = (
+    settled: Outcome,
+    take: () => Socket,
+    address: string | undefined,
+  ): FastOutcome => {
     if (isAnswer(settled)) return settled
     // The fast front takes no poll route: a stream.
     const socket = take()
     onRequest(1)
     socket.once('close', streamClosed)
-    hub.attach(createSocketTransport(socket), settled.params)
+    hub.attach(withRemoteAddress(createSocketTransport(socket), address), settled.params)
     return 'streaming'
   }
   const fast =

@@ -145,6 +145,26 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
       expect(resume.reset?.reason).toBe('expired')
     })
 
+    it("resumes exactly from a reset's position (the cursor id at the reset), even before any publish", async () => {
+      const { broker, until } = await start()
+      const empty = await broker.resume(['a'], 'garbage')
+      expect(empty.reset).toMatchObject({ reason: 'unknown' })
+      const fromEmpty = await broker.resume(['a'], empty.cursor.id)
+      expect(fromEmpty.reset).toBeNull()
+      expect(fromEmpty.replay).toEqual([])
+      await broker.publish({ keys: ['a'], data: 'seen' })
+      await until(1)
+      const reset = await broker.resume(['a'], 'garbage')
+      expect(reset.reset).toMatchObject({ reason: 'unknown' })
+      const resetId = reset.cursor.id
+      await broker.publish({ keys: ['a'], data: 'after' })
+      await broker.publish({ keys: ['b'], data: 'not mine' })
+      await until(3)
+      const again = await broker.resume(['a'], resetId)
+      expect(again.reset).toBeNull()
+      expect(again.replay.map((item) => item.publication.data)).toEqual(['after'])
+    })
+
     it('remembers finished topics: the final event for a new connection, ended for one that saw it', async () => {
       const { broker, until } = await start()
       await broker.publish({ keys: ['job'], data: '50' })

@@ -251,7 +251,12 @@ describe('JWT keys', () => {
 
 describe('limits', () => {
   it('rate-limits publishes per publisher with 429 and Retry-After; the publish key is exempt', async () => {
-    hub = await fixture.start({ publishRatePerSecond: 1, publishBurst: 3 })
+    // Anonymous publishers are limited when they may come from a public address.
+    hub = await fixture.start({
+      publishRatePerSecond: 1,
+      publishBurst: 3,
+      allowAnonymousPublish: true,
+    })
     for (let i = 0; i < 3; i++)
       expect((await hub.publish({ topic: 'a', data: String(i) })).status).toBe(200)
     const limited = await fetch(`${hub.url}/publish`, {

@@ -128,7 +128,12 @@ describe('POST /publish/batch', () => {
   })
 
   it('takes one rate token per event and refuses a batch larger than the burst', async () => {
-    const hub = await fixture.start({ publishRatePerSecond: 1, publishBurst: 5 })
+    const hub = await fixture.start({
+      publishRatePerSecond: 1,
+      publishBurst: 5,
+      // Anonymous publishers are rate-limited only when they may come from a public address.
+      allowAnonymousPublish: true,
+    })
     const events = (n: number): unknown[] =>
       Array.from({ length: n }, () => ({ topic: 'a', data: 1 }))
     const tooBig = await batch(hub, events(6))

@@ -126,8 +126,17 @@ describe('the publish fast path', () => {
 
   it('answers with the same JSON headers as node:http (a publish, a refusal, a 429)', async () => {
     // Two tokens: the refusal and the publish take one each, the third publish gets 429.
-    const fast = await hub({ publishRatePerSecond: 1, publishBurst: 2 })
-    const node = await hub({ publishRatePerSecond: 1, publishBurst: 2, fastPath: false })
+    const fast = await hub({
+      publishRatePerSecond: 1,
+      publishBurst: 2,
+      allowAnonymousPublish: true,
+    })
+    const node = await hub({
+      publishRatePerSecond: 1,
+      publishBurst: 2,
+      allowAnonymousPublish: true,
+      fastPath: false,
+    })
     // Header names in lower case -> value, without what differs on purpose (date, keep-alive).
     const jsonHeaders = (answer: Answer): Record<string, string> =>
       Object.fromEntries(
@@ -220,7 +229,7 @@ describe('the publish fast path', () => {
   })
 
   it('answers 429 with Retry-After when a publisher goes over its rate', async () => {
-    const h = await hub({ publishRatePerSecond: 1, publishBurst: 1 })
+    const h = await hub({ publishRatePerSecond: 1, publishBurst: 1, allowAnonymousPublish: true })
     const c = client(h)
     await c.send(post('{"topic":"a","data":1}') + post('{"topic":"a","data":2}'))
     const [first, second] = await c.answers(2)

@@ -203,6 +203,46 @@ describe('CORS', () => {
 })
 
 describe('graceful shutdown', () => {
+  it('ends 500 streams in waves across the budget, each told a jittered retry first, and closes within the budget', async () => {
+    const budgetMs = 1_000
+    hub = await fixture.start({ shutdownTimeoutMs: budgetMs, heartbeatMs: null })
+    const streams = await Promise.all(Array.from({ length: 500 }, () => stream('/events?topic=a')))
+    await waitFor(() => hub.server.hub.stats().connections === 500, '500 open', 10_000)
+    const start = Date.now()
+    const endedAt = streams.map((s) => s.ended.then(() => Date.now() - start))
+    await hub.close()
+    const closedIn = Date.now() - start
+    const times = await Promise.all(endedAt)
+    // Within the budget, plus a little for the loop's turns.
+    expect(closedIn).toBeLessThan(budgetMs + 200)
+    // A histogram over tenths of the budget: no tenth holds more than 15 % of the closes.
+    const tenths = Array.from({ length: 10 }, () => 0)
+    for (const t of times) tenths[Math.min(9, Math.floor((t / budgetMs) * 10))]!++
+    expect(Math.max(...tenths), `closes per tenth: ${tenths.join(' ')}`).toBeLessThanOrEqual(75)
+    // Every stream got `retry: <ms within the spread>` as its last frame.
+    const retries = streams.map((s) => /retry: (\d+)\n\n$/.exec(s.text())?.[1])
+    expect(retries.filter((r) => r === undefined)).toEqual([])
+    const values = retries.map(Number)
+    expect(Math.max(...values)).toBeLessThan(800)
+    expect(new Set(values).size).toBeGreaterThan(100)
+    expect(hub.server.hub.stats().closed.shutdown).toBe(500)
+  }, 30_000)
+
+  it('refuses publishes while the waves run, and a stream still waits for its wave', async () => {
+    hub = await fixture.start({ shutdownTimeoutMs: 1_000, heartbeatMs: null })
+    const streams = await Promise.all(Array.from({ length: 100 }, () => stream('/events?topic=a')))
+    await waitFor(() => hub.server.hub.stats().connections === 100, '100 open', 10_000)
+    const closing = hub.close()
+    await waitFor(() => streams.some((s) => s.isEnded()), 'the first wave')
+    expect(streams.every((s) => s.isEnded())).toBe(false)
+    await expect(hub.server.hub.publish({ topic: 'a', data: 'x' })).rejects.toMatchObject({
+      code: 'ERR_SSE_CLOSED',
+    })
+    await closing
+    // The server ended every stream; the last ends reach the clients a moment later.
+    await waitFor(() => streams.every((s) => s.isEnded()), 'every stream to end', 2_000)
+  }, 30_000)
+
   it('ends every stream, refuses new work and closes', async () => {
     hub = await fixture.start()
     const reasons: CloseReason[] = []

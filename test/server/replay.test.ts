@@ -72,7 +72,7 @@ describe('Last-Event-ID replay', () => {
       const s = await stream('/events?topic=a&topic=b&clientId=u1', { 'last-event-id': id })
       await s.waitForText('id: e1-5\n\n')
       expect(s.text()).toBe(
-        `retry: 2000\n\nevent: ssehub.reset\ndata: {"reason":"${reason}","topics":["a","b"],"clientId":"u1"}\n\nid: e1-5\n\n`,
+        `retry: 2000\n\nevent: ssehub.reset\nid: e1-5\ndata: {"reason":"${reason}","topics":["a","b"],"clientId":"u1"}\n\nid: e1-5\n\n`,
       )
       s.close()
     }
@@ -81,6 +81,23 @@ describe('Last-Event-ID replay', () => {
     await ok.waitForEvents(2)
     expect(datas(ok)).toEqual(['message:4', 'message:5'])
     expect(ok.text()).not.toContain('ssehub.reset')
+  })
+
+  it('gives ssehub.reset an id: a client that drops right after it resumes exactly, with no second reset', async () => {
+    hub = await fixture.start({ epoch: 'e1' })
+    for (let i = 1; i <= 3; i++) await hub.publish({ topic: 'a', data: String(i) })
+    const s = await stream('/events?topic=a', { 'last-event-id': 'zz-2' })
+    await s.waitForText('id: e1-3\n\n')
+    expect(s.text()).toBe(
+      'retry: 2000\n\nevent: ssehub.reset\nid: e1-3\ndata: {"reason":"epoch","topics":["a"]}\n\nid: e1-3\n\n',
+    )
+    s.close()
+    await waitFor(() => hub.server.hub.stats().connections === 0, 'disconnect')
+    await hub.publish({ topic: 'a', data: '4' })
+    await hub.publish({ topic: 'b', data: 'not mine' })
+    const again = await stream('/events?topic=a', { 'last-event-id': 'e1-3' })
+    await again.waitForText('id: e1-5\n\n')
+    expect(again.text()).toBe('retry: 2000\n\nid: e1-4\ndata: 4\n\nid: e1-5\n\n')
   })
 
   it('drops history older than historyMaxAgeMs', async () => {
