@@ -1,8 +1,9 @@
 /**
  * `npm test`'s first step (the `pretest` script): the suite needs a real `redis-server` (the Redis
- * broker tests start their own) and a real Chromium (the browser tests drive it through
- * playwright-core). On a fresh Debian machine that has only Node, run as root, this installs what
- * is missing with apt-get and says so; elsewhere it stops with one line naming the exact command.
+ * broker tests start their own), a real Chromium (the browser tests drive it through
+ * playwright-core) and a real nginx (the proxy tests). On a fresh Debian machine that has only
+ * Node, run as root, this installs what is missing with apt-get and says so; elsewhere it stops
+ * with one line naming the exact command.
  *
  * The browser is /usr/bin/chromium unless SSEHUB_CHROMIUM names another (any Chromium or Chrome
  * that playwright-core can drive). SSEHUB_SKIP_TEST_DEPS=1 skips this check entirely.
@@ -26,6 +27,8 @@ const executable = (path: string): boolean => {
 const chromium = process.env.SSEHUB_CHROMIUM ?? '/usr/bin/chromium'
 const missing: { what: string; packages: string[] }[] = []
 if (!onPath('redis-server')) missing.push({ what: 'redis-server', packages: ['redis-server'] })
+// The proxy tests run a real nginx (test/proxy/nginx.test.ts).
+if (!executable('/usr/sbin/nginx')) missing.push({ what: 'nginx', packages: ['nginx-light'] })
 if (!executable(chromium)) {
   if (process.env.SSEHUB_CHROMIUM !== undefined) {
     console.error(`ssehub tests: SSEHUB_CHROMIUM=${chromium} is not an executable; fix the path.`)

@@ -161,7 +161,12 @@ async function stop(cli: CliProcess): Promise<void> {
   await cli.exited
 }
 
-describe.skipIf(!existsSync(NGINX))('through nginx, with the documented configuration', () => {
+// Never skipped: `npm test` installs nginx when it is missing (scripts/test-deps.ts).
+describe('through nginx, with the documented configuration', () => {
+  it('has nginx installed', () => {
+    expect(existsSync(NGINX), `${NGINX} is missing: apt-get install -y nginx-light`).toBe(true)
+  })
+
   it(
     `holds ${STREAMS} streams from the proxy's one address at the defaults, and a broadcast reaches all`,
     async () => {
