@@ -31,7 +31,7 @@ export function editDistance(a: string, b: string): number {
 /**
  * The candidate closest to `name` (case-insensitively), or `undefined` when none is close enough
  * to be a likely typo: at most a third of the candidate's length in edits (and at least 2), or a
- * candidate that starts with `name` (a truncated name, like `SSEHUB_REDIS` for `SSEHUB_REDIS_URL`).
+ * candidate that starts with `name` (a truncated name, like `redis-pre` for `redis-prefix`).
  * Ties go to the earlier candidate.
  */
 export function closest(name: string, candidates: Iterable<string>): string | undefined {
