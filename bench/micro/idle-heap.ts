@@ -6,9 +6,7 @@
  *
  * node --expose-gc --import tsx bench/micro/idle-heap.ts <checkout dir> [streams] [--no-fast-path]
  */
-import type * as serverModule from '../../src/server/index.js'
-
-type ServerModule = typeof serverModule
+import { checkoutHub } from './checkout-hub.js'
 import { fork } from 'node:child_process'
 import { connect } from 'node:net'
 
@@ -18,16 +16,7 @@ const count = Number(countText)
 if (process.env.IDLE_HEAP_SERVER === '1') {
   const gc = (globalThis as { gc?: () => void }).gc
   if (gc === undefined) throw new Error('run with --expose-gc')
-  const { createHubServer } = (await import(`${dir}/dist/server/index.js`)) as ServerModule
-  const server = createHubServer({
-    heartbeatMs: null,
-    maxConnections: null,
-    maxConnectionsPerIp: null,
-    maxConnectionsPerClient: null,
-    publishRatePerSecond: null,
-    metrics: false,
-    fastPath: flag !== '--no-fast-path',
-  })
+  const server = await checkoutHub(dir!, { fastPath: flag !== '--no-fast-path' })
   const address = await server.listen(0, '127.0.0.1')
   const settle = async (): Promise<NodeJS.MemoryUsage> => {
     for (let i = 0; i < 3; i++) {

@@ -4,19 +4,10 @@
  *
  * node --import tsx bench/micro/publish-server.ts <checkout dir> <port> <publishes>
  */
-import type * as serverModule from '../../src/server/index.js'
+import { checkoutHub } from './checkout-hub.js'
 
-type ServerModule = typeof serverModule
 const [dir, port, count] = process.argv.slice(2)
-const { createHubServer } = (await import(`${dir}/dist/server/index.js`)) as ServerModule
-const server = createHubServer({
-  heartbeatMs: null,
-  maxConnections: null,
-  maxConnectionsPerIp: null,
-  maxConnectionsPerClient: null,
-  publishRatePerSecond: null,
-  metrics: false,
-})
+const server = await checkoutHub(dir!)
 await server.listen(Number(port), '127.0.0.1')
 process.stdout.write('ready\n')
 const timer = setInterval(() => {

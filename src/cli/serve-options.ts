@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { didYouMean } from '../closest.js'
 import type { HubServerOptions } from '../server/server.js'
 import type { ShowcaseOptions } from '../showcase/index.js'
+import { isOrigin } from '../server/cors.js'
 import { UsageError } from './io.js'
 import { CLI_DEFAULTS, envOf, OTHER_ENV_VARS, serveSpecs, type FlagSpec } from './serve-flags.js'
 
@@ -69,7 +70,7 @@ function parseValue(spec: FlagSpec, raw: string, source: string): unknown {
         .map((origin) => origin.trim())
         .filter((origin) => origin !== '')
       for (const origin of origins) {
-        if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+        if (!isOrigin(origin)) {
           throw new UsageError(
             `${source}: ${JSON.stringify(origin)} is not an origin like https://app.example.com`,
           )

@@ -15,6 +15,7 @@
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { JSON_TYPE, httpDate, statusLine } from './http1.js'
+import { drainOrClose } from './transport.js'
 import { parseFastRequest, type FastLimits, type FastRequest } from './fast-request.js'
 
 /**
@@ -101,24 +102,6 @@ export function responseText(response: FastResponse, keepAliveMs: number): strin
     head += `content-type: ${response.type ?? JSON_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
   if (cache) head += 'cache-control: no-store\r\n'
   return `${head.slice(0, -2)}${tailText}${body}`
-}
-
-/** Resolves on 'drain' or 'close'; destroys the socket when neither comes within `timeoutMs`. */
-function drainedWithin(socket: Socket, timeoutMs: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      socket.off('drain', done)
-      socket.off('close', done)
-      resolve()
-    }
-    const timer = setTimeout(() => {
-      socket.destroy()
-      done()
-    }, timeoutMs)
-    socket.once('drain', done)
-    socket.once('close', done)
-  })
 }
 
 /**
@@ -276,7 +259,7 @@ export class FastFront<T> {
         if (socket.destroyed) return
         // A client that pipelines without reading its answers gets `sendTimeoutMs` to read them.
         if (!socket.write(responseText(outcome, this.server.keepAliveTimeout)))
-          await drainedWithin(socket, this.options.sendTimeoutMs)
+          await drainOrClose(socket, socket, this.options.sendTimeoutMs)
         if (socket.destroyed) return
         if (socket.isPaused() && pending <= MAX_READ_AHEAD_BYTES) socket.resume()
       }

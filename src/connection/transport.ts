@@ -40,18 +40,26 @@ export const streamHeaders: Readonly<Record<string, string>> = {
   'x-accel-buffering': 'no',
 }
 
-/** Resolves on the first of `writable`'s 'drain' and `response`'s 'close', removing both listeners. */
+/**
+ * Resolves on the first of `writable`'s 'drain' and `response`'s 'close', removing both listeners.
+ * With `timeoutMs`, a peer that has not read by then is cut (`response` destroyed, which closes
+ * it and so resolves): a client that pipelines requests and never reads holds nothing for long.
+ */
 export function drainOrClose(
   writable: NodeJS.EventEmitter,
-  response: NodeJS.EventEmitter,
+  response: NodeJS.EventEmitter & { destroy(): unknown },
+  timeoutMs?: number,
 ): Promise<void> {
   return new Promise<void>((resolve) => {
+    let timer: NodeJS.Timeout | undefined
     const done = (): void => {
+      clearTimeout(timer)
       writable.off('drain', done)
       response.off('close', done)
       resolve()
     }
     writable.once('drain', done)
     response.once('close', done)
+    if (timeoutMs !== undefined) timer = setTimeout(() => response.destroy(), timeoutMs)
   })
 }

@@ -3,6 +3,14 @@
  * `corsOrigins` (`'*'`, a list of exact origins, or `null` for none).
  */
 
+/**
+ * True when `value` is an origin: `scheme://host[:port]`, nothing else. A path or a trailing slash
+ * never matches a browser's `Origin` header, so such an entry is a configuration mistake.
+ */
+export function isOrigin(value: string): boolean {
+  return /^https?:\/\/[^/\s]+$/.test(value)
+}
+
 /** The CORS headers of an answer to a request from `origin`. */
 export function corsHeaders(
   origins: '*' | readonly string[] | null,

@@ -55,8 +55,6 @@ export interface PipelineOptions {
   readonly report: (error: Error) => void
 }
 
-const NO_STORE = 'no-store'
-
 /** A JSON answer. */
 export function jsonAnswer(
   status: number,
@@ -251,6 +249,3 @@ export class Pipeline {
     }
   }
 }
-
-/** `cache-control` of every JSON answer: answers of the API are never cached. */
-export const ANSWER_CACHE_CONTROL = NO_STORE

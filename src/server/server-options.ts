@@ -8,6 +8,7 @@ import type { HubOptions } from '../hub/hub.js'
 import type { Hub } from '../hub/hub.js'
 import { booleanOption, positiveInteger, positiveIntegerOption, textOption } from '../options.js'
 import type { JwtOptions } from './auth.js'
+import { isOrigin } from './cors.js'
 import { resolveTrustProxy, type ResolvedTrustProxy, type TrustProxy } from './client-address.js'
 import type { HubServerMountFactory } from './mount.js'
 
@@ -168,8 +169,7 @@ function origins(value: unknown): '*' | readonly string[] | null {
   if (value === null || value === '*') return value
   if (Array.isArray(value) && value.every((origin) => typeof origin === 'string')) {
     for (const origin of value) {
-      // An origin is scheme://host[:port], nothing else: a path or a trailing slash never matches.
-      if (!/^https?:\/\/[^/\s]+$/.test(origin))
+      if (!isOrigin(origin))
         throw new TypeError(
           `Expected each of \`corsOrigins\` to be an origin like https://app.example.com, got ${JSON.stringify(origin)}`,
         )

@@ -12,6 +12,8 @@ import { chatCompletionTokens, mockChatModel, relay } from '../relay/index.js'
 import { encodeEventText } from '../wire/encode.js'
 import { readBody } from '../server/body.js'
 import type { HubServerMount, MountRequest } from '../server/mount.js'
+import { writeAnswer } from '../server/node-front.js'
+import { jsonAnswer } from '../server/pipeline.js'
 import { dashboardHtml } from './dashboard.js'
 import { faviconSvg } from './favicon.js'
 import { chatPage, progressPage, tickerPage } from './pages/demos.js'
@@ -101,14 +103,9 @@ function favicon(res: ServerResponse): void {
   res.end(faviconSvg)
 }
 
+// The API's own JSON answer writer: the same headers as every other JSON answer of the server.
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value)
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(body)),
-    'cache-control': 'no-store',
-  })
-  res.end(body)
+  writeAnswer(res, jsonAnswer(status, value))
 }
 
 /** Creates the dashboard, its feed and the demo routes over `context.hub`. */
