@@ -16,12 +16,25 @@ export interface CliProcess {
 
 /** Spawns `node dist/cli/main.js ...args` with `env` added to a clean environment. */
 export function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  return spawnCli(process.execPath, [binPath, ...args], { env })
+}
+
+/**
+ * Spawns `command` (an `ssehub` binary, or node with the CLI's path) with output collected, in an
+ * environment without the caller's `SSEHUB_*` variables plus `env`.
+ */
+export function spawnCli(
+  command: string,
+  args: string[],
+  options: { readonly env?: Record<string, string>; readonly cwd?: string } = {},
+): CliProcess {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !key.startsWith('SSEHUB_')),
   )
-  const child = spawn(process.execPath, [binPath, ...args], {
-    env: { ...clean, ...env },
+  const child = spawn(command, args, {
+    env: { ...clean, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   })
   let out = ''
   let err = ''

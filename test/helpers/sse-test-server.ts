@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /** One request the test server received. */
@@ -12,16 +12,7 @@ export interface RecordedRequest {
 }
 
 /** A real node:http server with one named route per client behaviour, on a free port. */
-export interface SseTestServer {
-  /** `http://127.0.0.1:<port>` */
-  readonly url: string
-  /** Every request so far, in arrival order. */
-  readonly requests: readonly RecordedRequest[]
-  /** The requests to one path (without query). */
-  hits(path: string): RecordedRequest[]
-  /** Closes the server and every open connection. */
-  close(): Promise<void>
-}
+export type SseTestServer = RecordingServer<RecordedRequest>
 
 type Route = (req: IncomingMessage, res: ServerResponse, ctx: RouteContext) => void
 
@@ -205,6 +196,26 @@ export async function startSseTestServer(): Promise<SseTestServer> {
       route(req, res, { path, query: url.searchParams, body, hit })
     })
   })
+  return listenRecording(server, requests)
+}
+
+/** A test server on a free loopback port that records its requests (path first). */
+export interface RecordingServer<R extends { readonly path: string }> {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string
+  /** Every request so far, in arrival order. */
+  readonly requests: readonly R[]
+  /** The requests to one path (without query). */
+  hits(path: string): R[]
+  /** Closes the server and every open connection. */
+  close(): Promise<void>
+}
+
+/** Listens on 127.0.0.1, port 0, and serves `requests` (which the handler fills) as recorded. */
+export async function listenRecording<R extends { readonly path: string }>(
+  server: Server,
+  requests: R[],
+): Promise<RecordingServer<R>> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { listenRecording, type RecordingServer } from './sse-test-server.js'
 
 /**
  * A real node:http server whose routes mirror the WPT `eventsource/resources/*.py` handlers that
@@ -7,16 +7,7 @@ import type { AddressInfo } from 'node:net'
  *
  * @see https://github.com/web-platform-tests/wpt/tree/master/eventsource/resources
  */
-export interface WptServer {
-  /** `http://127.0.0.1:<port>` */
-  readonly url: string
-  /** Every request so far, in arrival order. */
-  readonly requests: readonly WptRequest[]
-  /** The requests to one path (without query). */
-  hits(path: string): WptRequest[]
-  /** Closes the server and every open connection. */
-  close(): Promise<void>
-}
+export type WptServer = RecordingServer<WptRequest>
 
 /** One request the server received. */
 export interface WptRequest {
@@ -89,16 +80,5 @@ export async function startWptServer(): Promise<WptServer> {
     }
     route(req, res, url.searchParams)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    hits: (path) => requests.filter((request) => request.path === path),
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => (error === undefined ? resolve() : reject(error)))
-        server.closeAllConnections()
-      }),
-  }
+  return listenRecording(server, requests)
 }

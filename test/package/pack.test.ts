@@ -1,10 +1,11 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { spawnCli, type CliProcess } from '../helpers/cli.js'
 import { waitFor } from '../helpers/wait.js'
 
 // The package as a user gets it: `npm pack` (of the dist/ that `npm test` built first), installed
@@ -70,27 +71,10 @@ function filesUnder(root: string): string[] {
 }
 
 /** Runs the installed `ssehub` bin (node_modules/.bin, as npx would) with output collected. */
-function bin(args: string[]): {
-  child: ChildProcess
-  stdout: () => string
-  stderr: () => string
-  exited: Promise<number | null>
-} {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('SSEHUB_')),
-  )
-  const child = spawn(join(app, 'node_modules/.bin/ssehub'), args, {
-    cwd: app,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  children.push(child)
-  let out = ''
-  let err = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk))
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
-  return { child, stdout: () => out, stderr: () => err, exited }
+function bin(args: string[]): CliProcess {
+  const cli = spawnCli(join(app, 'node_modules/.bin/ssehub'), args, { cwd: app })
+  children.push(cli.child)
+  return cli
 }
 
 describe('the npm package', () => {
