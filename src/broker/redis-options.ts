@@ -4,6 +4,7 @@
  * value in {@link REDIS_BROKER_DEFAULTS}; keep the two equal.
  */
 import type { Redis } from 'ioredis'
+import { MEMORY_BROKER_DEFAULTS } from './memory.js'
 import { optionsObject, positiveInteger, positiveIntegerOption, withDefault } from '../options.js'
 
 /** Options of `RedisBroker`. Defaults: {@link REDIS_BROKER_DEFAULTS}. */
@@ -65,9 +66,10 @@ export type ResolvedRedisBrokerOptions = {
 /** The default of every {@link RedisBrokerOptions} field but `client` (required). */
 export const REDIS_BROKER_DEFAULTS: Omit<ResolvedRedisBrokerOptions, 'client'> = Object.freeze({
   prefix: 'ssehub:{hub}:',
-  historyMaxEvents: 10_000,
-  historyMaxAgeMs: 3_600_000,
-  endedTopicTtlMs: 3_600_000,
+  // The history bounds are the memory broker's: one home, and `--history-*` means the same on both.
+  historyMaxEvents: MEMORY_BROKER_DEFAULTS.historyMaxEvents,
+  historyMaxAgeMs: MEMORY_BROKER_DEFAULTS.historyMaxAgeMs,
+  endedTopicTtlMs: MEMORY_BROKER_DEFAULTS.endedTopicTtlMs,
   publishTimeoutMs: 2_000,
   blockMs: 2_000,
   readCount: 500,

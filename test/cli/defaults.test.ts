@@ -223,13 +223,6 @@ describe('defaults once', () => {
     expect(resolveServerOptions({ publishRatePerSecond: 7 }).publishBurst).toBe(14)
   })
 
-  it("gives the Redis broker the memory broker's history defaults (--history-* serve both)", () => {
-    for (const [key, value] of Object.entries(MEMORY_BROKER_DEFAULTS)) {
-      if (key in REDIS_BROKER_DEFAULTS)
-        expect(REDIS_BROKER_DEFAULTS[key as keyof typeof REDIS_BROKER_DEFAULTS], key).toBe(value)
-    }
-  })
-
   it('has a serve flag for every server, hub, history, JWT and showcase option', () => {
     const keys = new Set<string>(serveSpecs.map((spec) => spec.key))
     for (const defaults of [...serveLayers, SHOWCASE_DEFAULTS]) {
