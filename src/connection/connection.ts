@@ -66,6 +66,8 @@ export interface ConnectionInit {
   readonly onClosed: (connection: Connection, reason: CloseReason) => void
   /** Shared counters the connection adds its output to. */
   readonly counters: { bytesOut: number }
+  /** The client's address (the transport's peer, or what a trusted proxy forwarded). */
+  readonly remoteAddress: string | undefined
 }
 
 /** Any iterable source a connection or topic can be fed from: a generator, a Node or Web stream. */
@@ -96,6 +98,8 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
   readonly clientId: string | undefined
   /** Topics this connection follows. */
   readonly topics: readonly string[]
+  /** The client's address: the peer's, or what a trusted proxy forwarded. */
+  readonly remoteAddress: string | undefined
   /** When it was accepted, ms since the epoch. */
   readonly connectedAt: number = Date.now()
   /** Last time bytes were written to it, ms since the epoch (used by heartbeats and LRU eviction). */
@@ -129,6 +133,7 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
     this.id = init.id
     this.clientId = init.clientId
     this.topics = init.topics
+    this.remoteAddress = init.remoteAddress
     this.maxQueuedBytes = init.maxQueuedBytes
     this.onClosed = init.onClosed
     this.counters = init.counters
@@ -146,9 +151,6 @@ export class Connection<E extends EventMap = EventMap> implements Flushable {
   }
 
   /** The peer's address. */
-  get remoteAddress(): string | undefined {
-    return this.transport.remoteAddress
-  }
 
   /** Bytes waiting to be sent (the slow-consumer measure). */
   get queuedBytes(): number {

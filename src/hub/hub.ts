@@ -271,6 +271,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       maxQueuedBytes: this.options.maxQueuedBytes,
       counters: this.counters,
       onClosed: this.closedListener,
+      remoteAddress: params.remoteAddress ?? transport.remoteAddress,
     })
     if (failure !== undefined) {
       connection.refuse(failure)
@@ -283,7 +284,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       )
       return connection
     }
-    const refusal = this.registry.admit(clientId, transport.remoteAddress)
+    const refusal = this.registry.admit(clientId, connection.remoteAddress)
     if (refusal !== null) {
       this.counters.rejections++
       connection.refuse(refusal, LIMIT_RETRY_AFTER_S)

@@ -61,6 +61,12 @@ export interface SubscribeParams extends Omit<StreamRequest, 'topics'> {
   readonly topics?: readonly string[]
   /** End the stream at this time, ms since the epoch (a token's expiry). */
   readonly expiresAt?: number
+  /**
+   * The client's address, when the server knows better than the socket (a trusted proxy's
+   * `X-Forwarded-For`): the per-IP limit and `describeConnections` use it. Default: the
+   * transport's peer address.
+   */
+  readonly remoteAddress?: string
 }
 
 /** Counters and gauges of a hub. */

@@ -8,7 +8,6 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { BlockList, isIP, isIPv4 } from 'node:net'
-import type { Transport } from '../connection/transport.js'
 
 /** `trustProxy` as given: addresses and CIDRs (`loopback` for 127.0.0.0/8 and ::1), or hops. */
 export type TrustProxy = readonly string[] | number | null
@@ -174,55 +173,4 @@ export function clientAddress(
   }
   // Every address is a trusted proxy's: the farthest one is the best we know.
   return chain[0]
-}
-
-/**
- * `transport` as the hub should see it: the same stream, with the client's address instead of
- * the peer's (the per-IP limit and `/clients` read it). A class, so that a stream holds one small
- * object, not a closure per method.
- */
-class AddressedTransport implements Transport {
-  constructor(
-    private readonly inner: Transport,
-    readonly remoteAddress: string | undefined,
-  ) {}
-
-  get queuedBytes(): number {
-    return this.inner.queuedBytes
-  }
-
-  open(): void {
-    this.inner.open()
-  }
-
-  reject(status: number, body: string | undefined, headers?: Readonly<Record<string, string>>) {
-    this.inner.reject(status, body, headers)
-  }
-
-  write(chunk: Uint8Array): void {
-    this.inner.write(chunk)
-  }
-
-  end(): void {
-    this.inner.end()
-  }
-
-  destroy(): void {
-    this.inner.destroy()
-  }
-
-  drained(): Promise<void> {
-    return this.inner.drained()
-  }
-
-  onClose(listener: () => void): void {
-    this.inner.onClose(listener)
-  }
-}
-
-/** `transport`, seen from `address` when it differs from the peer's; else `transport` itself. */
-export function withRemoteAddress(transport: Transport, address: string | undefined): Transport {
-  return address === transport.remoteAddress
-    ? transport
-    : new AddressedTransport(transport, address)
 }

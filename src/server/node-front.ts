@@ -11,9 +11,7 @@ import type { Socket } from 'node:net'
 import { JSON_TYPE } from '../connection/http1.js'
 import { ErrorCodes, SseError, errorBody, isSseError } from '../errors.js'
 import type { Hub } from '../hub/hub.js'
-import { createNodeTransport } from '../connection/node-http.js'
-import { nodeStreamRequest } from '../connection/subscribe-request.js'
-import { clientAddress, withRemoteAddress } from './client-address.js'
+import { clientAddress } from './client-address.js'
 import { readBody } from './body.js'
 import { corsHeaders, preflightHeaders } from './cors.js'
 import { createGzipTransport, acceptsGzip } from './gzip.js'
@@ -199,7 +197,7 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
       return
     }
     if (outcome.kind === 'poll') {
-      poll(hub, req, res, outcome.params, outcome.timeoutMs, cors, remoteAddress)
+      poll(hub, req, res, outcome.params, outcome.timeoutMs, cors)
       return
     }
     for (const [name, value] of Object.entries(cors)) res.setHeader(name, value)
@@ -211,15 +209,9 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
       state.owed = []
       sockets.delete(req.socket)
     }
-    if (options.gzip && acceptsGzip(req)) {
-      hub.attach(withRemoteAddress(createGzipTransport(req, res), remoteAddress), outcome.params)
-    } else if (remoteAddress === peer) {
-      hub.subscribe(req, res, outcome.params)
-    } else {
-      // What hub.subscribe does, with the client's address in place of the proxy's.
-      const transport = withRemoteAddress(createNodeTransport(req, res), remoteAddress)
-      hub.attach(transport, nodeStreamRequest(req, outcome.params))
-    }
+    // The params carry the client's address (pipeline.ts): any transport will do.
+    if (options.gzip && acceptsGzip(req)) hub.attach(createGzipTransport(req, res), outcome.params)
+    else hub.subscribe(req, res, outcome.params)
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {

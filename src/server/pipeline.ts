@@ -246,6 +246,9 @@ export class Pipeline {
       ...(clientId === undefined ? {} : { clientId }),
       ...(lastEventId === undefined ? {} : { lastEventId }),
       ...(expiresAt === undefined ? {} : { expiresAt }),
+      // The client's address as the front determined it (a trusted proxy's forwarded one): the
+      // hub's per-IP limit and `/clients` use it, whatever transport carries the stream.
+      ...(req.remoteAddress === undefined ? {} : { remoteAddress: req.remoteAddress }),
     }
   }
 }

@@ -41,8 +41,6 @@ export function poll(
   params: SubscribeParams,
   timeoutMs: number,
   headers: Readonly<Record<string, string>>,
-  /** The client's address (behind a trusted proxy, the forwarded one). */
-  remoteAddress: string | undefined = req.socket.remoteAddress,
 ): void {
   const events: PolledEvent[] = []
   let done = false
@@ -109,7 +107,7 @@ export function poll(
     onClose(listener) {
       closeListener = listener
     },
-    remoteAddress,
+    remoteAddress: req.socket.remoteAddress,
   }
   res.once('close', onGone)
   attached.timer = setTimeout(finish, timeoutMs)

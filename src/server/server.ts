@@ -14,7 +14,7 @@ import type { FastRequest } from '../connection/fast-request.js'
 import { createSocketTransport } from '../connection/socket.js'
 import { Hub } from '../hub/hub.js'
 import { Access } from './access.js'
-import { clientAddress, withRemoteAddress } from './client-address.js'
+import { clientAddress } from './client-address.js'
 import { createMetrics } from './metrics.js'
 import { createNodeFront } from './node-front.js'
 import { isAnswer, type Outcome, Pipeline } from './pipeline.js'
@@ -156,24 +156,19 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
       // The only outcomes of publish are answers (the synchronous path).
       if (isAnswer(outcome)) return outcome
     }
-    const address = request.remoteAddress
-    return Promise.resolve(outcome).then((settled) => fastStream(settled, take, address))
+    return Promise.resolve(outcome).then((settled) => fastStream(settled, take))
   }
   // A stream counts as in flight until its socket closes. One shared listener, and no closure
   // created in fastHandle's scope: a closure there would keep `take`, and through it the fast
   // front's whole per-connection scope (its request buffer included), alive for every stream.
   const streamClosed = (): void => onRequest(-1)
-  const fastStream = (
-    settled: Outcome,
-    take: () => Socket,
-    address: string | undefined,
-  ): FastOutcome => {
+  const fastStream = (settled: Outcome, take: () => Socket): FastOutcome => {
     if (isAnswer(settled)) return settled
     // The fast front takes no poll route: a stream.
     const socket = take()
     onRequest(1)
     socket.once('close', streamClosed)
-    hub.attach(withRemoteAddress(createSocketTransport(socket), address), settled.params)
+    hub.attach(createSocketTransport(socket), settled.params)
     return 'streaming'
   }
   const fast =
