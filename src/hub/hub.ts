@@ -43,19 +43,6 @@ import type {
 } from './types.js'
 import { checkSubscription } from './validate.js'
 
-// The hub's names stay importable from here (src/server and older imports use this path).
-export { HUB_DEFAULTS, type HubOptions, type OverflowPolicy } from './hub-options.js'
-export {
-  RESET_EVENT,
-  type ConnectionInfo,
-  type HubEvents,
-  type HubStats,
-  type PublishInput,
-  type PublishResult,
-  type PublishTarget,
-  type SubscribeParams,
-  type TypedPublishInput,
-} from './types.js'
 
 /** Seconds a refused client waits before it retries at a connection limit. */
 const LIMIT_RETRY_AFTER_S = 5

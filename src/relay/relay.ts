@@ -5,7 +5,7 @@
  * same generation: one upstream request fans out to all of them.
  */
 import { streamChatCompletion, type ChatCompletionStreamOptions } from '../client/openai.js'
-import type { PublishInput, PublishResult } from '../hub/hub.js'
+import type { PublishInput, PublishResult } from '../hub/types.js'
 
 /** The part of a hub the relay needs (a `Hub`, or anything that publishes like one). */
 export interface RelayHub {

@@ -9,7 +9,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { ErrorCodes, SseError } from '../errors.js'
-import type { PublishInput } from '../hub/hub.js'
+import type { PublishInput } from '../hub/types.js'
 import { Authenticator, type JwtOptions, type TokenGrant } from './auth.js'
 import { RateLimiter } from './rate-limit.js'
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { ErrorCodes, SseError } from '../errors.js'
-import type { PublishInput } from '../hub/hub.js'
+import type { PublishInput } from '../hub/types.js'
 import { PUBLISH_FIELDS, unknownPublishField } from '../hub/publish-input.js'
 
 /**

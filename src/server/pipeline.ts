@@ -7,7 +7,8 @@
  */
 import { lastEventIdOf, subscribeQuery } from '../connection/subscribe-request.js'
 import { ErrorCodes, SseError, errorBody, isSseError } from '../errors.js'
-import type { Hub, PublishResult, SubscribeParams } from '../hub/hub.js'
+import type { Hub } from '../hub/hub.js'
+import type { PublishResult, SubscribeParams } from '../hub/types.js'
 import type { Access, AccessRequest, Principal } from './access.js'
 import { parseBatchBody, parsePublishBody } from './body.js'
 import { pollTimeout } from './poll.js'

@@ -8,7 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Connection } from '../connection/connection.js'
 import type { Transport } from '../connection/transport.js'
-import type { Hub, SubscribeParams } from '../hub/hub.js'
+import type { Hub } from '../hub/hub.js'
+import type { SubscribeParams } from '../hub/types.js'
 import { createParser } from '../wire/parse.js'
 import { JSON_TYPE } from '../connection/http1.js'
 

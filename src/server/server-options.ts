@@ -4,7 +4,7 @@
  * against it by a test. {@link resolveServerOptions} validates every option up front, with a
  * message that names it, so that a bad value fails at construction, not at the first request.
  */
-import type { HubOptions } from '../hub/hub.js'
+import type { HubOptions } from '../hub/hub-options.js'
 import type { Hub } from '../hub/hub.js'
 import { booleanOption, positiveInteger, positiveIntegerOption, textOption } from '../options.js'
 import type { JwtOptions } from './auth.js'

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { PublishInput, PublishResult } from '../../src/hub/hub.js'
+import type { PublishInput, PublishResult } from '../../src/hub/types.js'
 import { createHub, type Hub } from '../../src/hub/hub.js'
 import { waitFor } from '../helpers/wait.js'
 import { mockChatModel, relay } from '../../src/relay/index.js'
