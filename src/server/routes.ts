@@ -50,13 +50,15 @@ const TABLE: readonly Entry[] = [
   { name: 'metrics', methods: ['GET', 'HEAD'], path: '/metrics' },
 ]
 
-// Routes without a path parameter, by path.
+// Routes without a path parameter, by path, each with its one shared Route object (the hot routes,
+// publish and events, cost one map lookup); routes with one are matched by prefix.
 const EXACT = new Map<string, { readonly entry: Entry; readonly route: Route }>(
   TABLE.filter((entry) => !entry.path.endsWith('/')).map((entry) => [
     entry.path,
     { entry, route: Object.freeze({ name: entry.name }) },
   ]),
 )
+const WITH_PARAM = TABLE.filter((entry) => entry.path.endsWith('/'))
 
 /** Routes that exist only when their feature is on. */
 export interface RouteFeatures {
@@ -87,38 +89,40 @@ function decode(raw: string, what: string): string {
  * `allow` in {@link allowOf}), `ERR_SSE_BAD_REQUEST` for a bad percent-encoding.
  */
 export function resolveRoute(method: string, path: string, features: RouteFeatures): Route {
-  // The hot routes (publish, events) in one map lookup, answered with a shared Route object.
   const exact = EXACT.get(path)
-  if (exact !== undefined && exact.entry.methods.includes(method)) {
-    if (exact.entry.name === 'metrics' && !features.metrics) throw notFound(method, path)
-    return exact.route
-  }
-  for (const entry of TABLE) {
-    let param: string | undefined
-    if (entry.path.endsWith('/') && entry.path !== '/') {
-      if (!path.startsWith(entry.path) || path.length === entry.path.length) continue
-      let rest = path.slice(entry.path.length)
-      if (entry.suffix !== undefined) {
-        if (!rest.endsWith(entry.suffix) || rest.length === entry.suffix.length) continue
-        rest = rest.slice(0, -entry.suffix.length)
-      }
-      param = rest
-    } else if (path !== entry.path) continue
-    if (entry.name === 'metrics' && !features.metrics) throw notFound(method, path)
-    if (!entry.methods.includes(method)) {
-      const allow = entry.methods.join(', ')
-      throw Object.assign(
-        new SseError(ErrorCodes.METHOD_NOT_ALLOWED, `Use ${allow} on this path.`),
-        {
-          allow,
-        },
-      )
+  if (exact !== undefined) return admitted(exact.entry, exact.route, method, path, features)
+  for (const entry of WITH_PARAM) {
+    if (!path.startsWith(entry.path) || path.length === entry.path.length) continue
+    let param = path.slice(entry.path.length)
+    if (entry.suffix !== undefined) {
+      if (!param.endsWith(entry.suffix) || param.length === entry.suffix.length) continue
+      param = param.slice(0, -entry.suffix.length)
     }
-    return param === undefined
-      ? { name: entry.name }
-      : { name: entry.name, param: decode(param, entry.name === 'topic' ? 'topic' : 'client id') }
+    admitted(entry, null, method, path, features)
+    return {
+      name: entry.name,
+      param: decode(param, entry.name === 'topic' ? 'topic' : 'client id'),
+    }
   }
   throw notFound(method, path)
+}
+
+/** `route` when `entry` exists (its feature is on) and takes `method`; else 404 or 405. */
+function admitted<R extends Route | null>(
+  entry: Entry,
+  route: R,
+  method: string,
+  path: string,
+  features: RouteFeatures,
+): R {
+  if (entry.name === 'metrics' && !features.metrics) throw notFound(method, path)
+  if (!entry.methods.includes(method)) {
+    const allow = entry.methods.join(', ')
+    throw Object.assign(new SseError(ErrorCodes.METHOD_NOT_ALLOWED, `Use ${allow} on this path.`), {
+      allow,
+    })
+  }
+  return route
 }
 
 /** The `Allow` header of a 405 raised by {@link resolveRoute}. */
