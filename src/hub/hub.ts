@@ -43,7 +43,6 @@ import type {
 } from './types.js'
 import { checkSubscription } from './validate.js'
 
-
 /** Seconds a refused client waits before it retries at a connection limit. */
 const LIMIT_RETRY_AFTER_S = 5
 /** Seconds a client waits before it reconnects (to another node) while the hub shuts down. */
