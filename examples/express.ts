@@ -53,12 +53,12 @@ export function createApp(hub: Hub<Events>): Express {
     // `hub.publish` takes any payload; annotating it keeps it in step with the EventMap.
     const message: Events['message'] = { text: body.text }
     // Express 5 forwards a rejected promise to the error handler below (bad room names: 400).
-    const { id, connections } = await hub.publish({
+    const { id, localConnections } = await hub.publish({
       topic: body.room,
       event: 'message',
       data: message,
     })
-    res.status(202).json({ id, connections })
+    res.status(202).json({ id, localConnections })
   })
 
   const onError: ErrorRequestHandler = (error, _req, res, next) => {

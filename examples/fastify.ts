@@ -56,12 +56,12 @@ export function createApp(hub: Hub<Events>): FastifyInstance {
     async (request, reply) => {
       // `hub.publish` takes any payload; annotating it keeps it in step with the EventMap.
       const message: Events['message'] = { text: request.body.text }
-      const { id, connections } = await hub.publish({
+      const { id, localConnections } = await hub.publish({
         topic: request.body.room,
         event: 'message',
         data: message,
       })
-      return reply.code(202).send({ id, connections })
+      return reply.code(202).send({ id, localConnections })
     },
   )
 

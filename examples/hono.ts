@@ -54,8 +54,12 @@ export function createApp(hub: Hub<Events>): Hono {
     const { room, text } = await readStrings(c.req.raw, 'room', 'text')
     // `hub.publish` takes any payload; annotating it keeps it in step with the EventMap.
     const message: Events['message'] = { text }
-    const { id, connections } = await hub.publish({ topic: room, event: 'message', data: message })
-    return c.json({ id, connections }, 202)
+    const { id, localConnections } = await hub.publish({
+      topic: room,
+      event: 'message',
+      data: message,
+    })
+    return c.json({ id, localConnections }, 202)
   })
 
   app.post('/ask', limit, async (c) => {

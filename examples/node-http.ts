@@ -58,12 +58,12 @@ async function say(hub: Hub<Events>, req: IncomingMessage, res: ServerResponse):
   }
   // `hub.publish` takes any payload; annotating it keeps it in step with the EventMap.
   const message: Events['message'] = { text: body.text }
-  const { id, connections } = await hub.publish({
+  const { id, localConnections } = await hub.publish({
     topic: body.room,
     event: 'message',
     data: message,
   })
-  sendJson(res, 202, { id, connections })
+  sendJson(res, 202, { id, localConnections })
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

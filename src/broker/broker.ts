@@ -120,6 +120,73 @@ export interface BrokerHealth {
   readonly details?: Readonly<Record<string, unknown>>
 }
 
+/** One local connection as a node reports it to the cluster's presence. */
+export interface PresenceConnection {
+  /** Connection id, unique on its node. */
+  readonly id: string
+  /** Client id, if any. */
+  readonly clientId: string | undefined
+  /** Topics followed. */
+  readonly topics: readonly string[]
+  /** Connected since, ms since the epoch. */
+  readonly connectedAt: number
+  /** The client's address (a trusted proxy's forwarded one included). */
+  readonly remoteAddress: string | undefined
+}
+
+/** A count over the cluster: the total and each live node's share. */
+export interface PresenceCount {
+  /** Sum over every live node. */
+  readonly total: number
+  /** Each live node's share, by node id (nodes with none included). */
+  readonly nodes: Readonly<Record<string, number>>
+}
+
+/** A live node as the cluster sees it: its id and its last report. */
+export interface NodeReport {
+  /** Node id. */
+  readonly node: string
+  /** When the report was written, ms since the epoch. */
+  readonly reportedAt: number
+  /** Its report (the hub's stats). */
+  readonly stats: object
+}
+
+/** What a hub gives its broker's presence: its node id and a way to read its stats. */
+export interface PresenceNode {
+  /** Reads the node's stats for its report (called at each heartbeat). */
+  stats(): object
+}
+
+/**
+ * Cluster-wide presence: who is connected to which node, kept where every node can read it (for
+ * the Redis broker: in Redis, under keys that expire, so a dead node's entries vanish within
+ * {@link Presence.ttlMs}). The hub reports its joins and leaves; it answers the online counts,
+ * the connection list and the per-node stats from here. A broker for one process has none.
+ */
+export interface Presence {
+  /** This node's id. */
+  readonly node: string
+  /** How long a dead node's entries may outlive it, in ms (the documented bound). */
+  readonly ttlMs: number
+  /** Starts reporting (called by the hub once the broker is started). */
+  start(node: PresenceNode): void
+  /** A local connection joined. */
+  joined(connection: PresenceConnection): void
+  /** A local connection left (the same object that joined). */
+  left(connection: PresenceConnection): void
+  /** Connections following `topic` on every live node. */
+  topic(topic: string): Promise<PresenceCount>
+  /** Connections of `clientId` on every live node. */
+  client(clientId: string): Promise<PresenceCount>
+  /** Up to `limit` connections of other live nodes, each with its node. */
+  connections(limit: number): Promise<(PresenceConnection & { readonly node: string })[]>
+  /** Every live node's last report, this one's included. */
+  nodes(): Promise<NodeReport[]>
+  /** Removes this node's entries (a clean shutdown) and stops reporting. */
+  close(): Promise<void>
+}
+
 /**
  * The interface every broker implements (memory now, Redis for several nodes). A contract test
  * suite (`test/broker/contract.ts`) runs against each implementation.
@@ -149,6 +216,8 @@ export interface Broker {
   command(command: BrokerCommand): Promise<void>
   /** Health for `/healthz`. */
   health(): BrokerHealth
+  /** Cluster-wide presence, for a broker that serves several nodes (absent: one node). */
+  readonly presence?: Presence
   /** Stops the broker; pending work is abandoned. */
   close(): Promise<void>
 }

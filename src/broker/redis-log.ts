@@ -175,3 +175,12 @@ export function entryNumber(fields: readonly string[]): number | null {
 export function newEpoch(): string {
   return Math.random().toString(36).slice(2, 10).padEnd(8, '0')
 }
+
+/** Rejects with `message` when `promise` has not settled within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}

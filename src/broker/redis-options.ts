@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import { MEMORY_BROKER_DEFAULTS } from './memory.js'
+import { defaultNodeId } from './node-id.js'
 import { optionsObject, positiveInteger, positiveIntegerOption, withDefault } from '../options.js'
 
 /** Options of `RedisBroker`. Defaults: {@link REDIS_BROKER_DEFAULTS}. */
@@ -56,6 +57,24 @@ export interface RedisBrokerOptions {
    * @default 20000
    */
   readonly maxReplayScan?: number
+  /**
+   * This node's id in the cluster's presence (`/clients`, `/stats`). Without it, `<hostname>:<pid>`
+   * (computed per process, so it is not in {@link REDIS_BROKER_DEFAULTS}).
+   */
+  readonly nodeId?: string
+  /**
+   * How long a node's presence (its connections, online counts and stats in Redis) outlives it,
+   * in ms: a node that dies vanishes from every node's answers within this time. It renews its
+   * entries every third of it.
+   * @default 15000
+   */
+  readonly presenceTtlMs?: number
+  /**
+   * Longest delay between a connection opening or closing and its presence in Redis, in ms
+   * (changes are batched: one write per interval).
+   * @default 100
+   */
+  readonly presenceFlushMs?: number
 }
 
 /** {@link RedisBrokerOptions} with every default applied and every value checked. */
@@ -64,17 +83,20 @@ export type ResolvedRedisBrokerOptions = {
 }
 
 /** The default of every {@link RedisBrokerOptions} field but `client` (required). */
-export const REDIS_BROKER_DEFAULTS: Omit<ResolvedRedisBrokerOptions, 'client'> = Object.freeze({
-  prefix: 'ssehub:{hub}:',
-  // The history bounds are the memory broker's: one home, and `--history-*` means the same on both.
-  historyMaxEvents: MEMORY_BROKER_DEFAULTS.historyMaxEvents,
-  historyMaxAgeMs: MEMORY_BROKER_DEFAULTS.historyMaxAgeMs,
-  endedTopicTtlMs: MEMORY_BROKER_DEFAULTS.endedTopicTtlMs,
-  publishTimeoutMs: 2_000,
-  blockMs: 2_000,
-  readCount: 500,
-  maxReplayScan: 20_000,
-})
+export const REDIS_BROKER_DEFAULTS: Omit<ResolvedRedisBrokerOptions, 'client' | 'nodeId'> =
+  Object.freeze({
+    prefix: 'ssehub:{hub}:',
+    // The history bounds are the memory broker's: one home, and `--history-*` means the same on both.
+    historyMaxEvents: MEMORY_BROKER_DEFAULTS.historyMaxEvents,
+    historyMaxAgeMs: MEMORY_BROKER_DEFAULTS.historyMaxAgeMs,
+    endedTopicTtlMs: MEMORY_BROKER_DEFAULTS.endedTopicTtlMs,
+    publishTimeoutMs: 2_000,
+    blockMs: 2_000,
+    readCount: 500,
+    maxReplayScan: 20_000,
+    presenceTtlMs: 15_000,
+    presenceFlushMs: 100,
+  })
 
 /** The options that are positive integers. */
 type IntKey = Exclude<keyof typeof REDIS_BROKER_DEFAULTS, 'prefix' | 'historyMaxAgeMs'>
@@ -114,5 +136,19 @@ export function resolveRedisBrokerOptions(options: RedisBrokerOptions): Resolved
     blockMs: int('blockMs'),
     readCount: int('readCount'),
     maxReplayScan: int('maxReplayScan'),
+    nodeId: nodeIdOption(options.nodeId),
+    presenceTtlMs: int('presenceTtlMs'),
+    presenceFlushMs: int('presenceFlushMs'),
   }
+}
+
+/** A node id: printable, no spaces, at most 200 characters (it is part of Redis key names). */
+function nodeIdOption(value: unknown): string {
+  if (value === undefined) return defaultNodeId()
+  if (typeof value !== 'string' || !/^[\x21-\x7e]{1,200}$/.test(value)) {
+    throw new RangeError(
+      `Expected \`nodeId\` to be 1 to 200 printable ASCII characters without spaces, got ${JSON.stringify(value)}`,
+    )
+  }
+  return value
 }

@@ -26,8 +26,10 @@ import {
   type Entry,
   type RedisPublication,
   type StreamId,
+  withTimeout,
 } from './redis-log.js'
 import { resolveRedisBrokerOptions, type RedisBrokerOptions } from './redis-options.js'
+import { RedisPresence } from './redis-presence.js'
 
 // The `ssehub/redis` entry point: the broker, its options and their defaults.
 export {
@@ -43,6 +45,8 @@ export {
  * node. See `docs/deployment.md` for the layout, the limits and the road to many nodes.
  */
 export class RedisBroker implements Broker {
+  /** Every node's connections, online counts and stats, kept in Redis with expiry. */
+  readonly presence: RedisPresence
   private readonly client: Redis
   private reader: Redis | null = null
   private readonly logKey: string
@@ -81,6 +85,14 @@ export class RedisBroker implements Broker {
     this.blockMs = resolved.blockMs
     this.readCount = resolved.readCount
     this.maxReplayScan = resolved.maxReplayScan
+    this.presence = new RedisPresence({
+      client: resolved.client,
+      prefix: resolved.prefix,
+      node: resolved.nodeId,
+      ttlMs: resolved.presenceTtlMs,
+      flushMs: resolved.presenceFlushMs,
+      reportError: (error) => this.sink?.error(error),
+    })
   }
 
   async start(sink: BrokerSink): Promise<void> {
@@ -212,6 +224,7 @@ export class RedisBroker implements Broker {
   }
 
   async close(): Promise<void> {
+    await this.presence.close()
     this.closed = true
     this.reader?.disconnect()
     await this.loop
@@ -389,12 +402,4 @@ export class RedisBroker implements Broker {
       sink.error(new Error(`Ignored a malformed command entry ${id}: ${(error as Error).message}`))
     }
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }

@@ -17,6 +17,8 @@ export const CLI_DEFAULTS = Object.freeze({
   host: '127.0.0.1',
   /** No Redis URL: the memory broker. */
   redisUrl: null,
+  /** The Redis broker's default node id, `<hostname>:<pid>`. */
+  nodeId: null,
 } as const)
 
 /**
@@ -26,6 +28,7 @@ export const CLI_DEFAULTS = Object.freeze({
 const flagDefaults = {
   ...CLI_DEFAULTS,
   redisPrefix: REDIS_BROKER_DEFAULTS.prefix,
+  presenceTtlMs: REDIS_BROKER_DEFAULTS.presenceTtlMs,
   ...MEMORY_BROKER_DEFAULTS,
   ...HUB_DEFAULTS,
   ...SERVER_DEFAULTS,
@@ -79,6 +82,19 @@ export const serveSpecs: readonly FlagSpec[] = [
     kind: 'string',
     key: 'redisPrefix',
     help: 'prefix of the Redis keys (one deployment per prefix)',
+  },
+  {
+    flag: 'node-id',
+    kind: 'string',
+    key: 'nodeId',
+    nullMeans: 'none (<hostname>:<pid>)',
+    help: "this node's id in the cluster's presence (/clients, /stats); with --redis",
+  },
+  {
+    flag: 'presence-ttl',
+    kind: 'int',
+    key: 'presenceTtlMs',
+    help: "ms a node's presence (connections, online counts, stats) outlives it in Redis: a dead node vanishes from every answer within it; with --redis",
   },
   {
     flag: 'publish-key',

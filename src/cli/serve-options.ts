@@ -91,8 +91,12 @@ export interface ServeConfig {
   readonly host: string
   /** Redis URL, when the Redis broker is asked for. */
   readonly redisUrl: string | undefined
-  /** Redis key prefix. */
-  readonly redisPrefix: string | undefined
+  /** The Redis broker's options given on the command line (only with `redisUrl`). */
+  readonly redisOptions: {
+    readonly prefix?: string
+    readonly nodeId?: string
+    readonly presenceTtlMs?: number
+  }
   readonly help: boolean
 }
 
@@ -102,6 +106,13 @@ function* flagNames(): Generator<string> {
 }
 
 const PREFIX = 'SSEHUB_'
+
+/** The flags' keys that are Redis broker options, and the option each sets. */
+const REDIS_FLAG_OPTIONS = {
+  redisPrefix: 'prefix',
+  nodeId: 'nodeId',
+  presenceTtlMs: 'presenceTtlMs',
+} as const
 
 function* suffixes(names: Iterable<string>): Generator<string> {
   for (const name of names) yield name.slice(PREFIX.length)
@@ -165,12 +176,16 @@ export function parseServeArgs(
   let port: number = CLI_DEFAULTS.port
   let host: string = CLI_DEFAULTS.host
   let redisUrl: string | undefined
-  let redisPrefix: string | undefined
+  const redisOptions: Record<string, unknown> = {}
+  let redisOnly: FlagSpec | undefined
   for (const [spec, value] of values) {
     if (spec.key === 'port') port = value as number
     else if (spec.key === 'host') host = value as string
     else if (spec.key === 'redisUrl') redisUrl = value as string
-    else if (spec.key === 'redisPrefix') redisPrefix = value as string
+    else if (spec.key in REDIS_FLAG_OPTIONS) {
+      redisOptions[REDIS_FLAG_OPTIONS[spec.key as keyof typeof REDIS_FLAG_OPTIONS]] = value
+      redisOnly = spec
+    }
     // --no-dashboard / --no-metrics turn a default-on feature off.
     else if (spec.flag.startsWith('no-')) options[spec.key] = !(value as boolean)
     else options[spec.key] = value
@@ -180,5 +195,11 @@ export function parseServeArgs(
       `--redis expects a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(redisUrl)}`,
     )
   }
-  return { options, port, host, redisUrl, redisPrefix, help }
+  // A Redis setting without Redis would be silently ignored: say what is missing instead.
+  if (redisOnly !== undefined && redisUrl === undefined) {
+    throw new UsageError(
+      `--${redisOnly.flag} (${envOf(redisOnly)}) applies to the Redis broker: add --redis <url> (${envOf(serveSpecs.find((spec) => spec.key === 'redisUrl')!)}), or drop it`,
+    )
+  }
+  return { options, port, host, redisUrl, redisOptions, help }
 }

@@ -23,7 +23,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       ? undefined
       : new RedisBroker({
           client: redis,
-          ...(config.redisPrefix === undefined ? {} : { prefix: config.redisPrefix }),
+          ...config.redisOptions,
           ...pick(config.options, ['historyMaxEvents', 'historyMaxAgeMs', 'endedTopicTtlMs']),
         })
   let hubServer: ReturnType<typeof createHubServer>

@@ -5,8 +5,15 @@
  * runs in sweep.ts. The hub knows topics, ids and replay, not HTTP: reading a request is
  * connection/subscribe-request.ts's job, and a refusal is an error code its connection answers.
  */
-import type { Broker, BrokerCommand, Publication } from '../broker/broker.js'
+import type {
+  Broker,
+  BrokerCommand,
+  NodeReport,
+  PresenceCount,
+  Publication,
+} from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory.js'
+import { defaultNodeId } from '../broker/node-id.js'
 import {
   Connection,
   type CloseReason,
@@ -32,6 +39,7 @@ import { Registry } from './registry.js'
 import { resetAll, startMember, type ReplayContext } from './replay.js'
 import { startSweep } from './sweep.js'
 import type {
+  ClusterConnectionInfo,
   ConnectionInfo,
   HubEvents,
   HubStats,
@@ -69,6 +77,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   readonly broker: Broker
   /** Resolves when the broker is started; publishes wait for it. */
   readonly ready: Promise<void>
+  /** This node's id: the broker's presence's, else `<hostname>:<pid>`. */
+  readonly node: string
   private readonly ownsBroker: boolean
   private readonly options: ResolvedHubOptions
   private readonly counters: HubCounters = {
@@ -100,7 +110,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     this.options = resolved
     this.ownsBroker = options.broker === undefined
     this.broker = options.broker ?? new MemoryBroker(options)
-    this.registry = new Registry(resolved, this.counters)
+    this.node = this.broker.presence?.node ?? defaultNodeId()
+    this.registry = new Registry(resolved, this.counters, this.broker.presence ?? null)
     this.fanOut = new FanOut(this.registry, this.counters, resolved.maxPendingEvents)
     this.replay = {
       registry: this.registry,
@@ -118,7 +129,10 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       error: (error) => this.reportError(error),
     })
     this.ready.then(
-      () => (this.started = true),
+      () => {
+        this.started = true
+        this.broker.presence?.start({ stats: () => this.stats() })
+      },
       () => {},
     )
     // A failed start is reported through `ready` (the server awaits it) and as an error event.
@@ -284,12 +298,12 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
 
   /**
    * Ends every connection of `clientId`, on every node (reason `server-close`). Resolves with the
-   * number of connections it had on this node.
+   * number of connections it had on every node (as {@link Hub.clientPresence} counts them).
    */
   async closeClient(clientId: string): Promise<number> {
-    const local = this.clientConnectionCount(clientId)
+    const { total } = await this.clientPresence(clientId)
     await this.broker.command({ type: 'close-client', clientId })
-    return local
+    return total
   }
 
   /**
@@ -300,6 +314,67 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     const local = this.clientConnectionCount(clientId)
     await this.broker.command({ type: 'revoke-client', clientId, at: Date.now() })
     return local
+  }
+
+  /**
+   * Connections following `topic` on every node, and each node's share (the cluster's online
+   * count). With a broker for one process (memory), this node's count.
+   * @throws {SseError} `ERR_SSE_BROKER_UNAVAILABLE` when the presence cannot be read.
+   */
+  topicPresence(topic: string): Promise<PresenceCount> {
+    const presence = this.broker.presence
+    if (presence === undefined) return Promise.resolve(this.alone(this.subscriberCount(topic)))
+    return presence.topic(topic).catch(presenceError)
+  }
+
+  /**
+   * Connections of `clientId` on every node, and each node's share.
+   * @throws {SseError} `ERR_SSE_BROKER_UNAVAILABLE` when the presence cannot be read.
+   */
+  clientPresence(clientId: string): Promise<PresenceCount> {
+    const presence = this.broker.presence
+    if (presence === undefined)
+      return Promise.resolve(this.alone(this.clientConnectionCount(clientId)))
+    return presence.client(clientId).catch(presenceError)
+  }
+
+  /**
+   * Up to `limit` connections of every node, this node's first (oldest first), each with its
+   * node. Another node's `queuedBytes` is not known here: it is reported as 0.
+   * @throws {SseError} `ERR_SSE_BROKER_UNAVAILABLE` when the presence cannot be read.
+   */
+  async describeClusterConnections(limit = 1000): Promise<ClusterConnectionInfo[]> {
+    const out: ClusterConnectionInfo[] = this.describeConnections(limit).map((info) => ({
+      ...info,
+      node: this.node,
+    }))
+    const presence = this.broker.presence
+    if (presence === undefined || out.length >= limit) return out
+    const others = await presence.connections(limit - out.length).catch(presenceError)
+    for (const connection of others) {
+      out.push({
+        id: connection.id,
+        clientId: connection.clientId,
+        topics: connection.topics,
+        connectedAt: new Date(connection.connectedAt).toISOString(),
+        remoteAddress: connection.remoteAddress,
+        queuedBytes: 0,
+        node: connection.node,
+      })
+    }
+    return out
+  }
+
+  /**
+   * Every live node's last report of its stats, this node's (current) first.
+   * @throws {SseError} `ERR_SSE_BROKER_UNAVAILABLE` when the presence cannot be read.
+   */
+  clusterNodes(): Promise<NodeReport[]> {
+    const presence = this.broker.presence
+    if (presence === undefined) {
+      return Promise.resolve([{ node: this.node, reportedAt: Date.now(), stats: this.stats() }])
+    }
+    return presence.nodes().catch(presenceError)
   }
 
   /** Number of local connections following `topic` (the "online count"). */
@@ -414,11 +489,16 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     return {
       id: publication.id,
       // A synchronous broker delivered it inside the call: deliver() counted the connections.
-      connections:
+      localConnections:
         publication === fanOut.lastDelivered
           ? fanOut.lastReached
           : fanOut.countMatching(publication.keys),
     }
+  }
+
+  /** A count on a hub that is its whole cluster. */
+  private alone(count: number): PresenceCount {
+    return { total: count, nodes: { [this.node]: count } }
   }
 
   private onClosed(connection: Connection, reason: CloseReason): void {
@@ -436,6 +516,15 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     if (set !== undefined) for (const member of [...set]) member.connection.end(reason)
     if (command.type === 'revoke-client') this.emit('revoked', command.clientId, command.at)
   }
+}
+
+function presenceError(error: unknown): never {
+  if (isSseError(error)) throw error
+  throw new SseError(
+    ErrorCodes.BROKER_UNAVAILABLE,
+    `The cluster's presence could not be read (${asError(error).message}); retry later.`,
+    { cause: error },
+  )
 }
 
 function closedError(): SseError {

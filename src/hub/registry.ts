@@ -2,6 +2,7 @@
  * The registry: every member of the hub, indexed by topic, by client id and by remote address,
  * and the admission policy that keeps those counts within the hub's limits.
  */
+import type { Presence } from '../broker/broker.js'
 import type { Connection } from '../connection/connection.js'
 import { ErrorCodes, SseError } from '../errors.js'
 import type { ResolvedHubOptions } from './hub-options.js'
@@ -26,6 +27,8 @@ export class Registry {
   constructor(
     private readonly limits: AdmissionLimits,
     private readonly counters: HubCounters,
+    /** The cluster's presence, told of every join and leave (a broker for several nodes). */
+    private readonly presence: Presence | null = null,
   ) {}
 
   /** The members that follow routing key `key` (a topic or a client key; not `@all`). */
@@ -91,6 +94,7 @@ export class Registry {
       if (set === undefined) index.set(key, (set = new Set()))
       set.add(member)
     }
+    this.presence?.joined(member.connection)
   }
 
   /** Removes the member of `connection` from every index; returns it (`undefined` if none). */
@@ -114,6 +118,7 @@ export class Registry {
       set.delete(member)
       if (set.size === 0) index.delete(key)
     }
+    this.presence?.left(connection)
     return member
   }
 

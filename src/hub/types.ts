@@ -48,8 +48,11 @@ export type TypedPublishInput<E extends EventMap, K extends keyof E & string> = 
 export interface PublishResult {
   /** The event id the broker assigned. */
   readonly id: string
-  /** How many connections of this process it reached. */
-  readonly connections: number
+  /**
+   * How many connections of this node (process) it reached. Other nodes deliver it to theirs
+   * and are not counted: `GET /topics/{topic}` gives the cluster's online count.
+   */
+  readonly localConnections: number
 }
 
 /**
@@ -109,6 +112,12 @@ export interface ConnectionInfo {
   readonly remoteAddress: string | undefined
   /** Unsent bytes. */
   readonly queuedBytes: number
+}
+
+/** A connection of any node, as `GET /clients` lists it on a cluster. */
+export interface ClusterConnectionInfo extends ConnectionInfo {
+  /** The node that holds it. */
+  readonly node: string
 }
 
 /** The hub's lifecycle events. */

@@ -89,6 +89,40 @@ const publishAnswer = (result: PublishResult): Answer => ({
   body: JSON.stringify(result),
 })
 
+/** The stats that add up over nodes (distinct topics and client ids do not). */
+const SUMMED = [
+  'connections',
+  'eventsPublished',
+  'eventsOut',
+  'bytesOut',
+  'slowConsumerCloses',
+  'evictions',
+  'rejections',
+] as const
+
+/**
+ * `GET /stats`: this node's stats (the fields as before), its id, and the cluster: every live
+ * node's last report and the totals that add up. If the presence cannot be read, the local part
+ * still answers and `cluster.error` says why.
+ */
+async function clusterStats(hub: Hub): Promise<object> {
+  const local = hub.stats()
+  let nodes
+  try {
+    nodes = await hub.clusterNodes()
+  } catch (error) {
+    return { ...local, node: hub.node, cluster: { error: (error as Error).message } }
+  }
+  const totals: Record<string, number> = {}
+  for (const name of SUMMED) {
+    totals[name] = nodes.reduce((sum, report) => {
+      const value = (report.stats as Record<string, unknown>)[name]
+      return sum + (typeof value === 'number' ? value : 0)
+    }, 0)
+  }
+  return { ...local, node: hub.node, cluster: { nodes, totals } }
+}
+
 /** The API's handlers over one hub. */
 export class Pipeline {
   constructor(
@@ -171,7 +205,7 @@ export class Pipeline {
         if ((await hub.closeClient(clientId)) === 0) {
           throw new SseError(
             ErrorCodes.NOT_FOUND,
-            `No connection of client ${JSON.stringify(clientId)} is open.`,
+            `No connection of client ${JSON.stringify(clientId)} is open on any node.`,
           )
         }
         return { status: 204 }
@@ -184,19 +218,19 @@ export class Pipeline {
         // Client ids and addresses are personal data: behind the key when one is set.
         await access.operator(req)
         const limit = Math.min(Number(req.query().get('limit') ?? 1000) || 1000, 10_000)
-        return jsonAnswer(200, { connections: hub.describeConnections(limit) })
+        return jsonAnswer(200, { connections: await hub.describeClusterConnections(limit) })
       }
-      case 'topic':
-        return jsonAnswer(200, {
-          topic: route.param!,
-          subscribers: hub.subscriberCount(route.param!),
-        })
+      case 'topic': {
+        // Every node's subscribers (the cluster's online count), and each node's share.
+        const { total, nodes } = await hub.topicPresence(route.param!)
+        return jsonAnswer(200, { topic: route.param!, subscribers: total, nodes })
+      }
       case 'healthz': {
         const broker = hub.broker.health()
         return jsonAnswer(broker.ok ? 200 : 503, { status: broker.ok ? 'ok' : 'degraded', broker })
       }
       case 'stats':
-        return jsonAnswer(200, hub.stats())
+        return jsonAnswer(200, await clusterStats(hub))
       case 'metrics': {
         const metrics = this.options.metrics!
         return { status: 200, type: metrics.contentType, body: await metrics.metrics() }

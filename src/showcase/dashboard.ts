@@ -38,6 +38,7 @@ export const dashboardHtml = `<!doctype html>
 <p class="muted">Live from the hub over SSE: <span id="state">connecting</span></p>
 <form id="login" hidden><label>Publish key <input id="key" type="password" autocomplete="off"></label> <button>Connect</button> <span id="refused" class="refused" role="alert"></span></form>
 <div class="grid" id="cards"></div>
+<div id="cluster"><h2>Nodes <span id="clusterNote" class="muted"></span></h2><table><thead><tr><th>node</th><th>connections</th><th>client ids</th><th>topics</th><th>events in</th><th>events out</th><th>slow-consumer closes</th><th>reported</th></tr></thead><tbody id="nodes"></tbody></table></div>
 <h2>Events/s <span class="in">■ in</span> <span class="out">■ out</span> <span id="window" class="muted">(from the first second on; up to the last 5 minutes)</span></h2>
 <canvas id="chart" width="1000" height="140"></canvas>
 <div class="cols">
@@ -152,8 +153,24 @@ async function follow(target, on, signal) {
   }
 }
 
-function cards(s) {
-  const items = [['connections', s.connections], ['client ids', s.clientIds], ['topics', s.topics],
+// The cards count the whole cluster where the numbers add up (each node's last report, at most
+// a heartbeat old); distinct topics and client ids are this node's.
+function sum(nodes, field) { return nodes.reduce((total, n) => total + (n.stats[field] || 0), 0) }
+function cluster(snap) {
+  const nodes = snap.nodes || []
+  $('clusterNote').textContent = snap.clusterError ? '(this node only: ' + snap.clusterError + ')'
+    : nodes.length === 1 ? '(one node)' : '(' + nodes.length + ' nodes; this is ' + snap.node + ')'
+  $('nodes').replaceChildren(...nodes.map((n) => {
+    const tr = document.createElement('tr'), s = n.stats
+    const age = Math.max(0, Math.round((snap.at - n.reportedAt) / 1000))
+    for (const v of [n.node + (n.node === snap.node ? ' (this node)' : ''), s.connections, s.clientIds, s.topics, s.eventsIn, s.eventsOut, s.slowConsumerCloses, age + ' s ago'])
+      tr.append(el('td', String(v ?? '')))
+    return tr
+  }))
+}
+function cards(s, nodes) {
+  const all = nodes && nodes.length > 1
+  const items = [[all ? 'connections (cluster)' : 'connections', all ? sum(nodes, 'connections') : s.connections], ['client ids', s.clientIds], ['topics', s.topics],
     ['events in', s.eventsIn], ['events out', s.eventsOut], ['slow-consumer closes', s.slowConsumerCloses],
     ['evictions', s.evictions], ['rejections', s.rejections]]
   $('cards').replaceChildren(...items.map(([name, value]) => { const c = el('div', name); c.className = 'card'; c.prepend(el('b', String(value))); return c }))
@@ -206,7 +223,7 @@ function stats(snap) {
     while (points.length > 300 || snap.at - points[0].at > WINDOW_MS) points.shift()
   }
   last = snap
-  cards(s); rows('topics', snap.topics); rows('clients', snap.clientIds, closeClient); chart()
+  cards(s, snap.nodes); cluster(snap); rows('topics', snap.topics); rows('clients', snap.clientIds, closeClient); chart()
 }
 
 // The key never goes in a URL: each feed connection first trades it (in a header) for a
@@ -271,7 +288,7 @@ $('publish').onsubmit = async (e) => {
   if ($('close').checked) body.close = true
   const res = await fetch('/publish', { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify(body) })
   const json = await res.json()
-  $('published').textContent = res.ok ? 'id ' + json.id + ' \\u2192 ' + json.connections + ' connection(s)' : json.error.message
+  $('published').textContent = res.ok ? 'id ' + json.id + ' \\u2192 ' + json.localConnections + ' connection(s) on this node' : json.error.message
 }
 connect()
 </script>

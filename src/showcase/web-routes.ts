@@ -43,6 +43,8 @@ const ID = /^[A-Za-z0-9_-]{1,64}$/
 const MAX_RUNNING = 32
 const MAX_FEEDS = 64
 const FEED_TOPICS = 200
+// Nodes listed in a dashboard frame (the cluster's first ones; the totals count them all).
+const FEED_NODES = 100
 
 /** The chat completions URL of an upstream given as a base URL or the full URL. */
 export function chatCompletionsUrl(url: string): string {
@@ -123,8 +125,23 @@ export function createWebRoutes(context: WebContext): HubServerMount {
     ['UMBRELLA', 302],
   ])
 
-  const snapshot = (): string => {
-    const connections = hub.describeConnections(1000)
+  // Cluster-wide: a sample of every node's connections (the busiest topics and client ids) and
+  // each node's last report; on one node, this node. If the presence cannot be read, this node's
+  // share is shown and the page says why.
+  const snapshot = async (): Promise<string> => {
+    let connections: readonly { topics: readonly string[]; clientId: string | undefined }[]
+    let nodes: readonly { node: string; reportedAt: number; stats: object }[]
+    let clusterError: string | undefined
+    try {
+      ;[connections, nodes] = await Promise.all([
+        hub.describeClusterConnections(1000),
+        hub.clusterNodes(),
+      ])
+    } catch (error) {
+      clusterError = (error as Error).message
+      connections = hub.describeConnections(1000)
+      nodes = [{ node: hub.node, reportedAt: Date.now(), stats: hub.stats() }]
+    }
     const topics = new Map<string, number>()
     const clientIds = new Map<string, number>()
     for (const connection of connections) {
@@ -139,20 +156,30 @@ export function createWebRoutes(context: WebContext): HubServerMount {
       event: 'stats',
       data: JSON.stringify({
         at: Date.now(),
+        node: hub.node,
         stats: hub.stats(),
+        nodes: nodes.slice(0, FEED_NODES),
+        ...(clusterError === undefined ? {} : { clusterError }),
         topics: top(topics),
         clientIds: top(clientIds),
       }),
     })
   }
 
+  // One snapshot at a time: a slow presence read skips ticks instead of piling them up.
+  let snapshotting = false
   const tickFeeds = (): void => {
-    if (feeds.size === 0) return
-    const frame = snapshot()
-    for (const res of feeds) {
-      // A feed that does not read just skips ticks: at most one frame is ever queued.
-      if (!res.writableNeedDrain) res.write(frame)
-    }
+    if (feeds.size === 0 || snapshotting) return
+    snapshotting = true
+    snapshot()
+      .then((frame) => {
+        for (const res of feeds) {
+          // A feed that does not read just skips ticks: at most one frame is ever queued.
+          if (!res.writableNeedDrain) res.write(frame)
+        }
+      })
+      .catch((error: unknown) => hub.reportError(error as Error))
+      .finally(() => (snapshotting = false))
   }
 
   const openFeed = (res: ServerResponse): void => {
@@ -164,8 +191,9 @@ export function createWebRoutes(context: WebContext): HubServerMount {
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     })
-    res.write(`retry: 2000\n\n${snapshot()}`)
+    res.write('retry: 2000\n\n')
     feeds.add(res)
+    tickFeeds()
     res.once('close', () => {
       feeds.delete(res)
       if (feeds.size === 0 && feedTimer !== undefined) {

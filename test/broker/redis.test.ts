@@ -59,7 +59,7 @@ describe('RedisBroker', () => {
     expect(hub.publishNow({ topic: 'a', data: 'x' })).toBeUndefined()
     const result = await hub.publish({ topic: 'a', data: 'x' })
     expect(result.id).toMatch(/^1~0\.[0-9a-z]{8}\.\d+-\d+$/)
-    expect(result.connections).toBe(0)
+    expect(result.localConnections).toBe(0)
     await hub.close()
     await broker.close()
   })

@@ -44,7 +44,7 @@ const layers: readonly Layer[] = [
     file: 'src/broker/redis-options.ts',
     name: 'RedisBrokerOptions',
     defaults: REDIS_BROKER_DEFAULTS,
-    noDefault: { client: 'required' },
+    noDefault: { client: 'required', nodeId: 'the host name and pid of the process' },
   },
   {
     file: 'src/server/server-options.ts',
@@ -110,6 +110,7 @@ const serveLayers = [HUB_DEFAULTS, MEMORY_BROKER_DEFAULTS, SERVER_DEFAULTS, JWT_
 /** The default of the option a flag sets, looked up in the layer that owns it. */
 function layerDefault(spec: FlagSpec): unknown {
   if (spec.key === 'redisPrefix') return REDIS_BROKER_DEFAULTS.prefix
+  if (spec.key === 'presenceTtlMs') return REDIS_BROKER_DEFAULTS.presenceTtlMs
   const owners = [CLI_DEFAULTS, ...serveLayers, SHOWCASE_DEFAULTS].filter((d) => spec.key in d)
   expect(owners, `layers holding ${spec.key}`).toHaveLength(1)
   return valueOf(owners[0]!, spec.key)
@@ -125,9 +126,16 @@ function helpDefaults(): Map<string, string> {
 
 /** The value of `spec`'s option after parsing the command line `args`. */
 function parsedValue(spec: FlagSpec, args: string[]): unknown {
+  const redisOnly = { redisPrefix: 'prefix', nodeId: 'nodeId', presenceTtlMs: 'presenceTtlMs' }
+  if (spec.key in redisOnly) {
+    // The Redis broker's flags need --redis (alone they are refused, not ignored).
+    const config = parseServeArgs(['--redis', 'redis://127.0.0.1:6379', ...args], {})
+    return (config.redisOptions as Record<string, unknown>)[
+      redisOnly[spec.key as keyof typeof redisOnly]
+    ]
+  }
   const config = parseServeArgs(args, {})
   if (spec.key === 'port' || spec.key === 'host' || spec.key === 'redisUrl') return config[spec.key]
-  if (spec.key === 'redisPrefix') return config.redisPrefix
   return (config.options as Record<string, unknown>)[spec.key]
 }
 

@@ -189,7 +189,7 @@ describe.each(examples)('examples/$name', (example) => {
 
     expect(await post(`${url}/say`, { room: 'lobby', text: 'hi' })).toEqual({
       status: 202,
-      json: { id: `${epoch}-1`, connections: 1 },
+      json: { id: `${epoch}-1`, localConnections: 1 },
     })
     const lobbyAll = `${opening('ada')}event: message\nid: ${epoch}-1\ndata: {"text":"hi"}\n\n`
     expect(await lobby.waitForLength(lobbyAll.length)).toBe(lobbyAll)

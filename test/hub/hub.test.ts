@@ -288,14 +288,14 @@ describe('publishNow (synchronous brokers)', () => {
     // Two publishes back to back, nothing awaited in between: each result is its own.
     const first = hub.publishNow({ clientId: 'u1', event: 'token', data: 'a' })
     const second = hub.publishNow({ topic: 'nobody', data: 'b' })
-    expect(first).toEqual({ id: 'e1-1', connections: 1 })
-    expect(second).toEqual({ id: 'e1-2', connections: 0 })
+    expect(first).toEqual({ id: 'e1-1', localConnections: 1 })
+    expect(second).toEqual({ id: 'e1-2', localConnections: 0 })
     await waitFor(() => body.text().endsWith('data: a\n\n'), 'the event')
     expect(body.text()).toBe('retry: 2000\n\nid: e1-0\n\nevent: token\nid: e1-1\ndata: a\n\n')
     // The async path numbers in the same sequence and counts the same way.
     await expect(hub.publish({ clientId: 'u1', data: 'c' })).resolves.toEqual({
       id: 'e1-3',
-      connections: 1,
+      localConnections: 1,
     })
     connection.close()
     await body.done
@@ -400,7 +400,7 @@ describe('fan-out', () => {
     })
     expect(hub.publishNow({ topic: 'a', data: 'end', close: true })).toEqual({
       id: 'e1-1',
-      connections: 2,
+      localConnections: 2,
     })
     await bodies[0]!.done
     await waitFor(

@@ -62,9 +62,9 @@ describe('POST /publish/batch', () => {
       status: 200,
       json: {
         results: [
-          { id: 'e1-1', connections: 1 },
-          { id: 'e1-2', connections: 1 },
-          { id: 'e1-3', connections: 1 },
+          { id: 'e1-1', localConnections: 1 },
+          { id: 'e1-2', localConnections: 1 },
+          { id: 'e1-3', localConnections: 1 },
         ],
       },
     })
@@ -81,8 +81,8 @@ describe('POST /publish/batch', () => {
     expect(answer.head).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\ndate: /i)
     expect(JSON.parse(answer.body)).toEqual({
       results: [
-        { id: 'e1-1', connections: 0 },
-        { id: 'e1-2', connections: 0 },
+        { id: 'e1-1', localConnections: 0 },
+        { id: 'e1-2', localConnections: 0 },
       ],
     })
   })
@@ -121,7 +121,7 @@ describe('POST /publish/batch', () => {
     // Nothing reached the stream: the next event is the first one.
     expect((await hub.publish({ topic: 'a', data: 'marker' })).json).toEqual({
       id: 'e1-1',
-      connections: 1,
+      localConnections: 1,
     })
     await stream.waitForText('id: e1-1\ndata: marker\n\n')
     expect(stream.events.map((e) => e.data)).toEqual(['marker'])
@@ -164,6 +164,6 @@ describe('POST /publish/batch', () => {
     )
     expect(forbidden.status).toBe(403)
     const ok = await batch(hub, [{ topic: 'a', data: 1 }], auth)
-    expect(ok).toEqual({ status: 200, json: { results: [{ id: 'e1-1', connections: 0 }] } })
+    expect(ok).toEqual({ status: 200, json: { results: [{ id: 'e1-1', localConnections: 0 }] } })
   })
 })

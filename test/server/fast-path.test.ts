@@ -117,9 +117,9 @@ describe('the publish fast path', () => {
     await c.send(post('{"topic":"news","event":"note","data":"hi"}'))
     const [answer] = await c.answers(1)
     expect(answer!.head).toMatch(
-      /^HTTP\/1\.1 200 OK\r\ncontent-type: application\/json; charset=utf-8\r\ncontent-length: 29\r\ncache-control: no-store\r\ndate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\nconnection: keep-alive\r\nkeep-alive: timeout=5$/,
+      /^HTTP\/1\.1 200 OK\r\ncontent-type: application\/json; charset=utf-8\r\ncontent-length: 34\r\ncache-control: no-store\r\ndate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\nconnection: keep-alive\r\nkeep-alive: timeout=5$/,
     )
-    expect(answer!.body).toBe('{"id":"e1-1","connections":1}')
+    expect(answer!.body).toBe('{"id":"e1-1","localConnections":1}')
     await stream.waitForText('event: note\nid: e1-1\ndata: hi\n\n')
     stream.close()
   })
@@ -203,7 +203,7 @@ describe('the publish fast path', () => {
       await c.send(part)
     const [answer] = await c.answers(1)
     expect(answer!.status).toBe(200)
-    expect(JSON.parse(answer!.body)).toEqual({ id: 'e1-1', connections: 0 })
+    expect(JSON.parse(answer!.body)).toEqual({ id: 'e1-1', localConnections: 0 })
     // The connection still works (whoever holds it now).
     await c.send(post('{"topic":"split","data":"2"}'))
     expect(JSON.parse((await c.answers(2))[1]!.body).id).toBe('e1-2')

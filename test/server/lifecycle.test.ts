@@ -137,6 +137,9 @@ describe('introspection', () => {
       eventsOut: 1,
     })
     expect(stats.bytesOut).toBe(Buffer.byteLength(s.text()))
+    // One node: its id is the one /stats gives, and it holds every subscriber.
+    const node = (stats as unknown as { node: string }).node
+    expect(node).toMatch(/^.+:\d+$/)
     const clients = (await (await fetch(`${hub.url}/clients`)).json()) as {
       connections: {
         clientId: string
@@ -148,6 +151,7 @@ describe('introspection', () => {
     }
     expect(clients.connections).toHaveLength(1)
     expect(clients.connections[0]).toMatchObject({
+      node,
       clientId: 'u1',
       topics: ['room/1'],
       remoteAddress: '127.0.0.1',
@@ -157,10 +161,12 @@ describe('introspection', () => {
     expect(await (await fetch(`${hub.url}/topics/room%2F1`)).json()).toEqual({
       topic: 'room/1',
       subscribers: 1,
+      nodes: { [node]: 1 },
     })
     expect(await (await fetch(`${hub.url}/topics/none`)).json()).toEqual({
       topic: 'none',
       subscribers: 0,
+      nodes: { [node]: 0 },
     })
     const metrics = await (await fetch(`${hub.url}/metrics`)).text()
     expect(metrics).toMatch(/^ssehub_connections 1$/m)

@@ -65,7 +65,7 @@ describe('POST /publish', () => {
       event: 'headline',
       data: 'one\ntwo\r\nthree\rfour',
     })
-    expect(result).toEqual({ status: 200, json: { id: 'e1-1', connections: 1 } })
+    expect(result).toEqual({ status: 200, json: { id: 'e1-1', localConnections: 1 } })
     await a.waitForText('four\n\n')
     expect(a.text()).toBe(
       'retry: 2000\n\nid: e1-0\n\nevent: headline\nid: e1-1\ndata: one\ndata: two\ndata: three\ndata: four\n\n',
@@ -82,14 +82,14 @@ describe('POST /publish', () => {
     for (const s of [news, user, both]) await s.waitForText('id: e1-0\n\n')
     expect(
       (await hub.publish({ topic: ['news', 'sport'], data: { a: [1, 2] }, retry: 500 })).json,
-    ).toEqual({ id: 'e1-1', connections: 2 })
+    ).toEqual({ id: 'e1-1', localConnections: 2 })
     expect((await hub.publish({ clientId: 'u1', data: 42 })).json).toEqual({
       id: 'e1-2',
-      connections: 1,
+      localConnections: 1,
     })
     expect((await hub.publish({ all: true, data: null })).json).toEqual({
       id: 'e1-3',
-      connections: 3,
+      localConnections: 3,
     })
     await news.waitForEvents(2)
     await user.waitForEvents(2)
@@ -125,7 +125,7 @@ describe('POST /publish', () => {
       ]),
     })
     expect(response.status).toBe(200)
-    expect(await response.json()).toEqual({ id: 'e1-1', connections: 1 })
+    expect(await response.json()).toEqual({ id: 'e1-1', localConnections: 1 })
     await s.waitForEvents(1)
     expect(s.text()).toContain('event: ping\nid: e1-1\nretry: 10\ndata: x y\n\n')
   })
