@@ -4,6 +4,7 @@ import type { HubServerOptions } from '../server/server.js'
 import type { ShowcaseOptions } from '../showcase/index.js'
 import { isOrigin } from '../server/cors.js'
 import { UsageError } from './io.js'
+import type { LogFormat } from './log.js'
 import { CLI_DEFAULTS, envOf, OTHER_ENV_VARS, serveSpecs, type FlagSpec } from './serve-flags.js'
 
 /*
@@ -43,6 +44,15 @@ function parseValue(spec: FlagSpec, raw: string, source: string): unknown {
       if (value === undefined)
         throw new UsageError(`${source} expects true or false, got ${JSON.stringify(raw)}`)
       return value
+    }
+    case 'choice': {
+      const choices = spec.choices ?? []
+      if (!choices.includes(raw)) {
+        throw new UsageError(
+          `${source} expects ${choices.map((choice) => `'${choice}'`).join(' or ')}, got ${JSON.stringify(raw)}`,
+        )
+      }
+      return raw
     }
     case 'overflow':
       if (raw !== 'reject' && raw !== 'evict') {
@@ -93,6 +103,8 @@ export interface ServeConfig {
   readonly redisUrl: string | undefined
   /** Redis key prefix. */
   readonly redisPrefix: string | undefined
+  /** How log lines are written. */
+  readonly logFormat: LogFormat
   readonly help: boolean
 }
 
@@ -166,11 +178,13 @@ export function parseServeArgs(
   let host: string = CLI_DEFAULTS.host
   let redisUrl: string | undefined
   let redisPrefix: string | undefined
+  let logFormat: LogFormat = CLI_DEFAULTS.logFormat
   for (const [spec, value] of values) {
     if (spec.key === 'port') port = value as number
     else if (spec.key === 'host') host = value as string
     else if (spec.key === 'redisUrl') redisUrl = value as string
     else if (spec.key === 'redisPrefix') redisPrefix = value as string
+    else if (spec.key === 'logFormat') logFormat = value as LogFormat
     // --no-dashboard / --no-metrics turn a default-on feature off.
     else if (spec.flag.startsWith('no-')) options[spec.key] = !(value as boolean)
     else options[spec.key] = value
@@ -180,5 +194,5 @@ export function parseServeArgs(
       `--redis expects a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(redisUrl)}`,
     )
   }
-  return { options, port, host, redisUrl, redisPrefix, help }
+  return { options, port, host, redisUrl, redisPrefix, logFormat, help }
 }

@@ -80,6 +80,7 @@ const computed = {
 /** Options with no `ssehub serve` flag, and why. */
 const notFlags: Readonly<Record<string, string>> = {
   mounts: 'mount factories are code, not text',
+  onAuthRefused: 'a callback is code, not text (serve logs refusals itself)',
   mockTokenDelayMs: "a knob of the demos' tests",
 }
 
@@ -126,7 +127,13 @@ function helpDefaults(): Map<string, string> {
 /** The value of `spec`'s option after parsing the command line `args`. */
 function parsedValue(spec: FlagSpec, args: string[]): unknown {
   const config = parseServeArgs(args, {})
-  if (spec.key === 'port' || spec.key === 'host' || spec.key === 'redisUrl') return config[spec.key]
+  if (
+    spec.key === 'port' ||
+    spec.key === 'host' ||
+    spec.key === 'redisUrl' ||
+    spec.key === 'logFormat'
+  )
+    return config[spec.key]
   if (spec.key === 'redisPrefix') return config.redisPrefix
   return (config.options as Record<string, unknown>)[spec.key]
 }
