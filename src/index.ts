@@ -17,6 +17,7 @@ export { Hub, createHub } from './hub/hub.js'
 export { HUB_DEFAULTS, type HubOptions, type OverflowPolicy } from './hub/hub-options.js'
 export {
   RESET_EVENT,
+  type DropReason,
   type HubEvents,
   type HubStats,
   type PublishInput,

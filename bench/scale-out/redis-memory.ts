@@ -16,7 +16,14 @@ const rows: {
 for (const size of [50, 200, 1000]) {
   const prefix = `mem${size}:{h}:`
   const broker = new RedisBroker({ client, prefix, historyMaxEvents: 100_000 })
-  await broker.start({ publication() {}, command() {}, reset() {}, error() {} })
+  await broker.start({
+    publication() {},
+    command() {},
+    reset() {},
+    error() {},
+    unavailable() {},
+    recovered() {},
+  })
   const data = 'x'.repeat(size)
   const events = 10_000
   for (let i = 0; i < events; i++)

@@ -106,8 +106,25 @@ export interface BrokerSink {
    * publications delivered after this reset (it is the reset event's SSE id).
    */
   reset(reason: ResetReason, id: string): void
-  /** The broker hit an operational error (it keeps running and recovers by itself). */
+  /**
+   * The broker hit an operational error that is not an outage (e.g. a malformed entry it skipped);
+   * it keeps running.
+   */
   error(error: Error): void
+  /**
+   * The broker lost its backend (Redis went away): publishes fail and live events from other
+   * nodes wait until {@link BrokerSink.recovered}. Called once per outage, when the broker goes
+   * from working to failing, never once per retry; `error` says why (an `SseError`
+   * `ERR_SSE_BROKER_UNAVAILABLE` whose `cause` is the backend's error). A broker that cannot fail
+   * (the memory broker) never calls it.
+   */
+  unavailable(error: Error): void
+  /**
+   * The broker works again after {@link BrokerSink.unavailable}: it reads and publishes. Called
+   * once per outage, after its `unavailable`. (Whether events were lost meanwhile is told by
+   * {@link BrokerSink.reset}, not here.)
+   */
+  recovered(): void
 }
 
 /** The broker's health, for `/healthz`. */
@@ -116,7 +133,10 @@ export interface BrokerHealth {
   readonly ok: boolean
   /** Broker name, e.g. `memory`, `redis`. */
   readonly broker: string
-  /** Free-form details (history size, connection state...). */
+  /**
+   * Free-form details (history size, connection state...). They describe the present: an error
+   * shown while the broker is down is gone once it has recovered.
+   */
   readonly details?: Readonly<Record<string, unknown>>
 }
 

@@ -68,7 +68,10 @@ export class RedisBroker implements Broker {
   private lastNumber: number | null = null
   private closed = false
   private readerHealthy = false
-  private lastError: string | null = null
+  /** Why the reader fails, and since when; `null` while it reads (health() shows the present). */
+  private lastError: { readonly message: string; readonly at: number } | null = null
+  /** The reader connection's last error of this outage (`connect ECONNREFUSED ...`). */
+  private connectionError: string | null = null
   private loop: Promise<void> | null = null
 
   /** @throws {TypeError} or {@link RangeError} for a bad option, naming it. */
@@ -218,7 +221,13 @@ export class RedisBroker implements Broker {
         reader: this.readerHealthy ? 'reading' : 'reconnecting',
         epoch: this.epoch,
         position: this.positionRaw,
-        ...(this.lastError === null ? {} : { lastError: this.lastError }),
+        // Only while degraded: after a recovery an old error would read as a current one.
+        ...(ok || this.lastError === null
+          ? {}
+          : {
+              lastError: this.lastError.message,
+              lastErrorAt: new Date(this.lastError.at).toISOString(),
+            }),
       },
     }
   }
@@ -308,7 +317,9 @@ export class RedisBroker implements Broker {
   /**
    * The one blocking reader of this node: `XREAD BLOCK` from an explicit cursor, fan-out in the
    * hub. A watchdog destroys a read that outlives BLOCK + 3 s (half-open sockets); any failure
-   * retries from the cursor with backoff, so a Redis blip costs nothing but latency.
+   * retries from the cursor with backoff, so a Redis blip costs nothing but latency. The sink
+   * hears of an outage once when the reader starts failing (`unavailable`) and once when it reads
+   * again (`recovered`).
    */
   private async readLoop(): Promise<void> {
     let backoff = 100
@@ -317,7 +328,11 @@ export class RedisBroker implements Broker {
       try {
         if (this.reader === null) {
           this.reader = this.client.duplicate({ maxRetriesPerRequest: 0, enableOfflineQueue: true })
-          this.reader.on('error', (error: Error) => (this.lastError = error.message))
+          // While failing, the reconnecting client's errors (ECONNREFUSED...) are the current cause.
+          this.reader.on('error', (error: Error) => {
+            this.connectionError = error.message
+            if (!this.readerHealthy) this.lastError = { message: error.message, at: Date.now() }
+          })
         }
         if (needsCheck) {
           // After a failure, Redis may have restarted without its data: a new epoch means every
@@ -329,20 +344,26 @@ export class RedisBroker implements Broker {
           }
           needsCheck = false
         }
-        const reply = await withTimeout(
-          this.reader.xread(
-            'COUNT',
-            this.readCount,
-            'BLOCK',
-            this.blockMs,
-            'STREAMS',
-            this.logKey,
-            this.positionRaw,
-          ),
-          this.blockMs + 3_000,
-          'XREAD watchdog fired',
-        )
-        this.readerHealthy = true
+        // After a failure the first read does not block: it answers at once, so recovery is known
+        // (and /healthz is ok) within a round trip, not after BLOCK ms of an idle stream.
+        const read = this.readerHealthy
+          ? this.reader.xread(
+              'COUNT',
+              this.readCount,
+              'BLOCK',
+              this.blockMs,
+              'STREAMS',
+              this.logKey,
+              this.positionRaw,
+            )
+          : this.reader.xread('COUNT', this.readCount, 'STREAMS', this.logKey, this.positionRaw)
+        const reply = await withTimeout(read, this.blockMs + 3_000, 'XREAD watchdog fired')
+        if (!this.readerHealthy) {
+          this.readerHealthy = true
+          this.lastError = null
+          this.connectionError = null
+          this.sink?.recovered()
+        }
         backoff = 100
         for (const [, entries] of (reply ?? []) as [string, Entry[]][]) {
           for (const [id, fields] of entries) {
@@ -361,15 +382,23 @@ export class RedisBroker implements Broker {
         }
       } catch (error) {
         if (this.closed) break
-        const cause = error instanceof Error ? error : new Error(String(error))
-        this.lastError = cause.message
+        const failure = error instanceof Error ? error : new Error(String(error))
+        // ioredis says a lost connection in its own terms (retry limit, offline queue): said
+        // plainly instead, with the connection's own error when it had one.
+        const lost = this.client.status !== 'ready' || isConnectionLoss(failure)
+        const reason = lost
+          ? (this.connectionError ?? 'the connection to Redis was lost')
+          : failure.message
+        this.lastError = { message: reason, at: Date.now() }
         // Reported once per outage, when the reader goes from reading to failing: the retries
         // that follow (every 100 ms to 2 s) are the same outage, visible in health() meanwhile.
         if (this.readerHealthy) {
-          this.sink?.error(
+          // The cause says why in words (its own cause is ioredis' error).
+          const cause = reason === failure.message ? failure : new Error(reason, { cause: failure })
+          this.sink?.unavailable(
             new SseError(
               ErrorCodes.BROKER_UNAVAILABLE,
-              `The Redis reader failed (${cause.message}); live events from Redis wait until it reads again. It retries from its position with backoff.`,
+              `The Redis reader failed (${reason}); live events from Redis wait until it reads again. It retries from its position with backoff.`,
               { cause },
             ),
           )
@@ -402,4 +431,13 @@ export class RedisBroker implements Broker {
       sink.error(new Error(`Ignored a malformed command entry ${id}: ${(error as Error).message}`))
     }
   }
+}
+
+/** ioredis' errors for a command that failed because the connection went away. */
+function isConnectionLoss(error: Error): boolean {
+  return (
+    error.name === 'MaxRetriesPerRequestError' ||
+    error.message === 'Connection is closed.' ||
+    error.message.includes('enableOfflineQueue')
+  )
 }

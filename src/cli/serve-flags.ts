@@ -10,8 +10,9 @@ import { HUB_DEFAULTS } from '../hub/hub-options.js'
 import { JWT_DEFAULTS } from '../server/auth.js'
 import { SERVER_DEFAULTS } from '../server/server-options.js'
 import { SHOWCASE_DEFAULTS } from '../showcase/index.js'
+import { LOG_FORMATS } from './log.js'
 
-/** The defaults of what belongs to the CLI alone: where to listen, and which broker. */
+/** The defaults of what belongs to the CLI alone: where to listen, which broker, how to log. */
 export const CLI_DEFAULTS = Object.freeze({
   port: 8080,
   host: '127.0.0.1',
@@ -19,6 +20,7 @@ export const CLI_DEFAULTS = Object.freeze({
   redisUrl: null,
   /** The Redis broker's default node id, `<hostname>:<pid>`. */
   nodeId: null,
+  logFormat: 'text',
 } as const)
 
 /**
@@ -38,7 +40,7 @@ const flagDefaults = {
 
 /** How one flag is read. */
 export type FlagKind =
-  'int' | 'nullable-int' | 'string' | 'flag' | 'overflow' | 'origins' | 'file' | 'list'
+  'int' | 'nullable-int' | 'string' | 'flag' | 'overflow' | 'origins' | 'file' | 'list' | 'choice'
 
 /** One `ssehub serve` flag. */
 export interface FlagSpec {
@@ -55,6 +57,8 @@ export interface FlagSpec {
   readonly nullMeans?: string
   /** Its environment variable, when not `SSEHUB_` + the flag in upper snake case. */
   readonly env?: string
+  /** The values a `choice` flag takes. */
+  readonly choices?: readonly string[]
 }
 
 /**
@@ -392,6 +396,13 @@ export const serveSpecs: readonly FlagSpec[] = [
     kind: 'flag',
     key: 'metrics',
     help: 'do not serve /metrics',
+  },
+  {
+    flag: 'log-format',
+    kind: 'choice',
+    choices: LOG_FORMATS,
+    key: 'logFormat',
+    help: "log lines on stdout as 'text' or 'json' (one object a line): start, broker down/back, drops, auth refusals (rate-limited), shutdown",
   },
 ]
 

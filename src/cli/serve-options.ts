@@ -4,6 +4,7 @@ import type { HubServerOptions } from '../server/server.js'
 import type { ShowcaseOptions } from '../showcase/index.js'
 import { isOrigin } from '../server/cors.js'
 import { UsageError } from './io.js'
+import type { LogFormat } from './log.js'
 import { CLI_DEFAULTS, envOf, OTHER_ENV_VARS, serveSpecs, type FlagSpec } from './serve-flags.js'
 
 /*
@@ -43,6 +44,15 @@ function parseValue(spec: FlagSpec, raw: string, source: string): unknown {
       if (value === undefined)
         throw new UsageError(`${source} expects true or false, got ${JSON.stringify(raw)}`)
       return value
+    }
+    case 'choice': {
+      const choices = spec.choices ?? []
+      if (!choices.includes(raw)) {
+        throw new UsageError(
+          `${source} expects ${choices.map((choice) => `'${choice}'`).join(' or ')}, got ${JSON.stringify(raw)}`,
+        )
+      }
+      return raw
     }
     case 'overflow':
       if (raw !== 'reject' && raw !== 'evict') {
@@ -97,6 +107,8 @@ export interface ServeConfig {
     readonly nodeId?: string
     readonly presenceTtlMs?: number
   }
+  /** How log lines are written. */
+  readonly logFormat: LogFormat
   readonly help: boolean
 }
 
@@ -178,6 +190,7 @@ export function parseServeArgs(
   let redisUrl: string | undefined
   const redisOptions: Record<string, unknown> = {}
   let redisOnly: FlagSpec | undefined
+  let logFormat: LogFormat = CLI_DEFAULTS.logFormat
   for (const [spec, value] of values) {
     if (spec.key === 'port') port = value as number
     else if (spec.key === 'host') host = value as string
@@ -185,7 +198,7 @@ export function parseServeArgs(
     else if (spec.key in REDIS_FLAG_OPTIONS) {
       redisOptions[REDIS_FLAG_OPTIONS[spec.key as keyof typeof REDIS_FLAG_OPTIONS]] = value
       redisOnly = spec
-    }
+    } else if (spec.key === 'logFormat') logFormat = value as LogFormat
     // --no-dashboard / --no-metrics turn a default-on feature off.
     else if (spec.flag.startsWith('no-')) options[spec.key] = !(value as boolean)
     else options[spec.key] = value
@@ -201,5 +214,5 @@ export function parseServeArgs(
       `--${redisOnly.flag} (${envOf(redisOnly)}) applies to the Redis broker: add --redis <url> (${envOf(serveSpecs.find((spec) => spec.key === 'redisUrl')!)}), or drop it`,
     )
   }
-  return { options, port, host, redisUrl, redisOptions, help }
+  return { options, port, host, redisUrl, redisOptions, logFormat, help }
 }

@@ -1,15 +1,21 @@
+import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
 import { RedisBroker } from '../broker/redis.js'
 import { isSseError } from '../errors.js'
-import { createHubServer } from '../server/server.js'
+import { resolveHubOptions } from '../hub/hub-options.js'
+import { resolveServerOptions } from '../server/server-options.js'
+import { createHubServer, type AuthRefusal, type HubServer } from '../server/server.js'
 import { SHOWCASE_OPTION_NAMES, createShowcase } from '../showcase/index.js'
 import { UsageError, type CliIo } from './io.js'
+import { LogSampler, createLogger, type LogFields, type Logger } from './log.js'
 import { serveHelp } from './serve-flags.js'
-import { parseServeArgs } from './serve-options.js'
+import { parseServeArgs, type ServeOptions } from './serve-options.js'
 
 /**
  * `ssehub serve`: runs the hub server until `io.signal` aborts (SIGINT/SIGTERM), then shuts down
- * gracefully and returns 0.
+ * gracefully and returns 0. It logs one line per notable event on stdout (log.ts); a bad command
+ * line is one line on stderr and exit 2.
  */
 export async function runServe(argv: readonly string[], io: CliIo): Promise<number> {
   const config = parseServeArgs(argv, io.env)
@@ -26,7 +32,9 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
           ...config.redisOptions,
           ...pick(config.options, ['historyMaxEvents', 'historyMaxAgeMs', 'endedTopicTtlMs']),
         })
-  let hubServer: ReturnType<typeof createHubServer>
+  const log = createLogger({ format: config.logFormat, write: io.stdout })
+  const sampler = new LogSampler(log)
+  let hubServer: HubServer
   try {
     // The showcase (dashboard, demos) is a part the CLI mounts beside the API.
     const showcase = createShowcase(pick(config.options, SHOWCASE_OPTION_NAMES))
@@ -36,6 +44,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       ...serverOptions,
       mounts: [showcase],
       ...(broker === undefined ? {} : { broker }),
+      onAuthRefused: (refusal) => logAuthRefusal(sampler, refusal),
     })
   } catch (error) {
     redis?.disconnect()
@@ -44,13 +53,10 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       throw new UsageError(error.message)
     throw error
   }
-  hubServer.hub.on('error', (error) => io.stderr(`ssehub: ${error.message}\n`))
+  watchHub(hubServer, log, sampler)
   try {
     const address = await hubServer.listen(config.port, config.host)
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-    io.stdout(
-      `ssehub listening on ${hubServer.protocol}://${host}:${address.port} (${hubServer.hub.broker.health().broker} broker)\n`,
-    )
+    logStart(log, hubServer, address, config.options)
   } catch (error) {
     await hubServer.close()
     await broker?.close()
@@ -74,11 +80,146 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       io.signal.addEventListener('abort', () => resolve(), { once: true }),
     )
   }
-  io.stdout('ssehub: shutting down\n')
+  const streams = hubServer.hub.stats().connections
+  const started = Date.now()
+  log.log('info', `ssehub shutting down: ending ${streams} stream${streams === 1 ? '' : 's'}`, {
+    event: 'shutdown',
+    streams,
+  })
   await hubServer.close()
   await broker?.close()
   redis?.disconnect()
+  // Counts of sampled events still in their window, before the last line.
+  sampler.flush()
+  const ms = Date.now() - started
+  log.log(
+    'info',
+    `ssehub stopped: ended ${streams} stream${streams === 1 ? '' : 's'} in ${ms} ms`,
+    {
+      event: 'stopped',
+      streams,
+      ms,
+    },
+  )
   return 0
+}
+
+/** The lines of the hub's events: drops and errors sampled, broker outages one line each. */
+function watchHub(hubServer: HubServer, log: Logger, sampler: LogSampler): void {
+  const { hub } = hubServer
+  const broker = hub.broker.health().broker
+  // An SseError is an operational error with a code; anything else is a bug: its stack helps.
+  hub.on('error', (error) =>
+    sampler.event(
+      'error',
+      'error',
+      error.message,
+      isSseError(error) ? { code: error.code } : { stack: error.stack },
+    ),
+  )
+  hub.on('brokerFailed', (error) => {
+    const cause = error.cause instanceof Error ? error.cause.message : error.message
+    log.log('warn', `broker down (${broker}): ${cause}`, { event: 'broker-down', broker, cause })
+  })
+  hub.on('brokerRecovered', (downMs) =>
+    log.log('info', `broker back (${broker}) after ${seconds(downMs)} s`, {
+      event: 'broker-up',
+      broker,
+      downMs,
+    }),
+  )
+  hub.on('dropped', (connection, reason) => {
+    const who: LogFields = {
+      connection: connection.id,
+      clientId: connection.clientId,
+      remoteAddress: connection.remoteAddress,
+    }
+    if (reason === 'slow-consumer')
+      sampler.event(
+        reason,
+        'warn',
+        'closed a slow consumer (it did not read; --max-queued-bytes)',
+        who,
+      )
+    else sampler.event(reason, 'warn', 'evicted a connection to make room (--overflow evict)', who)
+  })
+}
+
+function logAuthRefusal(sampler: LogSampler, refusal: AuthRefusal): void {
+  sampler.event(
+    'auth-refused',
+    'warn',
+    `refused ${refusal.method} ${refusal.path} with ${refusal.status}`,
+    {
+      status: refusal.status,
+      code: refusal.code,
+      method: refusal.method,
+      path: refusal.path,
+      remoteAddress: refusal.remoteAddress,
+    },
+  )
+}
+
+/**
+ * The start line: where it listens (the text every script greps: `listening on <url>`), the
+ * broker, who may publish, and the limits that are on.
+ */
+function logStart(
+  log: Logger,
+  hubServer: HubServer,
+  address: AddressInfo,
+  options: ServeOptions,
+): void {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `${hubServer.protocol}://${host}:${address.port}`
+  const broker = hubServer.hub.broker.health().broker
+  // Validated already (the server was built from them): resolved for their effective values.
+  const hub = resolveHubOptions(options)
+  const server = resolveServerOptions(options)
+  const jwt = [options.jwtSecret, options.jwtPublicKey, options.jwtJwksUrl].some(
+    (value) => value !== undefined && value !== null,
+  )
+  const auth = [server.publishKey === null ? '' : 'publish-key', jwt ? 'jwt' : '']
+    .filter((mode) => mode !== '')
+    .join('+')
+  const trustProxy = options.trustProxy
+  log.log('info', `ssehub listening on ${url} (${broker} broker)`, {
+    event: 'start',
+    version: packageVersion(),
+    pid: process.pid,
+    url,
+    protocol: hubServer.protocol === 'https' ? 'h2+http/1.1 (TLS)' : 'http/1.1',
+    broker,
+    auth: auth === '' ? 'open' : auth,
+    // The limits that are on: a limit turned off (`null`) is left out.
+    maxConnections: hub.maxConnections ?? undefined,
+    maxConnectionsPerClient: hub.maxConnectionsPerClient ?? undefined,
+    maxConnectionsPerIp: hub.maxConnectionsPerIp ?? undefined,
+    overflow: hub.overflow,
+    maxQueuedBytes: hub.maxQueuedBytes,
+    publishRatePerSecond: server.publishRatePerSecond ?? undefined,
+    publishBurst: server.publishBurst ?? undefined,
+    trustProxy:
+      trustProxy === undefined || trustProxy === null
+        ? undefined
+        : Array.isArray(trustProxy)
+          ? trustProxy.join(',')
+          : String(trustProxy),
+  })
+}
+
+function seconds(ms: number): string {
+  return (ms / 1000).toFixed(1)
+}
+
+let version: string | undefined
+function packageVersion(): string {
+  version ??= (
+    JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string
+    }
+  ).version
+  return version
 }
 
 /**

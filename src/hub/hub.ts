@@ -100,6 +100,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     this.onClosed(connection, reason)
   private timer: NodeJS.Timeout | null
   private nextId = 0
+  /** When the broker reported an outage that has not ended yet (ms since the epoch). */
+  private brokerDownAt: number | null = null
   private closing = false
   private started = false
 
@@ -127,6 +129,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       command: (command) => this.runCommand(command),
       reset: (reason, id) => resetAll(this.registry.members.values(), reason, id),
       error: (error) => this.reportError(error),
+      unavailable: (error) => this.brokerFailed(error),
+      recovered: () => this.brokerRecovered(),
     })
     this.ready.then(
       () => {
@@ -453,6 +457,21 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     else console.error("[ssehub] error (no 'error' listener on the hub):", error)
   }
 
+  private brokerFailed(error: Error): void {
+    // A broker reports each outage once; the guard keeps one that repeats itself from doubling it.
+    if (this.brokerDownAt !== null) return
+    this.brokerDownAt = Date.now()
+    if (this.listenerCount('brokerFailed') > 0) this.emit('brokerFailed', error)
+    else this.reportError(error)
+  }
+
+  private brokerRecovered(): void {
+    if (this.brokerDownAt === null) return
+    const downMs = Date.now() - this.brokerDownAt
+    this.brokerDownAt = null
+    this.emit('brokerRecovered', downMs)
+  }
+
   // Async: a bad input rejects the returned promise, it never throws at the caller.
   private async publishInput(input: PublishInput): Promise<PublishResult> {
     return this.publishRequest(toPublishRequest(input, this.options))
@@ -507,6 +526,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     const member = this.registry.remove(connection)
     if (member === undefined) return
     this.closedBy[reason]++
+    if (reason === 'slow-consumer' || reason === 'evicted') this.emit('dropped', connection, reason)
     if (member.announced) this.emit('closed', connection, reason)
   }
 

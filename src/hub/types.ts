@@ -120,17 +120,48 @@ export interface ClusterConnectionInfo extends ConnectionInfo {
   readonly node: string
 }
 
-/** The hub's lifecycle events. */
+/**
+ * Why the hub closed a connection to protect the others: it did not read fast enough
+ * (`maxQueuedBytes`), or it was the least recently active one at a connection limit under
+ * `overflow: 'evict'`.
+ */
+export type DropReason = Extract<CloseReason, 'slow-consumer' | 'evicted'>
+
+/**
+ * The hub's events. Nothing is printed unless asked: an application (or `ssehub serve`'s logger)
+ * listens to what it wants to report. The one exception is an operational error nobody listens
+ * to (`error`, or `brokerFailed` without a listener): written to stderr rather than dropped.
+ */
 export type HubEvents = {
   /** A stream opened (after its replay). */
   connected: [connection: Connection]
-  /** A stream closed, with the reason. */
+  /** A stream closed, with the reason. Paired with `connected`: a stream closed during its replay has no `closed`. */
   closed: [connection: Connection, reason: CloseReason]
+  /**
+   * The hub closed a connection to protect the others: a slow consumer, or an eviction at a
+   * limit. Emitted for every such close, also during a replay (where `closed` is not), before
+   * `closed`. The connection's `id`, `clientId` and `remoteAddress` say whose it was. One per
+   * connection, so a flood of slow consumers is a flood of events: sample them before logging.
+   */
+  dropped: [connection: Connection, reason: DropReason]
   /** A client id's tokens were revoked (on any node) until `at`: the server refuses them. */
   revoked: [clientId: string, at: number]
   /**
-   * An operational error (broker trouble, a failed resume). The hub keeps running. With no
-   * listener, the hub writes it to stderr rather than drop it.
+   * The broker lost its backend (e.g. Redis went away): publishes fail with
+   * `ERR_SSE_BROKER_UNAVAILABLE` and live events from other nodes wait. Once per outage, with the
+   * cause (an `SseError` `ERR_SSE_BROKER_UNAVAILABLE`; its `cause` is the backend's error). With
+   * no `brokerFailed` listener the error goes to `error` instead, so an outage is never silent.
+   */
+  brokerFailed: [error: Error]
+  /**
+   * The broker works again after `brokerFailed`, `downMs` after it failed. Connections stay open
+   * across the outage; those that may have missed events got a reset event (see `RESET_EVENT`).
+   */
+  brokerRecovered: [downMs: number]
+  /**
+   * An operational error (a failed resume, a request handler's bug, broker trouble that is not
+   * an outage). The hub keeps running. With no listener, the hub writes it to stderr rather than
+   * drop it.
    */
   error: [error: Error]
 }

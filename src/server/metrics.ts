@@ -5,10 +5,16 @@ import type { Hub } from '../hub/hub.js'
  * Prometheus metrics of a hub, in their own registry (never prom-client's global one, so that two
  * hubs in one process, or an app's own metrics, do not collide). Values are read from
  * `hub.stats()` at scrape time: nothing is counted twice and the publish path pays nothing.
+ *
+ * Names follow Prometheus' conventions: every one starts `ssehub_`, a counter ends in `_total`, a
+ * unit is a suffix in its base unit (`_bytes`, `_seconds`). The process and Node.js metrics are
+ * prom-client's under the same prefix (`ssehub_process_cpu_user_seconds_total`,
+ * `ssehub_nodejs_eventloop_lag_seconds`). docs/deployment.md lists ours; a test scrapes them.
  */
 export function createMetrics(hub: Hub): Registry {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'ssehub_process_' })
+  // prom-client's names already start `process_`/`nodejs_`: the prefix is ours alone.
+  collectDefaultMetrics({ register: registry, prefix: 'ssehub_' })
   const gauge = (name: string, help: string, read: () => number): void => {
     new Gauge({
       name,
@@ -48,7 +54,7 @@ export function createMetrics(hub: Hub): Registry {
     'Event frames written to connections.',
     () => hub.stats().eventsOut,
   )
-  counter('ssehub_bytes_out_total', 'Bytes written to connections.', () => hub.stats().bytesOut)
+  counter('ssehub_sent_bytes_total', 'Bytes written to connections.', () => hub.stats().bytesOut)
   counter(
     'ssehub_slow_consumer_closes_total',
     'Connections closed as slow consumers.',

@@ -15,7 +15,14 @@ import { clientAddress } from './client-address.js'
 import { readBody } from './body.js'
 import { corsHeaders, preflightHeaders } from './cors.js'
 import { createGzipTransport, acceptsGzip } from './gzip.js'
-import { isAnswer, needsBody, type Answer, type HubRequest, type Pipeline } from './pipeline.js'
+import {
+  isAnswer,
+  needsBody,
+  type Answer,
+  type HubRequest,
+  type Pipeline,
+  type RequestLine,
+} from './pipeline.js'
 import { poll } from './poll.js'
 import type { Access } from './access.js'
 import { allowOf, resolveRoute, type Route, type RouteFeatures } from './routes.js'
@@ -142,9 +149,24 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
     }
   }
 
-  const refuse = (res: ServerResponse, error: SseError, cors: Record<string, string>): void => {
+  const refuse = (
+    res: ServerResponse,
+    error: SseError,
+    cors: Record<string, string>,
+    req?: RequestLine,
+  ): void => {
     const allow = allowOf(error)
-    writeAnswer(res, pipeline.fail(error), allow === undefined ? cors : { ...cors, allow })
+    writeAnswer(res, pipeline.fail(error, req), allow === undefined ? cors : { ...cors, allow })
+  }
+  // The request as a refusal names it (a mounted part's 401 reaches here, not the pipeline).
+  const lineOf = (req: IncomingMessage): RequestLine => {
+    const raw = req.url ?? '/'
+    const mark = raw.indexOf('?')
+    return {
+      method: req.method ?? 'GET',
+      path: mark === -1 ? raw : raw.slice(0, mark),
+      remoteAddress: clientAddress(options.trustProxy, req.socket.remoteAddress, req.headers),
+    }
   }
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -258,7 +280,7 @@ export function createNodeFront(context: NodeFrontContext): NodeFront {
     const run = (): Promise<void> =>
       route(req, res).catch((error: unknown) => {
         const cors = corsHeaders(options.corsOrigins, req.headers.origin)
-        if (isSseError(error)) refuse(res, error, cors)
+        if (isSseError(error)) refuse(res, error, cors, lineOf(req))
         else writeAnswer(res, pipeline.fail(error), cors)
       })
     // Pipelined requests take effect in order, as on the fast front: a publish sent after a

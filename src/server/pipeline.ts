@@ -13,12 +13,16 @@ import type { Access, AccessRequest, Principal } from './access.js'
 import { parseBatchBody, parsePublishBody } from './body.js'
 import { pollTimeout } from './poll.js'
 import type { Route } from './routes.js'
+import type { AuthRefusal } from './server-options.js'
 
 /** A request as the pipeline sees it, whichever front read it. */
 export interface HubRequest extends AccessRequest {
   readonly method: string
   readonly path: string
 }
+
+/** What a refusal names of its request (never the query: a token may travel there). */
+export type RequestLine = Pick<HubRequest, 'method' | 'path' | 'remoteAddress'>
 
 /** A complete answer. The front adds framing headers (length, date, keep-alive). */
 export interface Answer {
@@ -54,6 +58,8 @@ export interface PipelineOptions {
   readonly metrics: { metrics(): Promise<string>; readonly contentType: string } | null
   /** Reports a bug (an error that is not an SseError) to the hub's error channel. */
   readonly report: (error: Error) => void
+  /** Told of each 401/403 answered (the server's `onAuthRefused`). */
+  readonly authRefused: ((refusal: AuthRefusal) => void) | null
 }
 
 /** A JSON answer. */
@@ -140,17 +146,46 @@ export class Pipeline {
     try {
       if (route.name === 'publish') return this.publish(req, body ?? Buffer.alloc(0))
       const outcome = this.runAsync(route, req, body)
-      return outcome.catch((error: unknown) => this.fail(error))
+      return outcome.catch((error: unknown) => this.fail(error, req))
     } catch (error) {
-      return this.fail(error)
+      return this.fail(error, req)
     }
   }
 
-  /** The answer to a failure: the SseError's own, else a 500 (the bug is reported). */
-  fail(error: unknown): Answer {
-    if (isSseError(error)) return errorAnswer(error)
+  /**
+   * The answer to a failure: the SseError's own, else a 500 (the bug is reported). Every error
+   * answer of the server is made here, so this is where a 401/403 is told to `authRefused`
+   * (given the request it answers).
+   */
+  fail(error: unknown, req?: RequestLine): Answer {
+    if (isSseError(error)) {
+      if (
+        req !== undefined &&
+        (error.code === ErrorCodes.UNAUTHORIZED || error.code === ErrorCodes.FORBIDDEN)
+      )
+        this.authRefused(error, req)
+      return errorAnswer(error)
+    }
     this.options.report(error instanceof Error ? error : new Error(String(error)))
     return errorAnswer(new SseError(ErrorCodes.INTERNAL, 'Internal error; the hub reported it.'))
+  }
+
+  private authRefused(error: SseError, req: RequestLine): void {
+    const hook = this.options.authRefused
+    if (hook === null) return
+    try {
+      hook({
+        status: error.status,
+        code: error.code,
+        message: error.message,
+        method: req.method,
+        path: req.path,
+        remoteAddress: req.remoteAddress,
+      })
+    } catch (bug) {
+      // The application's hook failed: its bug is reported, the refusal is still answered.
+      this.options.report(bug instanceof Error ? bug : new Error(String(bug)))
+    }
   }
 
   private publish(req: HubRequest, body: Buffer): Answer | Promise<Answer> {
@@ -164,7 +199,7 @@ export class Pipeline {
     try {
       return await this.publishAs(await this.access.publisher(req), req, body)
     } catch (error) {
-      return this.fail(error)
+      return this.fail(error, req)
     }
   }
 
@@ -176,9 +211,9 @@ export class Pipeline {
       this.access.authorizeInput(principal, input)
       const result = this.hub.publishNow(input)
       if (result !== undefined) return publishAnswer(result)
-      return this.hub.publish(input).then(publishAnswer, (error: unknown) => this.fail(error))
+      return this.hub.publish(input).then(publishAnswer, (error: unknown) => this.fail(error, req))
     } catch (error) {
-      return this.fail(error)
+      return this.fail(error, req)
     }
   }
 

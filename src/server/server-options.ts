@@ -4,6 +4,7 @@
  * against it by a test. {@link resolveServerOptions} validates every option up front, with a
  * message that names it, so that a bad value fails at construction, not at the first request.
  */
+import type { ErrorCode } from '../errors.js'
 import type { HubOptions } from '../hub/hub-options.js'
 import type { Hub } from '../hub/hub.js'
 import { booleanOption, positiveInteger, positiveIntegerOption, textOption } from '../options.js'
@@ -99,6 +100,29 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
    * docs/deployment.md. @default null
    */
   readonly trustProxy?: TrustProxy
+  /**
+   * Called for each request refused with `401` or `403` (no or a bad key or token, a token without
+   * the rights asked for), on every front and route, the mounted parts' included: the seam for an
+   * access log or intrusion detection (`ssehub serve` logs them, rate-limited). It runs on the
+   * request path: keep it cheap. `null`: nobody is told. @default null
+   */
+  readonly onAuthRefused?: ((refusal: AuthRefusal) => void) | null
+}
+
+/** A request refused for want of credentials (`401`) or rights (`403`). */
+export interface AuthRefusal {
+  /** `401` or `403`. */
+  readonly status: number
+  /** `ERR_SSE_UNAUTHORIZED` or `ERR_SSE_FORBIDDEN`. */
+  readonly code: ErrorCode
+  /** What the client was told. */
+  readonly message: string
+  /** The request's method. */
+  readonly method: string
+  /** The request's path, without the query (a token may travel there). */
+  readonly path: string
+  /** The client's address (a trusted proxy's forwarded one: see `trustProxy`). */
+  readonly remoteAddress: string | undefined
 }
 
 /** The server-level options (not the hub's nor JWT's), as {@link resolveServerOptions} gives them. */
@@ -125,6 +149,7 @@ export interface ResolvedServerOptions {
   readonly tlsKey: string | Buffer | null
   readonly gzip: boolean
   readonly trustProxy: ResolvedTrustProxy
+  readonly onAuthRefused: ((refusal: AuthRefusal) => void) | null
 }
 
 /** Every default of the server-level options, written once. */
@@ -150,6 +175,7 @@ export const SERVER_DEFAULTS: ResolvedServerOptions = Object.freeze({
   tlsKey: null,
   gzip: false,
   trustProxy: null,
+  onAuthRefused: null,
 })
 
 function mountsOf(value: unknown): readonly HubServerMountFactory[] {
@@ -158,6 +184,11 @@ function mountsOf(value: unknown): readonly HubServerMountFactory[] {
   throw new TypeError(
     'Expected `mounts` to be an array of mount factories, e.g. [createShowcase()]',
   )
+}
+
+function callbackOption<T>(name: string, value: T | null): T | null {
+  if (value === null || typeof value === 'function') return value
+  throw new TypeError(`Expected \`${name}\` to be a function or null`)
 }
 
 function pem(name: string, value: unknown): string | Buffer | null {
@@ -238,5 +269,6 @@ export function resolveServerOptions(options: HubServerOptions): ResolvedServerO
     gzip: booleanOption('gzip', options.gzip ?? d.gzip),
     trustProxy:
       options.trustProxy === undefined ? d.trustProxy : resolveTrustProxy(options.trustProxy),
+    onAuthRefused: callbackOption('onAuthRefused', options.onAuthRefused ?? d.onAuthRefused),
   }
 }

@@ -20,10 +20,10 @@ import { createNodeFront } from './node-front.js'
 import { isAnswer, type Outcome, Pipeline } from './pipeline.js'
 import { fastTakes, resolveRoute, type Route, type RouteFeatures } from './routes.js'
 import { isLoopbackHost, listen, shutdown, type LifecycleParts } from './lifecycle.js'
-import { resolveServerOptions, type HubServerOptions } from './server-options.js'
+import { resolveServerOptions, type AuthRefusal, type HubServerOptions } from './server-options.js'
 
 export { isLoopbackHost }
-export type { HubServerOptions }
+export type { AuthRefusal, HubServerOptions }
 
 /** A hub behind its HTTP API. */
 export interface HubServer {
@@ -78,6 +78,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     maxBatchEvents: resolved.maxBatchEvents,
     metrics: resolved.metrics ? createMetrics(hub) : null,
     report,
+    authRefused: resolved.onAuthRefused,
   })
   const features: RouteFeatures = { metrics: resolved.metrics }
   const mounts = resolved.mounts.map((mount) => mount(hub))

@@ -2,7 +2,14 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { Broker, BrokerCommand, BrokerSink, Publication } from '../../src/broker/broker.js'
 
 /** A sink that ignores everything, for tests that only look at a broker's answers. */
-export const noopSink: BrokerSink = { publication() {}, command() {}, reset() {}, error() {} }
+export const noopSink: BrokerSink = {
+  publication() {},
+  command() {},
+  reset() {},
+  error() {},
+  unavailable() {},
+  recovered() {},
+}
 
 /** What a contract run needs from an implementation. */
 export interface BrokerFactory {
@@ -32,6 +39,8 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
         command: (c) => commands.push(c),
         reset: () => {},
         error: (e) => errors.push(e),
+        unavailable: (e) => errors.push(e),
+        recovered: () => {},
       })
       const until = async (count: number): Promise<void> => {
         const deadline = Date.now() + 5000

@@ -37,6 +37,8 @@ describe('RedisBroker', () => {
       command: () => {},
       reset: () => {},
       error: () => {},
+      unavailable: () => {},
+      recovered: () => {},
     })
     const published = await broker.publish({ keys: ['a'], data: 'x' })
     expect(published.id).toMatch(/^1~0\.[0-9a-z]{8}\.\d+-\d+$/)
@@ -64,32 +66,49 @@ describe('RedisBroker', () => {
     await broker.close()
   })
 
-  it('reports a reader failure to the sink once per outage, not once per retry', async () => {
+  it('tells the sink of an outage once when it starts and once when it ends; health shows only the present', async () => {
     const client = redis.client()
     const prefix = `t${++prefixes}:{h}:`
     const broker = new RedisBroker({ client, prefix, blockMs: 50 })
-    const errors: Error[] = []
+    const heard: string[] = []
+    const outages: Error[] = []
     await broker.start({
       publication: () => {},
       command: () => {},
       reset: () => {},
-      error: (error) => errors.push(error),
+      error: (error) => heard.push(`error ${error.message}`),
+      unavailable: (error) => {
+        outages.push(error)
+        heard.push('unavailable')
+      },
+      recovered: () => heard.push('recovered'),
     })
     // Each retry builds a new reader connection: count them to see the outage last.
     const readers = vi.spyOn(client, 'duplicate')
     // The log key turns into a string: every XREAD fails (WRONGTYPE) until it is a stream again.
     await client.set(`${prefix}log`, 'not a stream')
     await waitFor(() => readers.mock.calls.length >= 3, 'three retries')
-    expect(broker.health()).toMatchObject({ ok: false, details: { reader: 'reconnecting' } })
-    expect(errors).toHaveLength(1)
-    expect(errors[0]).toMatchObject({ code: 'ERR_SSE_BROKER_UNAVAILABLE' })
-    expect(errors[0]!.message).toMatch(/WRONGTYPE/)
+    const degraded = broker.health()
+    expect(degraded).toMatchObject({ ok: false, details: { reader: 'reconnecting' } })
+    expect(degraded.details?.lastError).toMatch(/WRONGTYPE/)
+    expect(Date.parse(String(degraded.details?.lastErrorAt))).toBeGreaterThan(Date.now() - 10_000)
+    expect(heard).toEqual(['unavailable'])
+    expect(outages[0]).toMatchObject({ code: 'ERR_SSE_BROKER_UNAVAILABLE' })
+    expect(outages[0]!.message).toMatch(/WRONGTYPE/)
     await client.del(`${prefix}log`)
-    await waitFor(() => broker.health().ok, 'the reader back', 10_000)
-    // A new outage is reported again.
+    await waitFor(() => heard.length === 2, 'the recovery', 10_000)
+    expect(heard).toEqual(['unavailable', 'recovered'])
+    // Recovered: ok, and no error of the past presented as a current one.
+    const healthy = broker.health()
+    expect(healthy.ok).toBe(true)
+    expect(healthy.details).not.toHaveProperty('lastError')
+    expect(healthy.details).not.toHaveProperty('lastErrorAt')
+    // A new outage is reported again, and its end too.
     await client.set(`${prefix}log`, 'not a stream')
-    await waitFor(() => errors.length === 2, 'the second outage')
+    await waitFor(() => heard.length === 3, 'the second outage')
     await client.del(`${prefix}log`)
+    await waitFor(() => heard.length === 4, 'the second recovery', 10_000)
+    expect(heard).toEqual(['unavailable', 'recovered', 'unavailable', 'recovered'])
     await broker.close()
     readers.mockRestore()
   })

@@ -80,6 +80,7 @@ const computed = {
 /** Options with no `ssehub serve` flag, and why. */
 const notFlags: Readonly<Record<string, string>> = {
   mounts: 'mount factories are code, not text',
+  onAuthRefused: 'a callback is code, not text (serve logs refusals itself)',
   mockTokenDelayMs: "a knob of the demos' tests",
 }
 
@@ -135,7 +136,13 @@ function parsedValue(spec: FlagSpec, args: string[]): unknown {
     ]
   }
   const config = parseServeArgs(args, {})
-  if (spec.key === 'port' || spec.key === 'host' || spec.key === 'redisUrl') return config[spec.key]
+  if (
+    spec.key === 'port' ||
+    spec.key === 'host' ||
+    spec.key === 'redisUrl' ||
+    spec.key === 'logFormat'
+  )
+    return config[spec.key]
   return (config.options as Record<string, unknown>)[spec.key]
 }
 

@@ -21,8 +21,9 @@ async function hub(args: string[] = [], env: Record<string, string> = {}) {
 describe('ssehub serve', () => {
   it('serves the API, and shuts down gracefully on SIGTERM: streams end, exit 0', async () => {
     const { url, cli } = await hub(['--heartbeat-ms', 'off'])
+    // One text log line: time, level, the address scripts grep for, then its fields.
     expect(cli.stdout()).toMatch(
-      /^ssehub listening on http:\/\/127\.0\.0\.1:\d+ \(memory broker\)\n$/,
+      /^\d{4}-\d\d-\d\dT[\d:.]+Z info {2}ssehub listening on http:\/\/127\.0\.0\.1:\d+ \(memory broker\) event=start version=\S+ pid=\d+ url=http:\/\/127\.0\.0\.1:\d+ protocol=http\/1\.1 broker=memory auth=open maxConnections=10000 [^\n]*\n$/,
     )
     const s = await openStream(`${url}/events?topic=a`)
     await s.waitForText('id: ')

@@ -11,6 +11,10 @@ export interface TestRedis {
   client(): Redis
   /** Kills the server (SIGKILL) and starts a fresh, empty one on the same port. */
   restart(): Promise<void>
+  /** Kills the server (SIGKILL): Redis is away until {@link TestRedis.up}. */
+  down(): Promise<void>
+  /** Starts a fresh, empty server on the same port after {@link TestRedis.down}. */
+  up(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -84,6 +88,10 @@ export async function startRedis(): Promise<TestRedis> {
     child.kill('SIGKILL')
     await exited
   }
+  const up = async (): Promise<void> => {
+    child = spawnRedis(port)
+    await started(child)
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -95,9 +103,10 @@ export async function startRedis(): Promise<TestRedis> {
     },
     async restart() {
       await kill()
-      child = spawnRedis(port)
-      await started(child)
+      await up()
     },
+    down: kill,
+    up,
     async stop() {
       for (const client of clients.splice(0)) client.disconnect()
       await kill()
