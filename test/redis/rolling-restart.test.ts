@@ -14,8 +14,13 @@
  * control clients behind a balancer that drops `Last-Event-ID` must show holes, so the check can
  * fail.
  */
+import { readFileSync } from 'node:fs'
+import { Agent, request } from 'node:http'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { envOf, serveSpecs } from '../../src/cli/serve-flags.js'
 import { connect, type Connection } from '../../src/client/index.js'
+import { HUB_DEFAULTS } from '../../src/hub/hub-options.js'
+import { SERVER_DEFAULTS } from '../../src/server/server-options.js'
 import { runCli, type CliProcess } from '../helpers/cli.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { waitFor } from '../helpers/wait.js'
@@ -87,10 +92,40 @@ async function startNode(port: number): Promise<Node> {
 
 const urlOf = (node: Node): string => `http://127.0.0.1:${node.port}`
 
-/** The failure of a request that never reached a listening node: nothing was received. */
+/** The failure of a fetch that never reached a listening node: nothing was received. */
 function refused(error: unknown): boolean {
   const cause = (error as { cause?: { code?: string } }).cause
   return cause?.code === 'ECONNREFUSED'
+}
+
+/**
+ * The publisher's keep-alive connections, as an application backend keeps them. (node:http
+ * rather than fetch: a quarter of fetch's CPU per request, and this process also parses every
+ * client's events.)
+ */
+const agent = new Agent({ keepAlive: true })
+
+/** `POST url` with a JSON body: the status and the parsed answer. */
+function post(url: string, body: string): Promise<{ status: number; answer: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => (text += chunk))
+        res.on('end', () => resolve({ status: res.statusCode!, answer: JSON.parse(text) }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
 }
 
 /** What a rollout drill records of one stream's move: when its stream ended, when it came back. */
@@ -272,20 +307,17 @@ class Publisher {
       let status: number
       let answer: { id?: string; error?: { code?: string } }
       try {
-        const response = await fetch(`${url}/publish`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
+        ;({ status, answer } = (await post(`${url}/publish`, body)) as {
+          status: number
+          answer: typeof answer
         })
-        status = response.status
-        answer = (await response.json()) as typeof answer
       } catch (error) {
-        if (refused(error)) {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'ECONNREFUSED') {
           this.refusals++
           continue
         }
-        const cause = (error as { cause?: { code?: string; message?: string } }).cause
-        this.unanswered.push({ ...sent, reason: cause?.code ?? cause?.message ?? String(error) })
+        this.unanswered.push({ ...sent, reason: code ?? String(error) })
         return undefined
       }
       if (status === 200 && answer.id !== undefined) {
@@ -372,6 +404,13 @@ describe('a rolling restart of three nodes on Redis', () => {
       15_000,
     )
 
+    // An unanswered publish is in the log or not; if it is, every client it targets has it.
+    const seen = new Map<string, string>()
+    for (const s of subscribers) for (const e of s.events) seen.set(e.data, e.id)
+    const landed = publisher.unanswered
+      .filter((u) => seen.has(String(u.seq)))
+      .map((u) => ({ ...u, id: seen.get(String(u.seq))! }))
+
     // What the rollout did (docs/deployment.md quotes it): per node, its streams' ends and their
     // reconnections per 100 ms after its SIGTERM. SSEHUB_ROLLING_REPORT=1 prints it.
     const report = rollout.map(({ node, sigterm, exited, healthy }) => {
@@ -406,6 +445,7 @@ describe('a rolling restart of three nodes on Redis', () => {
             publishingMs,
             refusals: publisher.refusals,
             unanswered: publisher.unanswered.map((u) => `${u.seq}: ${u.reason}`),
+            unansweredInTheLog: landed.length,
             controlsMissed: controls.map(
               (c) =>
                 publisher.acked.filter((p) => matches(p.target, TOPICS)).length +
@@ -434,12 +474,6 @@ describe('a rolling restart of three nodes on Redis', () => {
       const ids = publisher.acked.filter((p) => p.lane === lane).map((p) => p.id)
       expect(ids).toEqual([...ids].sort(byPosition))
     }
-    // An unanswered publish is in the log or not; if it is, every client it targets has it.
-    const seen = new Map<string, string>()
-    for (const s of subscribers) for (const e of s.events) seen.set(e.data, e.id)
-    const landed = publisher.unanswered
-      .filter((u) => seen.has(String(u.seq)))
-      .map((u) => ({ ...u, id: seen.get(String(u.seq))! }))
     const log = [...publisher.acked, ...landed].sort((a, b) => byPosition(a.id, b.id))
     const epoch = log[0]!.id.slice(0, log[0]!.id.lastIndexOf('.'))
     const sequence = (s: Subscriber): (string | object)[] =>
@@ -461,4 +495,23 @@ describe('a rolling restart of three nodes on Redis', () => {
     }
     expect(missed).toBeGreaterThan(0)
   }, 90_000)
+
+  it("docs/deployment.md's rollout settings name real flags, their defaults and this test's budget", () => {
+    const doc = readFileSync(new URL('../../docs/deployment.md', import.meta.url), 'utf8')
+    const from = doc.indexOf('### Rolling restarts')
+    // Whitespace as one space: table padding and line breaks are prettier's.
+    const section = doc.slice(from, doc.indexOf('\n## ', from)).replace(/\s+/g, ' ')
+    const flags = new Map(serveSpecs.map((spec) => [`--${spec.flag}`, spec]))
+    for (const [, flag] of section.matchAll(/`(--[a-z-]+)/g))
+      expect(flags.has(flag!), flag).toBe(true)
+    const budget = flags.get('--shutdown-timeout-ms')!
+    const people = (n: number): string => n.toLocaleString('en-US')
+    expect(section).toContain(
+      `| \`--shutdown-timeout-ms\` (\`${envOf(budget)}\`) | ${people(SERVER_DEFAULTS.shutdownTimeoutMs)} (default)`,
+    )
+    expect(section).toContain(`\`--max-connections\` (${people(HUB_DEFAULTS.maxConnections!)})`)
+    expect(section).toContain(`\`--shutdown-timeout-ms ${SHUTDOWN_TIMEOUT_MS}\``)
+    expect(section).toContain(`${SUBSCRIBERS} \`ssehub/client\` clients`)
+    expect(section).toContain(`${LANES} sequential lanes`)
+  })
 })
