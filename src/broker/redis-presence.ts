@@ -43,6 +43,8 @@ export interface RedisPresenceOptions {
 
 /** Fields per HSET / HDEL command in a rewrite: bounds one command's size. */
 const CHUNK = 1_000
+/** Longest wait for Redis on a presence read or write, in ms: an answer or a stop never hangs. */
+const IO_TIMEOUT_MS = 2_000
 /** Entries fetched per HSCAN call when listing another node's connections. */
 const SCAN_COUNT = 1_000
 
@@ -160,6 +162,7 @@ export class RedisPresence implements Presence {
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
     if (this.flushTimer !== null) clearTimeout(this.flushTimer)
     this.heartbeat = this.flushTimer = null
+    // A write under way ends within IO_TIMEOUT_MS (it is bounded); the removal goes after it.
     await this.writing
     if (this.redis.status !== 'ready') return
     // A clean stop leaves at once, not after the TTL.
@@ -212,7 +215,7 @@ export class RedisPresence implements Presence {
 
   /** A read bounded in time, so that an answer never hangs on a stalled Redis. */
   private read<T>(promise: Promise<T>): Promise<T> {
-    return withTimeout(promise, 2_000, 'Redis did not answer the presence read in time.')
+    return withTimeout(promise, IO_TIMEOUT_MS, 'Redis did not answer the presence read in time.')
   }
 
   private nodeKey(node: string, kind: 'topics' | 'clients' | 'conns' | null): string {
@@ -299,7 +302,7 @@ export class RedisPresence implements Presence {
     }
     const results = await withTimeout<[Error | null, unknown][] | null>(
       batch.exec(),
-      this.ttlMs,
+      IO_TIMEOUT_MS,
       'Redis did not confirm the presence write in time.',
     )
     for (const [error] of results ?? []) if (error !== null) throw error

@@ -235,7 +235,12 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     await this.presence.close()
     this.closed = true
-    this.reader?.disconnect()
+    // Disconnected once, here (it ends the blocking read): ioredis arms a 2 s timer on every
+    // disconnect() that only the socket's close clears, so a second one, after the close, would
+    // hold the process for 2 s after everything else has ended.
+    const reader = this.reader
+    this.reader = null
+    reader?.disconnect()
     await this.loop
     this.sink = null
   }

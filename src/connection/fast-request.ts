@@ -4,7 +4,9 @@
  * in origin form, already in the buffer — and says `hand-over` for everything else, so node:http
  * parses it instead (see fast-front.ts). Smuggling has no way in: a head with Transfer-Encoding,
  * repeated headers, obsolete folding, bare CR or LF, a non-token header name, a Content-Length
- * that is not plain digits, or more header lines than allowed is never taken here.
+ * that is not plain digits, or more header lines than allowed is never taken here. The one
+ * exception to "repeated headers": `X-Forwarded-For` and `Forwarded` lines are joined as node:http
+ * joins them (see {@link JOINED_NAMES}).
  */
 import type { IncomingHttpHeaders } from 'node:http'
 
@@ -22,7 +24,7 @@ export class FastRequest {
     readonly path: string,
     /** The query string, without `?` (empty when none). */
     readonly search: string,
-    /** Header names in lower case, each present once. */
+    /** Header names in lower case, each present once (repeated forwarding lines joined). */
     readonly headers: IncomingHttpHeaders & Readonly<Record<string, string>>,
     readonly body: Buffer,
   ) {}
@@ -102,6 +104,16 @@ for (const name of [
   NAMES.set(capitalized, value)
 }
 
+/**
+ * Headers whose repeated lines are joined with `, ` in order, exactly as node:http joins them (it
+ * joins every header it does not know, and these two by name), rather than handed over: a chain of
+ * proxies may add one `X-Forwarded-For` line per hop (HAProxy's `option forwardfor` adds a line
+ * instead of appending), and `trustProxy` must read the same address list on both fronts. Only
+ * list-valued headers the pipeline reads as lists belong here; a repeated Host, Content-Length or
+ * Authorization (node:http keeps the first) is still node:http's to judge.
+ */
+const JOINED_NAMES: ReadonlySet<string> = new Set(['x-forwarded-for', 'forwarded'])
+
 const EMPTY = Buffer.alloc(0)
 
 function isOws(code: number): boolean {
@@ -157,7 +169,14 @@ export function parseFastRequest(buffer: Buffer, limits: FastLimits): Parsed {
       const lower = name.toLowerCase()
       key = NAMES.has(lower) ? NAMES.get(lower)! : lower
     }
-    if (key === null || key === '__proto__' || Object.hasOwn(headers, key)) return HAND_OVER
+    if (key === null || key === '__proto__') return HAND_OVER
+    if (Object.hasOwn(headers, key)) {
+      if (!JOINED_NAMES.has(key)) return HAND_OVER
+      // Empty lines included, as node:http does (`a, ` reads as malformed on both fronts).
+      headers[key] += `, ${head.slice(from, to)}`
+      at = eol + 2
+      continue
+    }
     // node:http refuses a tab around a Content-Length (`25\t`): so must the fast front.
     if (key === 'content-length' && head.lastIndexOf('\t', eol) > colon) return HAND_OVER
     headers[key] = head.slice(from, to)

@@ -66,6 +66,32 @@ describe('RedisBroker', () => {
     await broker.close()
   })
 
+  it('closes its reader once, so that nothing of it holds the process after close()', async () => {
+    const client = redis.client()
+    const duplicate = client.duplicate.bind(client)
+    let reader: ReturnType<typeof duplicate> | undefined
+    const spy = vi.spyOn(client, 'duplicate').mockImplementation((options) => {
+      reader = duplicate(options)
+      return reader
+    })
+    const broker = new RedisBroker({ client, prefix: `t${++prefixes}:{h}:`, blockMs: 200 })
+    await broker.start({
+      publication: () => {},
+      command: () => {},
+      reset: () => {},
+      error: () => {},
+      unavailable: () => {},
+      recovered: () => {},
+    })
+    await waitFor(() => broker.health().ok, 'the reader reading')
+    const disconnect = vi.spyOn(reader!, 'disconnect')
+    await broker.close()
+    // ioredis arms a 2 s timer on each disconnect() that only the socket's close clears: a second
+    // call after the close kept `ssehub serve --redis` alive until its exit fallback (1 s).
+    expect(disconnect).toHaveBeenCalledTimes(1)
+    spy.mockRestore()
+  })
+
   it('tells the sink of an outage once when it starts and once when it ends; health shows only the present', async () => {
     const client = redis.client()
     const prefix = `t${++prefixes}:{h}:`

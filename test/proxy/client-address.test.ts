@@ -3,10 +3,12 @@
  * unit tests of src/server/client-address.ts, then the option's validation through
  * `resolveServerOptions`, and one hub per front to show the per-IP limit and `/clients` use it.
  */
+import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { clientAddress, resolveTrustProxy } from '../../src/server/client-address.js'
 import { resolveServerOptions } from '../../src/server/server-options.js'
 import { startHub, type TestHub } from '../helpers/hub-server.js'
+import { waitFor } from '../helpers/wait.js'
 
 const at = (
   trust: unknown,
@@ -135,5 +137,29 @@ describe.each(['fast', 'node'] as const)('behind a trusted proxy, on the %s fron
       '203.0.113.2',
     ])
     for (const response of [a1, a2, b1]) await response.body?.cancel()
+  })
+
+  it('reads repeated X-Forwarded-For lines as one list (hop counting: the same client)', async () => {
+    hub = await startHub({ fastPath: front === 'fast', trustProxy: 2 })
+    // Two lines, as two proxies that each add one send them. Hop 2 is 203.0.113.7; reading only
+    // the first line would give 6.6.6.6, only the last 198.51.100.2.
+    const socket = connect(Number(new URL(hub.url).port), '127.0.0.1')
+    let received = ''
+    socket.setEncoding('latin1').on('data', (chunk: string) => (received += chunk))
+    socket.write(
+      'GET /events?topic=t HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n' +
+        'X-Forwarded-For: 198.51.100.2\r\n\r\n',
+    )
+    try {
+      await waitFor(() => received.includes('\r\n\r\n'), 'the stream to open')
+      // The fast front wrote the head itself (lower-case names): it took the request.
+      expect(/\r\ndate: /.test(received)).toBe(front === 'fast')
+      const listed = (await (await fetch(`${hub.url}/clients`)).json()) as {
+        connections: { remoteAddress: string }[]
+      }
+      expect(listed.connections.map((c) => c.remoteAddress)).toEqual(['203.0.113.7'])
+    } finally {
+      socket.destroy()
+    }
   })
 })

@@ -620,6 +620,40 @@ const cases: Record<string, Case> = {
     },
   },
 
+  // Forwarding headers behind a trusted proxy: the per-IP publish rate is keyed by the client
+  // address, so the answers show which address each front read. Repeated X-Forwarded-For lines
+  // are one list (joined with ", " by node:http, and by the fast front, which takes them).
+  'behind a proxy: two X-Forwarded-For lines, then the same client in one line': {
+    bytes:
+      publish('1', 'X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 203.0.113.7\r\n') +
+      publish('2', 'X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n') +
+      publish('3', 'X-Forwarded-For: 6.6.6.6\r\n'),
+    options: {
+      allowAnonymousPublish: true,
+      publishRatePerSecond: 1,
+      publishBurst: 1,
+      trustProxy: ['loopback'],
+    },
+    // 203.0.113.7 (the rightmost untrusted) twice: its second publish waits; 6.6.6.6 and the
+    // probe (127.0.0.1, no header) are other clients.
+    check: (o) => {
+      expect(o.answers.map((a) => a.slice(0, 3))).toEqual(['200', '429', '200', '200'])
+      expect(o.published).toEqual(['t:1', 't:3', 't:probe'])
+    },
+  },
+  'behind a proxy: Forwarded on two lines': {
+    bytes:
+      publish('1', 'Forwarded: for=6.6.6.6\r\nForwarded: for="203.0.113.7:4711"\r\n') +
+      publish('2', 'Forwarded: for=203.0.113.7\r\n'),
+    options: {
+      allowAnonymousPublish: true,
+      publishRatePerSecond: 1,
+      publishBurst: 1,
+      trustProxy: ['loopback'],
+    },
+    check: (o) => expect(o.answers.map((a) => a.slice(0, 3))).toEqual(['200', '429', '200']),
+  },
+
   // Bodies the JSON parser or the hub must refuse cleanly.
   'JSON nested 100,000 deep (unclosed)': {
     bytes: raw(['Host: x', CT, 'Content-Length: 100000'], '['.repeat(100_000)),
@@ -725,6 +759,8 @@ const HEADERS = [
   'TE: trailers',
   'Origin: http://x',
   'X-A: b',
+  'X-Forwarded-For: 203.0.113.1',
+  'Forwarded: for=192.0.2.60',
 ]
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(

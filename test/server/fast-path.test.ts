@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net'
+import { createServer } from 'node:http'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseFastRequest } from '../../src/connection/fast-request.js'
 import { startHub, type TestHub } from '../helpers/hub-server.js'
@@ -347,6 +348,43 @@ describe('the publish fast path', () => {
     ]) {
       expect(parseFastRequest(Buffer.from(post('{}', extra)), limits).kind, extra).toBe('hand-over')
     }
+  })
+
+  it('joins repeated X-Forwarded-For and Forwarded lines with ", " in order, as node:http does', async () => {
+    const limits = { maxHeaderBytes: 16_384, maxBodyBytes: 1_000, maxHeaderCount: 100 }
+    // One line per proxy (HAProxy adds a line), any spelling, an empty line included.
+    const head =
+      'GET /events?topic=t HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6 \r\n' +
+      'x-forwarded-for:\t203.0.113.7, 10.0.0.2\r\nX-FORWARDED-FOR:\r\nX-Forwarded-For: 198.51.100.2\r\n' +
+      'Forwarded: for=192.0.2.60\r\nforwarded: for="[2001:db8::17]"\r\n\r\n'
+    const parsed = parseFastRequest(Buffer.from(head, 'latin1'), limits)
+    expect(parsed.kind).toBe('request')
+    if (parsed.kind !== 'request') return
+    const joined = {
+      'x-forwarded-for': '6.6.6.6, 203.0.113.7, 10.0.0.2, , 198.51.100.2',
+      forwarded: 'for=192.0.2.60, for="[2001:db8::17]"',
+    }
+    expect(parsed.request.headers).toEqual({ host: 'h', ...joined })
+    // node:http's own reading of the same bytes, so the rule cannot drift from it.
+    const node = createServer((req, res) => res.end(JSON.stringify(req.headers)))
+    await new Promise<void>((resolve) => node.listen(0, '127.0.0.1', resolve))
+    try {
+      const c = new RawClient((node.address() as AddressInfo).port)
+      clients.push(c)
+      await c.send(head.replace('\r\n\r\n', '\r\nContent-Length: 0\r\n\r\n'))
+      await waitFor(() => c.text().includes('}'), "node:http's answer")
+      const seen = JSON.parse(c.text().slice(c.text().indexOf('\r\n\r\n') + 4)) as object
+      expect(seen).toMatchObject(joined)
+    } finally {
+      node.closeAllConnections()
+      await new Promise((resolve) => node.close(resolve))
+    }
+    // Other repeated headers are still node:http's to judge (it keeps the first Host, joins others).
+    for (const repeated of ['Host: h2\r\n', 'Last-Event-ID: 1\r\n', 'Authorization: x\r\n'])
+      expect(
+        parseFastRequest(Buffer.from(post('{}', `${repeated}${repeated}`)), limits).kind,
+        repeated,
+      ).toBe('hand-over')
   })
 
   it('closes idle fast-path connections when the hub shuts down', async () => {
