@@ -429,6 +429,7 @@ export const OTHER_ENV_VARS: ReadonlySet<string> = new Set([
   'SSEHUB_SOAK_MS', // tests: soak duration
   'SSEHUB_TEST_FRONT', // tests: which HTTP front the suites use
   'SSEHUB_SKIP_TEST_DEPS', // tests: skip installing nginx, Redis, Chromium
+  'SSEHUB_ROLLING_REPORT', // tests: print the rolling restart's reconnect histogram
   'SSEHUB_PROXY_STREAMS', // tests: streams the proxy load test opens
 ])
 

@@ -190,6 +190,8 @@ function logStart(
     url,
     protocol: hubServer.protocol === 'https' ? 'h2+http/1.1 (TLS)' : 'http/1.1',
     broker,
+    node: hubServer.hub.node,
+    presenceTtlMs: hubServer.hub.broker.presence?.ttlMs,
     auth: auth === '' ? 'open' : auth,
     // The limits that are on: a limit turned off (`null`) is left out.
     maxConnections: hub.maxConnections ?? undefined,
