@@ -21,6 +21,12 @@ export interface PublishRequest {
   readonly retry?: number
   /** This is the last event of its topic keys (a finite topic). */
   readonly close?: boolean
+  /**
+   * Publishes at most once per key within the broker's idempotency window: a request whose key
+   * was seen returns the first one's publication (`duplicate: true`) and publishes nothing; a
+   * different event under a used key is refused (`ERR_SSE_CONFLICT`).
+   */
+  readonly idempotencyKey?: string
 }
 
 /**
@@ -42,6 +48,11 @@ export interface Publication {
   readonly close: boolean
   /** Publish time, ms since the epoch. */
   readonly time: number
+  /**
+   * Set only on what {@link Broker.publish} returns for an idempotency key already used: this
+   * is the first publish's id, and nothing new was published.
+   */
+  readonly duplicate?: true
 }
 
 /** One connection's position in the broker's log. Created by {@link Broker.resume}. */

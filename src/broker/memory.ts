@@ -1,4 +1,5 @@
 import { optionsObject, positiveInteger, positiveIntegerOption, withDefault } from '../options.js'
+import { idempotencyConflict, publishFingerprint } from './idempotency.js'
 import type {
   Broker,
   BrokerCommand,
@@ -38,6 +39,18 @@ export interface MemoryBrokerOptions {
    */
   readonly maxEndedTopics?: number
   /**
+   * How long an idempotency key is remembered, in ms (one hour by default): a publish retried
+   * with its key within it returns the first one's id and publishes nothing.
+   * @default 3600000
+   */
+  readonly idempotencyWindowMs?: number
+  /**
+   * How many idempotency keys are remembered at most (about 100 bytes each); past it the oldest
+   * are forgotten first, even within the window.
+   * @default 100000
+   */
+  readonly maxIdempotencyKeys?: number
+  /**
    * The epoch: 1-16 characters of `[0-9a-z]`. A new random one for each broker (so that a restart
    * tells clients their ids are from another log); fix it in tests only.
    */
@@ -55,6 +68,8 @@ export const MEMORY_BROKER_DEFAULTS: Omit<ResolvedMemoryBrokerOptions, 'epoch'> 
   historyMaxAgeMs: 3_600_000,
   endedTopicTtlMs: 3_600_000,
   maxEndedTopics: 10_000,
+  idempotencyWindowMs: 3_600_000,
+  maxIdempotencyKeys: 100_000,
 })
 
 const epochPattern = /^[0-9a-z]{1,16}$/
@@ -92,6 +107,14 @@ export function resolveMemoryBrokerOptions(
     maxEndedTopics: positiveInteger(
       'maxEndedTopics',
       withDefault(options.maxEndedTopics, defaults.maxEndedTopics),
+    ),
+    idempotencyWindowMs: positiveInteger(
+      'idempotencyWindowMs',
+      withDefault(options.idempotencyWindowMs, defaults.idempotencyWindowMs),
+    ),
+    maxIdempotencyKeys: positiveInteger(
+      'maxIdempotencyKeys',
+      withDefault(options.maxIdempotencyKeys, defaults.maxIdempotencyKeys),
     ),
     epoch,
   }
@@ -144,6 +167,13 @@ export class MemoryBroker implements Broker {
   private head = 0
   // Finished topics, oldest first (re-ending a topic moves it to the end).
   private readonly ended = new Map<string, { publication: MemoryPublication; at: number }>()
+  // Idempotency keys, oldest first: the first publication of each and its fingerprint.
+  private readonly seen = new Map<
+    string,
+    { publication: MemoryPublication; fingerprint: string; at: number }
+  >()
+  private readonly windowMs: number
+  private readonly maxKeys: number
   private closed = false
 
   constructor(options: MemoryBrokerOptions = {}) {
@@ -152,6 +182,8 @@ export class MemoryBroker implements Broker {
     this.maxAgeMs = resolved.historyMaxAgeMs
     this.endedTtlMs = resolved.endedTopicTtlMs
     this.maxEnded = resolved.maxEndedTopics
+    this.windowMs = resolved.idempotencyWindowMs
+    this.maxKeys = resolved.maxIdempotencyKeys
     this.epoch = resolved.epoch
   }
 
@@ -171,6 +203,12 @@ export class MemoryBroker implements Broker {
   publishNow(request: PublishRequest): Publication {
     if (this.closed) throw new Error('The memory broker is closed.')
     const now = Date.now()
+    let fingerprint: string | undefined
+    if (request.idempotencyKey !== undefined) {
+      fingerprint = publishFingerprint(request)
+      const first = this.firstPublishOf(request.idempotencyKey, fingerprint, now)
+      if (first !== null) return first
+    }
     const publication: MemoryPublication = {
       seq: ++this.seq,
       id: `${this.epoch}-${this.seq}`,
@@ -183,6 +221,10 @@ export class MemoryBroker implements Broker {
     }
     this.ring.push(publication)
     this.trim(now)
+    if (fingerprint !== undefined) {
+      this.seen.set(request.idempotencyKey!, { publication, fingerprint, at: now })
+      if (this.seen.size > this.maxKeys) this.seen.delete(this.seen.keys().next().value!)
+    }
     for (const key of request.keys) {
       if (publication.close) {
         this.ended.delete(key)
@@ -195,6 +237,22 @@ export class MemoryBroker implements Broker {
     if (this.ended.size > 0) this.pruneEnded(now)
     this.sink?.publication(publication)
     return publication
+  }
+
+  /**
+   * The first publication under `key` as a duplicate, `null` when the key is new (or expired).
+   * @throws {SseError} `ERR_SSE_CONFLICT` when the key was used for a different event.
+   */
+  private firstPublishOf(key: string, fingerprint: string, now: number): Publication | null {
+    // Oldest first: expired keys are at the front (amortised O(1) per publish).
+    for (const [old, entry] of this.seen) {
+      if (now - entry.at < this.windowMs) break
+      this.seen.delete(old)
+    }
+    const entry = this.seen.get(key)
+    if (entry === undefined) return null
+    if (entry.fingerprint !== fingerprint) throw idempotencyConflict(key)
+    return { ...entry.publication, duplicate: true }
   }
 
   resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume> {

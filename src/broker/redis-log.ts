@@ -67,10 +67,13 @@ export class RedisCursor implements Cursor {
 }
 
 /**
- * The publish script: creates the epoch if Redis lost it, appends, trims by age, tracks finished
- * topics, atomically. KEYS: log, meta, then one `end:` key per topic. ARGV: maxlen, epoch
- * candidate, minid ('' = no age trim), ended ttl ms, close ('1'/'0'), time, then the entry's
- * field/value pairs.
+ * The publish script: creates the epoch if Redis lost it, honours an idempotency key, appends,
+ * trims by age, tracks finished topics, atomically. KEYS: log, meta, the idempotency key (`idem:`
+ * plus the key; unused without one), then one `end:` key per topic. ARGV: maxlen, epoch
+ * candidate, minid ('' = no age trim), ended ttl ms, close ('1'/'0'), time, the request's
+ * fingerprint ('' = no idempotency key), the idempotency window in ms, then the entry's
+ * field/value pairs. Returns `{id, epoch}`, or `{id, epoch, 'duplicate'}` /
+ * `{'', epoch, 'conflict'}` for a used key.
  */
 export const publishScript = `
 local epoch = redis.call('HGET', KEYS[2], 'e')
@@ -78,12 +81,24 @@ if not epoch then
   epoch = ARGV[2]
   redis.call('HSET', KEYS[2], 'e', epoch)
 end
+-- An idempotency key already used: the first entry's id, nothing appended (or, for another
+-- event under the key, a conflict). Atomic with the append: concurrent retries on any node
+-- publish once.
+if ARGV[7] ~= '' then
+  local first = redis.call('GET', KEYS[3])
+  if first then
+    local space = string.find(first, ' ', 1, true)
+    if string.sub(first, space + 1) ~= ARGV[7] then return {'', epoch, 'conflict'} end
+    return {string.sub(first, 1, space - 1), epoch, 'duplicate'}
+  end
+end
 -- 'n' numbers the entries without gaps, so a reader knows when trimming overtook it.
 local fields = {'n', tostring(redis.call('HINCRBY', KEYS[2], 'n', 1))}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
 if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
-for i = 3, #KEYS do
+if ARGV[7] ~= '' then redis.call('SET', KEYS[3], id .. ' ' .. ARGV[7], 'PX', ARGV[8]) end
+for i = 4, #KEYS do
   if ARGV[5] == '1' then
     redis.call('DEL', KEYS[i])
     redis.call('HSET', KEYS[i], 'i', id, unpack(fields))

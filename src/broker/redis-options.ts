@@ -37,6 +37,12 @@ export interface RedisBrokerOptions {
    */
   readonly endedTopicTtlMs?: number
   /**
+   * How long an idempotency key is remembered, in ms (a Redis key with this TTL per keyed
+   * publish): a publish retried with its key within it, on any node, returns the first one's id.
+   * @default 3600000
+   */
+  readonly idempotencyWindowMs?: number
+  /**
    * A publish that Redis has not confirmed within this time fails (`ERR_SSE_BROKER_UNAVAILABLE`),
    * in ms.
    * @default 2000
@@ -90,6 +96,7 @@ export const REDIS_BROKER_DEFAULTS: Omit<ResolvedRedisBrokerOptions, 'client' | 
     historyMaxEvents: MEMORY_BROKER_DEFAULTS.historyMaxEvents,
     historyMaxAgeMs: MEMORY_BROKER_DEFAULTS.historyMaxAgeMs,
     endedTopicTtlMs: MEMORY_BROKER_DEFAULTS.endedTopicTtlMs,
+    idempotencyWindowMs: MEMORY_BROKER_DEFAULTS.idempotencyWindowMs,
     publishTimeoutMs: 2_000,
     blockMs: 2_000,
     readCount: 500,
@@ -132,6 +139,7 @@ export function resolveRedisBrokerOptions(options: RedisBrokerOptions): Resolved
       true,
     ),
     endedTopicTtlMs: int('endedTopicTtlMs'),
+    idempotencyWindowMs: int('idempotencyWindowMs'),
     publishTimeoutMs: int('publishTimeoutMs'),
     blockMs: int('blockMs'),
     readCount: int('readCount'),

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import { ErrorCodes, SseError } from '../errors.js'
+import { idempotencyConflict, publishFingerprint } from './idempotency.js'
 import type {
   Broker,
   BrokerCommand,
@@ -52,6 +53,8 @@ export class RedisBroker implements Broker {
   private readonly logKey: string
   private readonly metaKey: string
   private readonly endPrefix: string
+  private readonly idemPrefix: string
+  private readonly idempotencyWindowMs: number
   private readonly maxEvents: number
   private readonly maxAgeMs: number | null
   private readonly endedTtlMs: number
@@ -81,6 +84,8 @@ export class RedisBroker implements Broker {
     this.logKey = `${resolved.prefix}log`
     this.metaKey = `${resolved.prefix}meta`
     this.endPrefix = `${resolved.prefix}end:`
+    this.idemPrefix = `${resolved.prefix}idem:`
+    this.idempotencyWindowMs = resolved.idempotencyWindowMs
     this.maxEvents = resolved.historyMaxEvents
     this.maxAgeMs = resolved.historyMaxAgeMs
     this.endedTtlMs = resolved.endedTopicTtlMs
@@ -112,9 +117,18 @@ export class RedisBroker implements Broker {
   async publish(request: PublishRequest): Promise<Publication> {
     const fields = entryFields(request)
     const topicKeys = request.keys.filter((key) => !key.startsWith('@'))
-    const [id, epoch] = await this.append(topicKeys, request.close === true, fields)
+    const key = request.idempotencyKey
+    const [id, epoch, outcome] = await this.append(
+      topicKeys,
+      request.close === true,
+      fields,
+      key === undefined ? null : { key, fingerprint: publishFingerprint(request) },
+    )
+    if (outcome === 'conflict') throw idempotencyConflict(key!)
     // Its fields carry keys: a publication, never a command entry.
-    return toPublication(epoch, id, fields)!
+    const publication = toPublication(epoch, id, fields)!
+    // A retry: the first publish's id (its event is the same: the fingerprints matched).
+    return outcome === 'duplicate' ? { ...publication, duplicate: true } : publication
   }
 
   async resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume> {
@@ -208,7 +222,7 @@ export class RedisBroker implements Broker {
 
   async command(command: BrokerCommand): Promise<void> {
     // Commands travel in the stream too: every node sees them in order, no second channel.
-    await this.append([], false, ['x', JSON.stringify(command)])
+    await this.append([], false, ['x', JSON.stringify(command)], null)
   }
 
   health(): BrokerHealth {
@@ -250,7 +264,8 @@ export class RedisBroker implements Broker {
     topicKeys: readonly string[],
     close: boolean,
     fields: readonly string[],
-  ): Promise<[string, string]> {
+    once: { readonly key: string; readonly fingerprint: string } | null,
+  ): Promise<[id: string, epoch: string, outcome?: 'duplicate' | 'conflict']> {
     if (this.closed) throw new Error('The Redis broker is closed.')
     if (this.client.status !== 'ready')
       throw new Error(`Redis is not connected (${this.client.status}).`)
@@ -258,9 +273,10 @@ export class RedisBroker implements Broker {
     const minId = this.maxAgeMs === null ? '' : `${now - this.maxAgeMs}-0`
     const call = this.client.eval(
       publishScript,
-      2 + topicKeys.length,
+      3 + topicKeys.length,
       this.logKey,
       this.metaKey,
+      this.idemPrefix + (once?.key ?? ''),
       ...topicKeys.map((key) => this.endPrefix + key),
       String(this.maxEvents),
       newEpoch(),
@@ -268,8 +284,10 @@ export class RedisBroker implements Broker {
       String(this.endedTtlMs),
       close ? '1' : '0',
       String(now),
+      once?.fingerprint ?? '',
+      String(this.idempotencyWindowMs),
       ...fields,
-    ) as Promise<[string, string]>
+    ) as Promise<[string, string, ('duplicate' | 'conflict')?]>
     return withTimeout(call, this.publishTimeoutMs, 'Redis did not confirm the publish in time.')
   }
 

@@ -1,4 +1,6 @@
 import { parseArgs } from 'node:util'
+import { PUBLISH_DEFAULTS, PublishError, publish, type Published } from '../client/publisher.js'
+export { networkCause } from '../client/publisher.js'
 import { UsageError, type CliIo } from './io.js'
 
 /** `ssehub publish --help`. */
@@ -17,32 +19,14 @@ Options:
   --hub <url>         hub URL [default: $SSEHUB_URL or http://localhost:8080]
   --key <key>         the publish key (or a token that may publish), sent as
                       Authorization: Bearer [default: $SSEHUB_PUBLISH_KEY]
+  --attempts <n>      attempts in all: a timeout, a lost connection, 408, 429 or
+                      5xx is retried with backoff [default: 5]
+  --idempotency-key <key>
+                      the event's key [default: a random UUID]: every attempt
+                      sends it, so the hub publishes the event once
   --help              show this help
 A flag shows in the process list: on a shared machine, prefer $SSEHUB_PUBLISH_KEY.
 `
-
-/**
- * What went wrong under fetch's bare "fetch failed": the cause's code and address
- * (`ECONNREFUSED 127.0.0.1:8080`, `ENOTFOUND hub.example`), each address of a multi-address
- * attempt (an AggregateError), or the cause's message.
- */
-export function networkCause(error: unknown): string {
-  const cause = (error as { cause?: unknown }).cause
-  if (typeof cause !== 'object' || cause === null) return (error as Error).message
-  const errors = (cause as { errors?: unknown }).errors
-  if (Array.isArray(errors) && errors.length > 0) {
-    const each = (errors as unknown[]).map((inner) => networkCause({ cause: inner }))
-    return [...new Set(each)].join(', ')
-  }
-  const code = (cause as { code?: unknown }).code
-  const message = (cause as { message?: unknown }).message
-  const text = typeof message === 'string' ? message.trim() : ''
-  if (typeof code !== 'string' || code === '') return text === '' ? (error as Error).message : text
-  // Node writes `connect ECONNREFUSED 127.0.0.1:8080`: from the code on is the useful part.
-  const at = text.indexOf(code)
-  if (at !== -1) return text.slice(at)
-  return text === '' ? code : `${code} ${text}`
-}
 
 /**
  * `ssehub publish`: one POST /publish, with the key of `--key` or `$SSEHUB_PUBLISH_KEY` (the flag
@@ -67,6 +51,8 @@ export async function runPublish(argv: string[], io: CliIo): Promise<number> {
         json: { type: 'boolean' },
         hub: { type: 'string' },
         key: { type: 'string' },
+        attempts: { type: 'string' },
+        'idempotency-key': { type: 'string' },
         help: { type: 'boolean' },
       },
     })
@@ -100,9 +86,8 @@ export async function runPublish(argv: string[], io: CliIo): Promise<number> {
     }
   }
   const hubUrl = values.hub ?? io.env.SSEHUB_URL ?? 'http://localhost:8080'
-  let url: URL
   try {
-    url = new URL('/publish', hubUrl)
+    new URL('/publish', hubUrl)
   } catch {
     throw new UsageError(`--hub: ${JSON.stringify(hubUrl)} is not a URL`)
   }
@@ -120,41 +105,42 @@ export async function runPublish(argv: string[], io: CliIo): Promise<number> {
   // The flag wins over the variable; an empty value sends no key.
   const keySource = values.key !== undefined ? '--key' : '$SSEHUB_PUBLISH_KEY'
   const key = values.key ?? io.env.SSEHUB_PUBLISH_KEY ?? ''
-  let response: Response
+  let attempts: number = PUBLISH_DEFAULTS.attempts
+  if (values.attempts !== undefined) {
+    if (!/^[1-9]\d{0,2}$/.test(values.attempts))
+      throw new UsageError(`--attempts expects 1 to 999, got ${JSON.stringify(values.attempts)}`)
+    attempts = Number(values.attempts)
+  }
+  let answer: Published
   try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        ...(key === '' ? {} : { authorization: `Bearer ${key}` }),
-      },
-      body: JSON.stringify(body),
+    // One idempotency key for every attempt: a retry of an event that landed is not published twice.
+    answer = await publish(body, {
+      hub: hubUrl,
+      key,
+      attempts,
+      ...(values['idempotency-key'] === undefined
+        ? {}
+        : { idempotencyKey: values['idempotency-key'] }),
       signal: io.signal,
+      onRetry: ({ attempt, delayMs, reason }) =>
+        io.stderr(
+          `ssehub publish: attempt ${attempt} of ${attempts} failed (${reason}); retrying in ${delayMs} ms with the same idempotency key\n`,
+        ),
     })
   } catch (error) {
     if (io.signal.aborted) return 130
-    io.stderr(`ssehub publish: cannot reach ${url.href}: ${networkCause(error)}\n`)
-    return 1
-  }
-  const text = await response.text()
-  let json: { id?: string; error?: { message?: string } } = {}
-  try {
-    json = JSON.parse(text) as typeof json
-  } catch {
-    // Not JSON: reported below with the status.
-  }
-  if (!response.ok || typeof json.id !== 'string') {
-    let detail = json.error?.message ?? text.slice(0, 200).replace(/\s+/g, ' ')
-    if (response.status === 401) {
+    if (!(error instanceof PublishError)) throw error
+    let detail = error.message
+    if (error.status === 401) {
       // The hub's message says which header to send; say how this command sends it.
       detail +=
         key === ''
           ? ' Pass the key with --key <key> or $SSEHUB_PUBLISH_KEY.'
           : ` The key given by ${keySource} was refused; check it, or pass another with --key <key>.`
     }
-    io.stderr(`ssehub publish: hub answered ${response.status}: ${detail}\n`)
+    io.stderr(`ssehub publish: ${detail}\n`)
     return 1
   }
-  io.stdout(`${json.id}\n`)
+  io.stdout(`${answer.id}${answer.duplicate === true ? ' (already published)' : ''}\n`)
   return 0
 }

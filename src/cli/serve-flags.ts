@@ -312,6 +312,18 @@ export const serveSpecs: readonly FlagSpec[] = [
     help: 'finished topics remembered at most',
   },
   {
+    flag: 'idempotency-window-ms',
+    kind: 'int',
+    key: 'idempotencyWindowMs',
+    help: 'how long an Idempotency-Key is remembered: a retried publish within it returns the first id and publishes nothing',
+  },
+  {
+    flag: 'max-idempotency-keys',
+    kind: 'int',
+    key: 'maxIdempotencyKeys',
+    help: 'idempotency keys remembered at most by the memory broker, oldest forgotten first (Redis keeps each for the window)',
+  },
+  {
     flag: 'max-topic-length',
     kind: 'int',
     key: 'maxTopicLength',

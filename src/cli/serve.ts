@@ -30,7 +30,12 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       : new RedisBroker({
           client: redis,
           ...config.redisOptions,
-          ...pick(config.options, ['historyMaxEvents', 'historyMaxAgeMs', 'endedTopicTtlMs']),
+          ...pick(config.options, [
+            'historyMaxEvents',
+            'historyMaxAgeMs',
+            'endedTopicTtlMs',
+            'idempotencyWindowMs',
+          ]),
         })
   const log = createLogger({ format: config.logFormat, write: io.stdout })
   const sampler = new LogSampler(log)

@@ -2,7 +2,8 @@
  * `ssehub/client`: a spec-exact, fetch-based SSE client for Node >= 20, browsers, workers and edge
  * runtimes. One engine, three shapes: listener callbacks ({@link connect}), an async iterator
  * ({@link events}) and a drop-in {@link EventSource}; plus {@link streamChatCompletion} for
- * OpenAI-compatible streaming APIs.
+ * OpenAI-compatible streaming APIs, and {@link publish} (at least once with an idempotency key:
+ * delivered exactly once) for a hub server.
  *
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
@@ -31,6 +32,14 @@ export {
   type EventSourceOptions,
 } from './event-source.js'
 export { ResponseError, UpstreamError, type ResponseErrorDetails } from './errors.js'
+export {
+  publish,
+  PublishError,
+  PUBLISH_DEFAULTS,
+  type PublishEvent,
+  type PublishOptions,
+  type Published,
+} from './publisher.js'
 export {
   streamChatCompletion,
   type ChatCompletionChunk,

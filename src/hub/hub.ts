@@ -503,6 +503,9 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   }
 
   private published(publication: Publication): PublishResult {
+    // A retry under a used idempotency key: nothing was published, nobody was reached now.
+    if (publication.duplicate === true)
+      return { id: publication.id, localConnections: 0, duplicate: true }
     this.counters.eventsPublished++
     const { fanOut } = this
     return {

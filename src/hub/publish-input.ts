@@ -23,6 +23,8 @@ export interface PublishRequest {
   retry?: number
   /** The last event of its topics. */
   close?: boolean
+  /** Publish at most once per key within the broker's idempotency window. */
+  idempotencyKey?: string
 }
 
 /** The limits a publish input is checked against. */
@@ -44,6 +46,7 @@ export const PUBLISH_FIELDS: ReadonlySet<string> = new Set([
   'data',
   'retry',
   'close',
+  'idempotencyKey',
 ])
 
 /** The 400 for a field a publish input does not have, naming the closest one it does. */
@@ -98,7 +101,27 @@ export function toPublishRequest(input: PublishInput, limits: PublishLimits): Pu
   if (input.event !== undefined) request.event = validateEventName(input.event, limits)
   if (input.retry !== undefined) request.retry = validateRetry(input.retry)
   if (input.close === true) request.close = true
+  if (input.idempotencyKey !== undefined)
+    request.idempotencyKey = validateIdempotencyKey(input.idempotencyKey)
   return request
+}
+
+/** Longest idempotency key, in characters (a UUID is 36; room for a prefix of the app's own). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+const idempotencyKeyPattern = new RegExp(`^[\\x21-\\x7e]{1,${MAX_IDEMPOTENCY_KEY_LENGTH}}$`)
+
+/**
+ * An idempotency key: 1 to {@link MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters, no
+ * spaces (a UUID per event is the usual choice).
+ * @throws {SseError} `ERR_SSE_INVALID_FIELD` otherwise.
+ */
+export function validateIdempotencyKey(key: unknown): string {
+  if (typeof key === 'string' && idempotencyKeyPattern.test(key)) return key
+  throw new SseError(
+    ErrorCodes.INVALID_FIELD,
+    `The idempotency key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces (a UUID per event), got ${typeof key === 'string' ? JSON.stringify(key.slice(0, 60)) : typeof key}.`,
+  )
 }
 
 /**

@@ -18,6 +18,12 @@ export interface PublishTarget {
 
 /** A publish: a target plus the event. */
 export interface PublishInput extends PublishTarget {
+  /**
+   * Publish at most once per key: a retry with the same key (and the same event) within the
+   * broker's idempotency window returns the first publish's id and publishes nothing new; another
+   * event under a used key is refused (`ERR_SSE_CONFLICT`). A UUID per event is the usual key.
+   */
+  readonly idempotencyKey?: string
   /** Event type name (default `message` on clients). */
   readonly event?: string
   /** Payload: a string is sent as is, any other value JSON-encoded. */
@@ -42,6 +48,8 @@ export type TypedPublishInput<E extends EventMap, K extends keyof E & string> = 
   readonly retry?: number
   /** The last event of its topics: subscribers get it, then their streams end (finite topics). */
   readonly close?: boolean
+  /** Publish at most once per key (see {@link PublishInput.idempotencyKey}). */
+  readonly idempotencyKey?: string
 }
 
 /** What `Hub.publish` resolves with. */
@@ -53,6 +61,8 @@ export interface PublishResult {
    * and are not counted: `GET /topics/{topic}` gives the cluster's online count.
    */
   readonly localConnections: number
+  /** Set when the idempotency key was used already: `id` is the first publish's, nothing new went out. */
+  readonly duplicate?: true
 }
 
 /**

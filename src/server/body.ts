@@ -143,6 +143,7 @@ export function parsePublishBody(contentType: string | undefined, body: Buffer):
     const retry = form.get('retry')
     const all = formBoolean('all', form.get('all'))
     const close = formBoolean('close', form.get('close'))
+    const idempotencyKey = form.get('idempotencyKey')
     if (retry !== null && !/^[0-9]{1,15}$/.test(retry)) {
       throw badRequest(
         `\`retry\` must be a non-negative integer (milliseconds), got ${JSON.stringify(retry)}.`,
@@ -156,6 +157,7 @@ export function parsePublishBody(contentType: string | undefined, body: Buffer):
       ...(event === null ? {} : { event }),
       ...(retry === null ? {} : { retry: Number(retry) }),
       ...(close === undefined ? {} : { close }),
+      ...(idempotencyKey === null ? {} : { idempotencyKey }),
       data: data ?? undefined,
     }
   }

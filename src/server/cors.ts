@@ -31,7 +31,7 @@ export function preflightHeaders(cors: Readonly<Record<string, string>>): Record
   if (cors['access-control-allow-origin'] === undefined) return {}
   return {
     'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
-    'access-control-allow-headers': 'Authorization, Content-Type, Last-Event-ID',
+    'access-control-allow-headers': 'Authorization, Content-Type, Last-Event-ID, Idempotency-Key',
     'access-control-max-age': '600',
   }
 }

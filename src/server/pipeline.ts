@@ -8,7 +8,7 @@
 import { lastEventIdOf, subscribeQuery } from '../connection/subscribe-request.js'
 import { ErrorCodes, SseError, errorBody, isSseError } from '../errors.js'
 import type { Hub } from '../hub/hub.js'
-import type { PublishResult, SubscribeParams } from '../hub/types.js'
+import type { PublishInput, PublishResult, SubscribeParams } from '../hub/types.js'
 import type { Access, AccessRequest, Principal } from './access.js'
 import { parseBatchBody, parsePublishBody } from './body.js'
 import { pollTimeout } from './poll.js'
@@ -94,6 +94,25 @@ const publishAnswer = (result: PublishResult): Answer => ({
   status: 200,
   body: JSON.stringify(result),
 })
+
+/**
+ * `POST /publish`'s `Idempotency-Key` header, as the input's `idempotencyKey` (checked by the
+ * hub). The body may carry the same key as a field; two different keys are a 400, not a guess.
+ */
+function withIdempotencyKey(
+  input: PublishInput,
+  header: string | string[] | undefined,
+): PublishInput {
+  if (header === undefined) return input
+  const key = Array.isArray(header) ? header.join(', ') : header
+  if (input.idempotencyKey !== undefined && input.idempotencyKey !== key) {
+    throw new SseError(
+      ErrorCodes.BAD_REQUEST,
+      "The Idempotency-Key header and the body's `idempotencyKey` differ; send one of them.",
+    )
+  }
+  return { ...input, idempotencyKey: key }
+}
 
 /** The stats that add up over nodes (distinct topics and client ids do not). */
 const SUMMED = [
@@ -207,7 +226,10 @@ export class Pipeline {
     try {
       const wait = this.access.publishWait(principal, req.remoteAddress)
       if (wait > 0) return rateLimited(wait)
-      const input = parsePublishBody(req.headers['content-type'], body)
+      const input = withIdempotencyKey(
+        parsePublishBody(req.headers['content-type'], body),
+        req.headers['idempotency-key'],
+      )
       this.access.authorizeInput(principal, input)
       const result = this.hub.publishNow(input)
       if (result !== undefined) return publishAnswer(result)

@@ -64,6 +64,45 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
       expect(delivered.map((p) => p.id)).toEqual(ids)
     })
 
+    it('publishes once per idempotency key, sequential or concurrent retries alike', async () => {
+      const { broker, delivered, until } = await start()
+      const request = { keys: ['a'], event: 'e', data: 'once', idempotencyKey: 'k-1' }
+      const first = await broker.publish(request)
+      expect(first.duplicate).toBeUndefined()
+      for (let i = 0; i < 4; i++) {
+        const again = await broker.publish({ ...request })
+        expect(again).toMatchObject({ id: first.id, duplicate: true, data: 'once' })
+      }
+      // Five at once under a new key: one is published, four are told its id.
+      const racing = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          broker.publish({ keys: ['a'], data: 'race', idempotencyKey: 'k-2' }),
+        ),
+      )
+      expect(new Set(racing.map((p) => p.id)).size).toBe(1)
+      expect(racing.filter((p) => p.duplicate !== true)).toHaveLength(1)
+      // A marker after both: everything before it was delivered, in order.
+      await broker.publish({ keys: ['a'], data: 'marker' })
+      await until(3)
+      expect(delivered.map((p) => p.data)).toEqual(['once', 'race', 'marker'])
+      expect(delivered[1]!.id).toBe(racing[0]!.id)
+    })
+
+    it('refuses another event under a used idempotency key, and publishes nothing', async () => {
+      const { broker, delivered, until } = await start()
+      await broker.publish({ keys: ['a'], data: 'first', idempotencyKey: 'k' })
+      for (const changed of [
+        { keys: ['a'], data: 'second', idempotencyKey: 'k' },
+        { keys: ['b'], data: 'first', idempotencyKey: 'k' },
+        { keys: ['a'], data: 'first', event: 'x', idempotencyKey: 'k' },
+      ]) {
+        await expect(broker.publish(changed)).rejects.toMatchObject({ code: 'ERR_SSE_CONFLICT' })
+      }
+      await broker.publish({ keys: ['a'], data: 'marker' })
+      await until(2)
+      expect(delivered.map((p) => p.data)).toEqual(['first', 'marker'])
+    })
+
     it('keeps the fields of a publication', async () => {
       const { broker, delivered, until } = await start()
       const published = await broker.publish({

@@ -90,7 +90,17 @@ describe('ssehub publish', () => {
   it('prints the network cause when the hub cannot be reached', async () => {
     const port = await closedPort()
     expect(
-      await publish(['--topic', 'a', '--hub', `http://127.0.0.1:${port}`, '--key', KEY, 'x']),
+      await publish([
+        '--topic',
+        'a',
+        '--hub',
+        `http://127.0.0.1:${port}`,
+        '--key',
+        KEY,
+        '--attempts',
+        '1',
+        'x',
+      ]),
     ).toEqual({
       code: 1,
       stdout: '',
@@ -173,11 +183,30 @@ describe('ssehub publish', () => {
       'a',
       '--hub',
       `http://127.0.0.1:${port}`,
+      '--attempts',
+      '1',
       'x',
     ])
     expect(await unreachable.exited).toBe(1)
     expect(unreachable.stderr()).toBe(
       `ssehub publish: cannot reach http://127.0.0.1:${port}/publish: ECONNREFUSED 127.0.0.1:${port}\n`,
+    )
+    // Retried (the event may land once the hub is back): a line per failed attempt, then why.
+    const retried = runCli([
+      'publish',
+      '--topic',
+      'a',
+      '--hub',
+      `http://127.0.0.1:${port}`,
+      '--attempts',
+      '2',
+      'x',
+    ])
+    expect(await retried.exited).toBe(1)
+    expect(retried.stderr()).toMatch(
+      new RegExp(
+        `^ssehub publish: attempt 1 of 2 failed \\(cannot reach http://127\\.0\\.0\\.1:${port}/publish: ECONNREFUSED [^)]+\\); retrying in \\d+ ms with the same idempotency key\\nssehub publish: cannot reach http://127\\.0\\.0\\.1:${port}/publish: ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(after 2 attempts\\)\\n$`,
+      ),
     )
     const noTarget = runCli(['publish', 'x'])
     expect(await noTarget.exited).toBe(2)

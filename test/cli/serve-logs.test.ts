@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 /**
  * `ssehub serve`'s log lines, through the real CLI process (`--log-format json`, parsed line by
  * line): the start line, sampled drops and auth refusals, and the shutdown lines.
@@ -90,6 +91,8 @@ describe('ssehub serve --log-format json', () => {
       url,
       protocol: 'http/1.1',
       broker: 'memory',
+      // One node: its id; no presence (the memory broker serves one process).
+      node: `${hostname()}:${cli.child.pid}`,
       auth: 'publish-key',
       // --max-connections off: left out.
       maxConnectionsPerClient: 100,
