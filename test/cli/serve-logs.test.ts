@@ -1,8 +1,8 @@
-import { hostname } from 'node:os'
 /**
  * `ssehub serve`'s log lines, through the real CLI process (`--log-format json`, parsed line by
  * line): the start line, sampled drops and auth refusals, and the shutdown lines.
  */
+import { hostname } from 'node:os'
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startCliHub, type CliProcess } from '../helpers/cli.js'
