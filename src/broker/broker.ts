@@ -75,6 +75,21 @@ export type ResetReason =
   /** The id is malformed or ahead of the log. */
   | 'unknown'
 
+/**
+ * Where a new subscription (one without a `Last-Event-ID`) starts, besides live events:
+ * `start` — every event of its keys the history still holds; `newest` — the latest event of each
+ * of its keys; a number `N` — the last N events of its keys. Then live, in every case.
+ */
+export type StartFrom = 'start' | 'newest' | number
+
+/** What a broker knows of a topic: its latest event in the history, and whether it ended. */
+export interface TopicState {
+  /** The SSE id of its latest event still in the history, or `null` when it holds none. */
+  readonly lastEventId: string | null
+  /** True when its final event was published (and is still remembered). */
+  readonly ended: boolean
+}
+
 /** One replayed event and the SSE id to send with it. */
 export interface ReplayItem {
   /** The event. */
@@ -237,12 +252,21 @@ export interface Broker {
    */
   publishNow?(request: PublishRequest): Publication
   /**
-   * Resolves what a connection following `keys` missed since `lastEventId` (or, without one, where
-   * it starts). Must snapshot the live position **synchronously**, in the same tick as the call:
+   * Resolves what a connection following `keys` missed since `lastEventId` (or, without one, what
+   * `from` asks for; without either, nothing: it starts live). `lastEventId` wins over `from`. Must snapshot the live position **synchronously**, in the same tick as the call:
    * the hub registers the connection first and queues live publications while this resolves, and
    * the cursor drops the overlap.
    */
-  resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume>
+  resume(
+    keys: readonly string[],
+    lastEventId: string | undefined,
+    from?: StartFrom,
+  ): Promise<Resume>
+  /**
+   * Optional: the latest event of topic key `key` still in the history, and whether the topic
+   * ended (for `GET /topics/{topic}`). Without it, the hub knows only the online count.
+   */
+  topicState?(key: string): Promise<TopicState>
   /** Runs `command` on every node (this one included). */
   command(command: BrokerCommand): Promise<void>
   /** Health for `/healthz`. */

@@ -11,6 +11,8 @@ import type {
   ReplayItem,
   Resume,
   ResetReason,
+  StartFrom,
+  TopicState,
 } from './broker.js'
 
 /** Options of {@link MemoryBroker}. Defaults: {@link MEMORY_BROKER_DEFAULTS}. */
@@ -240,6 +242,45 @@ export class MemoryBroker implements Broker {
   }
 
   /**
+   * What `start` asks for of the retained events that match `wanted`, oldest first: all of them,
+   * the last N, or the latest one per key. One pass from the newest back, at most the history.
+   */
+  private startingEvents(wanted: ReadonlySet<string>, start: StartFrom): MemoryPublication[] {
+    const picked: MemoryPublication[] = []
+    const missing = start === 'newest' ? new Set(wanted) : null
+    missing?.delete('@all') // `all` is a target, not a key a subscription follows alone
+    for (let i = this.ring.length - 1; i >= this.head; i--) {
+      const publication = this.ring[i]!
+      if (missing !== null) {
+        let latest = false
+        for (const key of publication.keys) if (missing.delete(key)) latest = true
+        if (latest) picked.push(publication)
+        if (missing.size === 0) break
+      } else if (matches(publication, wanted)) {
+        picked.push(publication)
+        if (typeof start === 'number' && picked.length >= start) break
+      }
+    }
+    return picked.reverse()
+  }
+
+  /** The latest retained event of topic key `key`, and whether the topic ended. */
+  topicState(key: string): Promise<TopicState> {
+    const now = Date.now()
+    this.trim(now)
+    this.pruneEnded(now)
+    const final = this.ended.get(key)
+    if (final !== undefined)
+      return Promise.resolve({ lastEventId: final.publication.id, ended: true })
+    for (let i = this.ring.length - 1; i >= this.head; i--) {
+      const publication = this.ring[i]!
+      if (publication.keys.includes(key))
+        return Promise.resolve({ lastEventId: publication.id, ended: false })
+    }
+    return Promise.resolve({ lastEventId: null, ended: false })
+  }
+
+  /**
    * The first publication under `key` as a duplicate, `null` when the key is new (or expired).
    * @throws {SseError} `ERR_SSE_CONFLICT` when the key was used for a different event.
    */
@@ -255,7 +296,11 @@ export class MemoryBroker implements Broker {
     return { ...entry.publication, duplicate: true }
   }
 
-  resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume> {
+  resume(
+    keys: readonly string[],
+    lastEventId: string | undefined,
+    start?: StartFrom,
+  ): Promise<Resume> {
     const now = Date.now()
     this.trim(now)
     this.pruneEnded(now)
@@ -272,13 +317,19 @@ export class MemoryBroker implements Broker {
     }
     const wanted = new Set(keys)
     const replay: ReplayItem[] = []
-    for (
-      let i = this.head + Math.max(0, from - this.firstRetainedSeq() + 1);
-      i < this.ring.length;
-      i++
-    ) {
-      const publication = this.ring[i]!
-      if (matches(publication, wanted)) replay.push({ publication, id: publication.id })
+    if (lastEventId === undefined && start !== undefined) {
+      // A new subscription that asks for history: its events, oldest first.
+      for (const publication of this.startingEvents(wanted, start))
+        replay.push({ publication, id: publication.id })
+    } else {
+      for (
+        let i = this.head + Math.max(0, from - this.firstRetainedSeq() + 1);
+        i < this.ring.length;
+        i++
+      ) {
+        const publication = this.ring[i]!
+        if (matches(publication, wanted)) replay.push({ publication, id: publication.id })
+      }
     }
     const ended = new Set<string>()
     const finals: MemoryPublication[] = []
@@ -286,6 +337,7 @@ export class MemoryBroker implements Broker {
       const entry = this.ended.get(key)
       if (entry === undefined) continue
       if (entry.publication.seq > from) continue // its final event is in the replay
+      if (replay.some((item) => item.publication === entry.publication)) continue
       if (lastEventId !== undefined && reset === null) ended.add(key)
       // A client that never saw the final event (new, or reset) gets it: it tells the end.
       else if (!finals.includes(entry.publication)) finals.push(entry.publication)

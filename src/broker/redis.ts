@@ -11,6 +11,8 @@ import type {
   ReplayItem,
   ResetReason,
   Resume,
+  StartFrom,
+  TopicState,
 } from './broker.js'
 import {
   RedisCursor,
@@ -131,7 +133,11 @@ export class RedisBroker implements Broker {
     return outcome === 'duplicate' ? { ...publication, duplicate: true } : publication
   }
 
-  async resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume> {
+  async resume(
+    keys: readonly string[],
+    lastEventId: string | undefined,
+    start?: StartFrom,
+  ): Promise<Resume> {
     // The snapshot, taken synchronously: everything after it reaches the hub live.
     const epoch = this.epoch
     const snapshot = this.position
@@ -153,7 +159,9 @@ export class RedisBroker implements Broker {
     const replay: ReplayItem[] = []
     let cursorPosition = snapshot
     let cursorRaw = snapshotRaw
-    if (reset === null && from !== null) {
+    if (lastEventId === undefined && start !== undefined) {
+      replay.push(...(await this.startingEvents(epoch, wanted, start, snapshotRaw)))
+    } else if (reset === null && from !== null) {
       if (compareIds(from, snapshot) >= 0) {
         // The client saw more than this node read so far (it came from a faster node).
         cursorPosition = from
@@ -206,7 +214,11 @@ export class RedisBroker implements Broker {
           .filter(([name]) => name !== 'i')
           .flat() as string[]
         const publication = toPublication(epoch, id, fields)
-        if (publication !== null && !finals.some((p) => p.id === publication.id))
+        if (
+          publication !== null &&
+          !finals.some((p) => p.id === publication.id) &&
+          !replay.some((item) => item.id === publication.id)
+        )
           finals.push(publication)
       })
       finals.sort((a, b) => compareIds(a.streamId, b.streamId))
@@ -218,6 +230,60 @@ export class RedisBroker implements Broker {
       reset: reset === null ? null : { reason: reset, keys },
       ended,
     }
+  }
+
+  /**
+   * What `start` asks for, read backwards from the snapshot in pages: every matching entry, the
+   * last N, or the latest per key; oldest first. Bounded by `maxReplayScan` entries read.
+   */
+  private async startingEvents(
+    epoch: string,
+    wanted: ReadonlySet<string>,
+    start: StartFrom,
+    snapshotRaw: string,
+  ): Promise<ReplayItem[]> {
+    const picked: ReplayItem[] = []
+    const missing = start === 'newest' ? new Set(wanted) : null
+    missing?.delete('@all')
+    let end = snapshotRaw
+    let scanned = 0
+    while (scanned < this.maxReplayScan && (missing === null || missing.size > 0)) {
+      if (end === '0-0') break
+      const page = (await this.client.xrevrange(this.logKey, end, '-', 'COUNT', 1000)) as Entry[]
+      for (const [id, fields] of page) {
+        const publication = toPublication(epoch, id, fields)
+        if (publication === null) continue
+        if (missing !== null) {
+          let latest = false
+          for (const key of publication.keys) if (missing.delete(key)) latest = true
+          if (latest) picked.push({ publication, id: publication.id })
+          if (missing.size === 0) break
+        } else if (publication.keys.some((key) => wanted.has(key))) {
+          picked.push({ publication, id: publication.id })
+          if (typeof start === 'number' && picked.length >= start) break
+        }
+      }
+      scanned += page.length
+      if (page.length < 1000 || (typeof start === 'number' && picked.length >= start)) break
+      end = `(${page[page.length - 1]![0]}`
+    }
+    return picked.reverse()
+  }
+
+  /** The latest entry of topic `key` (read back at most `maxReplayScan` entries), and its end. */
+  async topicState(key: string): Promise<TopicState> {
+    const final = toRecord(await this.client.hgetall(this.endPrefix + key))
+    if (typeof final.i === 'string') {
+      const publication = toPublication(this.epoch, final.i, ['k', key])
+      return { lastEventId: publication?.id ?? null, ended: true }
+    }
+    const [latest] = await this.startingEvents(
+      this.epoch,
+      new Set([key]),
+      'newest',
+      this.positionRaw,
+    )
+    return { lastEventId: latest?.id ?? null, ended: false }
   }
 
   async command(command: BrokerCommand): Promise<void> {
