@@ -7,10 +7,10 @@ import type {
   Cursor,
   Publication,
   PublishRequest,
-  ReplayItem,
   Resume,
   ResetReason,
 } from './broker.js'
+import { History, type SeqPublication } from './history.js'
 
 /** Options of {@link MemoryBroker}. Defaults: {@link MEMORY_BROKER_DEFAULTS}. */
 export interface MemoryBrokerOptions {
@@ -101,10 +101,6 @@ function newEpoch(): string {
   return Math.random().toString(36).slice(2, 10).padEnd(8, '0')
 }
 
-interface MemoryPublication extends Publication {
-  readonly seq: number
-}
-
 const idPattern = /^([0-9a-z]{1,16})-(0|[1-9][0-9]{0,15})$/
 
 /** Ids are `<epoch>-<seq>`: the epoch tells "same log" from "the hub restarted". */
@@ -115,7 +111,7 @@ class MemoryCursor implements Cursor {
   ) {}
 
   advance(publication: Publication): string | null {
-    const seq = (publication as MemoryPublication).seq
+    const seq = (publication as SeqPublication).seq
     if (seq <= this.seq) return null
     this.seq = seq
     return publication.id
@@ -133,25 +129,19 @@ class MemoryCursor implements Cursor {
 export class MemoryBroker implements Broker {
   /** The epoch of this broker's ids; a restart makes a new one, so old ids get a reset. */
   readonly epoch: string
-  private readonly maxEvents: number
-  private readonly maxAgeMs: number | null
-  private readonly endedTtlMs: number
-  private readonly maxEnded: number
   private sink: BrokerSink | null = null
-  private seq = 0
-  // The ring: `ring[head..]` holds events in seq order; compacted when the dead prefix grows.
-  private ring: MemoryPublication[] = []
-  private head = 0
-  // Finished topics, oldest first (re-ending a topic moves it to the end).
-  private readonly ended = new Map<string, { publication: MemoryPublication; at: number }>()
+  private readonly history: History<SeqPublication>
   private closed = false
 
   constructor(options: MemoryBrokerOptions = {}) {
     const resolved = resolveMemoryBrokerOptions(options)
-    this.maxEvents = resolved.historyMaxEvents
-    this.maxAgeMs = resolved.historyMaxAgeMs
-    this.endedTtlMs = resolved.endedTopicTtlMs
-    this.maxEnded = resolved.maxEndedTopics
+    this.history = new History({
+      maxEvents: resolved.historyMaxEvents,
+      maxAgeMs: resolved.historyMaxAgeMs,
+      maxBytes: null,
+      endedTtlMs: resolved.endedTopicTtlMs,
+      maxEnded: resolved.maxEndedTopics,
+    })
     this.epoch = resolved.epoch
   }
 
@@ -171,9 +161,10 @@ export class MemoryBroker implements Broker {
   publishNow(request: PublishRequest): Publication {
     if (this.closed) throw new Error('The memory broker is closed.')
     const now = Date.now()
-    const publication: MemoryPublication = {
-      seq: ++this.seq,
-      id: `${this.epoch}-${this.seq}`,
+    const seq = this.history.lastSeq + 1
+    const publication: SeqPublication = {
+      seq,
+      id: `${this.epoch}-${seq}`,
       keys: request.keys,
       event: request.event,
       data: request.data,
@@ -181,27 +172,17 @@ export class MemoryBroker implements Broker {
       close: request.close === true,
       time: now,
     }
-    this.ring.push(publication)
-    this.trim(now)
-    for (const key of request.keys) {
-      if (publication.close) {
-        this.ended.delete(key)
-        this.ended.set(key, { publication, at: now })
-      } else if (this.ended.size > 0) {
-        // Publishing again to a finished topic reopens it.
-        this.ended.delete(key)
-      }
-    }
-    if (this.ended.size > 0) this.pruneEnded(now)
+    this.history.add(publication, now)
     this.sink?.publication(publication)
     return publication
   }
 
   resume(keys: readonly string[], lastEventId: string | undefined): Promise<Resume> {
+    const { history } = this
     const now = Date.now()
-    this.trim(now)
-    this.pruneEnded(now)
-    const current = this.seq
+    history.trim(now)
+    history.pruneEnded(now)
+    const current = history.lastSeq
     let from = current
     let reset: ResetReason | null = null
     if (lastEventId !== undefined) {
@@ -209,31 +190,14 @@ export class MemoryBroker implements Broker {
       const seq = match === null ? NaN : Number(match[2])
       if (match === null || seq > current) reset = 'unknown'
       else if (match[1] !== this.epoch) reset = 'epoch'
-      else if (seq < this.firstRetainedSeq() - 1) reset = 'expired'
+      else if (seq < history.firstRetainedSeq() - 1) reset = 'expired'
       else from = seq
     }
-    const wanted = new Set(keys)
-    const replay: ReplayItem[] = []
-    for (
-      let i = this.head + Math.max(0, from - this.firstRetainedSeq() + 1);
-      i < this.ring.length;
-      i++
-    ) {
-      const publication = this.ring[i]!
-      if (matches(publication, wanted)) replay.push({ publication, id: publication.id })
-    }
-    const ended = new Set<string>()
-    const finals: MemoryPublication[] = []
-    for (const key of wanted) {
-      const entry = this.ended.get(key)
-      if (entry === undefined) continue
-      if (entry.publication.seq > from) continue // its final event is in the replay
-      if (lastEventId !== undefined && reset === null) ended.add(key)
-      // A client that never saw the final event (new, or reset) gets it: it tells the end.
-      else if (!finals.includes(entry.publication)) finals.push(entry.publication)
-    }
-    finals.sort((a, b) => a.seq - b.seq)
-    for (const publication of finals) replay.unshift({ publication, id: publication.id })
+    const { replay, ended } = history.replay(
+      keys,
+      from,
+      lastEventId !== undefined && reset === null,
+    )
     return Promise.resolve({
       cursor: new MemoryCursor(this.epoch, current),
       replay,
@@ -253,9 +217,9 @@ export class MemoryBroker implements Broker {
       broker: 'memory',
       details: {
         epoch: this.epoch,
-        lastId: `${this.epoch}-${this.seq}`,
-        historyEvents: this.ring.length - this.head,
-        endedTopics: this.ended.size,
+        lastId: `${this.epoch}-${this.history.lastSeq}`,
+        historyEvents: this.history.size,
+        endedTopics: this.history.endedSize,
       },
     }
   }
@@ -265,36 +229,4 @@ export class MemoryBroker implements Broker {
     this.sink = null
     return Promise.resolve()
   }
-
-  private firstRetainedSeq(): number {
-    // With an empty ring every event up to `seq` was dropped (or none was published).
-    return this.ring[this.head]?.seq ?? this.seq + 1
-  }
-
-  private trim(now: number): void {
-    let first = this.head + Math.max(0, this.ring.length - this.head - this.maxEvents)
-    if (this.maxAgeMs !== null) {
-      const oldest = now - this.maxAgeMs
-      while (first < this.ring.length && this.ring[first]!.time < oldest) first++
-    }
-    if (first === this.head) return
-    this.head = first
-    // Compact once the dead prefix is as large as the live part: amortised O(1) per event.
-    if (this.head >= this.ring.length - this.head) {
-      this.ring = this.ring.slice(this.head)
-      this.head = 0
-    }
-  }
-
-  private pruneEnded(now: number): void {
-    for (const [key, entry] of this.ended) {
-      if (this.ended.size <= this.maxEnded && entry.at >= now - this.endedTtlMs) break
-      this.ended.delete(key)
-    }
-  }
-}
-
-function matches(publication: Publication, wanted: ReadonlySet<string>): boolean {
-  for (const key of publication.keys) if (wanted.has(key)) return true
-  return false
 }
