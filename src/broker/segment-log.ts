@@ -1,7 +1,6 @@
 import {
   closeSync,
   fdatasync,
-  fsync,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
