@@ -180,10 +180,13 @@ export class DurableBroker implements Broker {
       this.state = 'open'
       if (cut !== null) {
         const ended = this.epochs[this.epochs.length - 2]!
-        sink.error(
-          new SseError(
-            ErrorCodes.BROKER_UNAVAILABLE,
-            `The durable store in ${this.dataDir} had a bad tail (${cut.reason} in ${cut.file} at byte ${cut.offset}): ${cut.bytes} bytes were cut; ids of epoch ${ended.epoch} after ${ended.epoch}-${String(ended.to)} get a reset, and new events have epoch ${this.epoch}.`,
+        // Reported once `start` has returned: the hub's owner attaches its error listener then.
+        queueMicrotask(() =>
+          sink.error(
+            new SseError(
+              ErrorCodes.BROKER_UNAVAILABLE,
+              `The durable store in ${this.dataDir} had a bad tail (${cut.reason} in ${cut.file} at byte ${cut.offset}): ${cut.bytes} bytes were cut; ids of epoch ${ended.epoch} after ${ended.epoch}-${String(ended.to)} get a reset, and new events have epoch ${this.epoch}.`,
+            ),
           ),
         )
       }

@@ -4,7 +4,15 @@ import type { HubServerOptions } from '../server/server.js'
 import type { ShowcaseOptions } from '../showcase/index.js'
 import { isOrigin } from '../server/cors.js'
 import { UsageError } from './io.js'
-import { CLI_DEFAULTS, envOf, OTHER_ENV_VARS, serveSpecs, type FlagSpec } from './serve-flags.js'
+import type { FsyncPolicy } from '../broker/durable-options.js'
+import {
+  CLI_DEFAULTS,
+  envOf,
+  OTHER_ENV_VARS,
+  serveSpecs,
+  type FlagSpec,
+  type Store,
+} from './serve-flags.js'
 
 /*
  * Reads `ssehub serve`'s flags and `SSEHUB_*` env vars, as the table in serve-flags.ts describes
@@ -44,6 +52,13 @@ function parseValue(spec: FlagSpec, raw: string, source: string): unknown {
         throw new UsageError(`${source} expects true or false, got ${JSON.stringify(raw)}`)
       return value
     }
+    case 'choice':
+      if (!spec.choices!.includes(raw)) {
+        throw new UsageError(
+          `${source} expects ${spec.choices!.map((choice) => `'${choice}'`).join(' or ')}, got ${JSON.stringify(raw)}`,
+        )
+      }
+      return raw
     case 'overflow':
       if (raw !== 'reject' && raw !== 'evict') {
         throw new UsageError(`${source} expects 'reject' or 'evict', got ${JSON.stringify(raw)}`)
@@ -93,8 +108,22 @@ export interface ServeConfig {
   readonly redisUrl: string | undefined
   /** Redis key prefix. */
   readonly redisPrefix: string | undefined
+  /** Where history is kept without `--redis`. */
+  readonly store: Store
+  /** The durable store, when history is kept on disk (`--store durable`, no `--redis`). */
+  readonly durable: DurableConfig | null
   readonly help: boolean
 }
+
+/** The durable store's settings from the command line (the history bounds are in `options`). */
+export interface DurableConfig {
+  readonly dataDir: string
+  readonly fsync: FsyncPolicy | undefined
+  readonly historyMaxBytes: number | null | undefined
+}
+
+/** The flags that configure the durable store only. */
+const durableKeys = new Set<string>(['dataDir', 'fsync', 'historyMaxBytes'])
 
 function* flagNames(): Generator<string> {
   for (const spec of serveSpecs) yield spec.flag
@@ -166,8 +195,12 @@ export function parseServeArgs(
   let host: string = CLI_DEFAULTS.host
   let redisUrl: string | undefined
   let redisPrefix: string | undefined
+  let store: Store = CLI_DEFAULTS.store
+  const durable: Record<string, unknown> = {}
   for (const [spec, value] of values) {
     if (spec.key === 'port') port = value as number
+    else if (spec.key === 'store') store = value as Store
+    else if (durableKeys.has(spec.key)) durable[spec.key] = value
     else if (spec.key === 'host') host = value as string
     else if (spec.key === 'redisUrl') redisUrl = value as string
     else if (spec.key === 'redisPrefix') redisPrefix = value as string
@@ -180,5 +213,34 @@ export function parseServeArgs(
       `--redis expects a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(redisUrl)}`,
     )
   }
-  return { options, port, host, redisUrl, redisPrefix, help }
+  const durableFlag = [...values.keys()].find(
+    (spec) => durableKeys.has(spec.key) || spec.key === 'store',
+  )
+  if (redisUrl !== undefined && durableFlag !== undefined) {
+    throw new UsageError(
+      `--${durableFlag.flag} is for a single hub's store; with --redis, Redis keeps the history`,
+    )
+  }
+  if (store === 'memory') {
+    const flag = [...values.keys()].find((spec) => durableKeys.has(spec.key))
+    if (flag !== undefined)
+      throw new UsageError(`--${flag.flag} applies to the durable store, not to --store memory`)
+  }
+  return {
+    options,
+    port,
+    host,
+    redisUrl,
+    redisPrefix,
+    store,
+    durable:
+      redisUrl !== undefined || store === 'memory'
+        ? null
+        : {
+            dataDir: (durable.dataDir as string | undefined) ?? CLI_DEFAULTS.dataDir,
+            fsync: durable.fsync as FsyncPolicy | undefined,
+            historyMaxBytes: durable.historyMaxBytes as number | null | undefined,
+          },
+    help,
+  }
 }

@@ -1,4 +1,6 @@
 import { Redis } from 'ioredis'
+import type { Broker } from '../broker/broker.js'
+import { DurableBroker } from '../broker/durable.js'
 import { RedisBroker } from '../broker/redis.js'
 import { isSseError } from '../errors.js'
 import { createHubServer } from '../server/server.js'
@@ -18,16 +20,29 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     return 0
   }
   const redis = config.redisUrl === undefined ? null : await connectRedis(config.redisUrl)
-  const broker =
-    redis === null
-      ? undefined
-      : new RedisBroker({
-          client: redis,
-          ...(config.redisPrefix === undefined ? {} : { prefix: config.redisPrefix }),
-          ...pick(config.options, ['historyMaxEvents', 'historyMaxAgeMs', 'endedTopicTtlMs']),
-        })
+  let broker: Broker | undefined
   let hubServer: ReturnType<typeof createHubServer>
   try {
+    if (redis !== null) {
+      broker = new RedisBroker({
+        client: redis,
+        ...(config.redisPrefix === undefined ? {} : { prefix: config.redisPrefix }),
+        ...pick(config.options, ['historyMaxEvents', 'historyMaxAgeMs', 'endedTopicTtlMs']),
+      })
+    } else if (config.durable !== null) {
+      const { dataDir, fsync, historyMaxBytes } = config.durable
+      broker = new DurableBroker({
+        dataDir,
+        ...(fsync === undefined ? {} : { fsync }),
+        ...(historyMaxBytes === undefined ? {} : { historyMaxBytes }),
+        ...pick(config.options, [
+          'historyMaxEvents',
+          'historyMaxAgeMs',
+          'endedTopicTtlMs',
+          'maxEndedTopics',
+        ]),
+      })
+    }
     // The showcase (dashboard, demos) is a part the CLI mounts beside the API.
     const showcase = createShowcase(pick(config.options, SHOWCASE_OPTION_NAMES))
     const serverOptions = { ...config.options }
@@ -48,8 +63,9 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
   try {
     const address = await hubServer.listen(config.port, config.host)
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+    const where = broker instanceof DurableBroker ? `, data in ${broker.dataDir}` : ''
     io.stdout(
-      `ssehub listening on ${hubServer.protocol}://${host}:${address.port} (${hubServer.hub.broker.health().broker} broker)\n`,
+      `ssehub listening on ${hubServer.protocol}://${host}:${address.port} (${hubServer.hub.broker.health().broker} broker${where})\n`,
     )
   } catch (error) {
     await hubServer.close()

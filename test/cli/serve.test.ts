@@ -22,7 +22,7 @@ describe('ssehub serve', () => {
   it('serves the API, and shuts down gracefully on SIGTERM: streams end, exit 0', async () => {
     const { url, cli } = await hub(['--heartbeat-ms', 'off'])
     expect(cli.stdout()).toMatch(
-      /^ssehub listening on http:\/\/127\.0\.0\.1:\d+ \(memory broker\)\n$/,
+      /^ssehub listening on http:\/\/127\.0\.0\.1:\d+ \(durable broker, data in \/\S+\)\n$/,
     )
     const s = await openStream(`${url}/events?topic=a`)
     await s.waitForText('id: ')
