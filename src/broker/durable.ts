@@ -308,10 +308,13 @@ export class DurableBroker implements Broker {
     this.releaseLock()
   }
 
-  /** @internal The id that names the position after `seq` (cursor and reset ids). */
+  /**
+   * @internal The id of the event `seq`, which also names the position right after it (cursor
+   * and reset ids): the epoch of the span that holds `seq`.
+   */
   positionId(seq: number): string {
     for (let i = this.epochs.length - 1; i > 0; i--) {
-      if (this.epochs[i]!.from - 1 <= seq) return `${this.epochs[i]!.epoch}-${seq}`
+      if (this.epochs[i]!.from <= seq) return `${this.epochs[i]!.epoch}-${seq}`
     }
     return `${this.epochs[0]!.epoch}-${seq}`
   }

@@ -133,7 +133,9 @@ describe('DurableBroker', () => {
     // Ids up to the cut resume exactly; the id beyond it (if any was cut) gets a reset.
     const before = await after.broker.resume(['a'], ids[lastKept - 1])
     expect(before.reset).toBeNull()
-    expect(before.replay.map((r) => r.publication.data)).toEqual([`e${lastKept}`])
+    expect(before.replay.map((r) => [r.id, r.publication.data])).toEqual([
+      [ids[lastKept], `e${lastKept}`],
+    ])
     if (torn) {
       const beyond = await after.broker.resume(['a'], ids[9])
       expect(beyond.reset?.reason).toBe('epoch')
