@@ -340,9 +340,15 @@ export class DurableBroker implements Broker {
     const previous = this.readMeta()
     const restoredEnded = this.readEnded()
     const now = Date.now()
-    let spans: EpochSpan[] = previous?.epochs.slice() ?? []
-    let records: LogRecord[] = []
-    let sizes: number[] = []
+    // The epochs as they were; a new store gets one (its `from` is set once the log is read).
+    this.epochs = previous?.epochs.slice() ?? [{ epoch: newEpoch(), from: 1, to: null }]
+    for (const entry of restoredEnded) {
+      this.history.restoreEnded(entry.key, {
+        publication: { ...entry.record, id: this.positionId(entry.record.seq) },
+        at: entry.at,
+      })
+    }
+    // Each record is kept as it was read (no copy): a restart may read millions.
     const { log, scan } = SegmentLog.open(
       {
         dir: join(dataDir, 'log'),
@@ -350,14 +356,13 @@ export class DurableBroker implements Broker {
         sync: this.options.fsync === 'always',
       },
       1,
-      (record, size) => {
-        records.push(record)
-        sizes.push(size)
+      (record) => {
+        record.id = this.positionId(record.seq)
+        this.history.add(record, record.time)
       },
     )
     this.log = log
     const lastSeq = scan.nextSeq - 1
-    const hadEvents = records.length > 0 || lastSeq > 0
     // Why the ids beyond `lastSeq` may name events that are gone: start a new epoch there.
     const bootId = readBootId()
     const osMayHaveLost =
@@ -365,26 +370,14 @@ export class DurableBroker implements Broker {
       !previous.clean &&
       previous.fsync !== 'always' &&
       (bootId === null || previous.bootId !== bootId)
-    if (spans.length === 0) {
+    const spans = this.epochs
+    if (previous === null) {
       // A new store (or one whose meta.json was lost: its old ids then get a reset).
-      spans = [{ epoch: newEpoch(), from: hadEvents ? log.firstSeq : 1, to: null }]
+      spans[0] = { ...spans[0]!, from: log.firstSeq }
     } else if (scan.cut !== null || osMayHaveLost) {
       const last = spans.pop()!
       spans.push({ ...last, to: lastSeq }, { epoch: newEpoch(), from: lastSeq + 1, to: null })
     }
-    this.epochs = spans
-    for (const entry of restoredEnded) {
-      this.history.restoreEnded(entry.key, {
-        publication: { ...entry.record, id: this.positionId(entry.record.seq) },
-        at: entry.at,
-      })
-    }
-    for (const [index, record] of records.entries()) {
-      const publication = { ...record, id: this.positionId(record.seq), size: sizes[index]! }
-      this.history.add(publication, publication.time)
-    }
-    records = []
-    sizes = []
     this.history.skipTo(lastSeq)
     this.history.trim(now)
     this.history.pruneEnded(now)
