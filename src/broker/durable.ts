@@ -87,6 +87,8 @@ const openDirs = new Set<string>()
 
 const idPattern = /^([0-9a-z]{1,16})-(0|[1-9][0-9]{0,15})$/
 const SWEEP_MS = 60_000
+/** `fdatasync` calls in flight at most (the thread pool has 4 threads by default). */
+const MAX_SYNCS = 2
 
 function newEpoch(): string {
   return Math.random().toString(36).slice(2, 10).padEnd(8, '0')
@@ -140,8 +142,10 @@ export class DurableBroker implements Broker {
   private assigned = 0
   private pending: Pending[] = []
   private scheduled = false
+  // Written, no sync started yet; then the syncs in flight, in write order (acknowledged in it).
   private unsynced: Pending[] = []
-  private syncing: Promise<void> | null = null
+  private syncs: { readonly batch: Pending[]; done: boolean }[] = []
+  private idle: (() => void)[] = []
   private writeError: SseError | null = null
   private dropping = false
   private timer: NodeJS.Timeout | null = null
@@ -300,7 +304,7 @@ export class DurableBroker implements Broker {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
     for (const item of this.pending.splice(0)) item.reject(this.unavailable())
-    while (this.syncing !== null) await this.syncing
+    while (this.syncs.length > 0) await new Promise<void>((resolve) => this.idle.push(resolve))
     await this.log?.close()
     this.log = null
     if (wasOpen) this.writeMeta(true)
@@ -482,23 +486,35 @@ export class DurableBroker implements Broker {
       return
     }
     for (const item of batch) this.unsynced.push(item)
-    if (this.syncing === null) this.syncing = this.sync()
+    this.startSyncs()
   }
 
-  /** Syncs what was written, commits it, and goes on while more was written meanwhile. */
-  private async sync(): Promise<void> {
-    while (this.unsynced.length > 0) {
-      const batch = this.unsynced
-      this.unsynced = []
-      try {
-        await this.log!.flush()
-      } catch (error) {
-        this.fail(error, batch)
-        break
-      }
-      this.commit(batch)
-    }
-    this.syncing = null
+  /**
+   * Starts an `fdatasync` for what was written since the last one, while fewer than
+   * {@link MAX_SYNCS} are in flight: a batch does not wait for the previous batch's sync to end
+   * before its own starts (the disk's latency, not one sync after another, bounds the rate).
+   */
+  private startSyncs(): void {
+    // (Also while closing: what was written is acknowledged before the files close.)
+    if (this.unsynced.length === 0 || this.syncs.length >= MAX_SYNCS || this.state === 'failed')
+      return
+    const entry = { batch: this.unsynced, done: false }
+    this.unsynced = []
+    this.syncs.push(entry)
+    this.log!.flush().then(
+      () => {
+        entry.done = true
+        this.settleSyncs()
+      },
+      (error: unknown) => this.fail(error),
+    )
+  }
+
+  /** Commits the synced batches at the head, in write order, and starts the next sync. */
+  private settleSyncs(): void {
+    while (this.syncs[0]?.done === true) this.commit(this.syncs.shift()!.batch)
+    this.startSyncs()
+    if (this.syncs.length === 0) for (const resolve of this.idle.splice(0)) resolve()
   }
 
   /** Delivers and acknowledges a durable batch, in order. */
@@ -516,15 +532,18 @@ export class DurableBroker implements Broker {
    * A failed `fdatasync`: what the OS kept of the written events is unknown (it may have dropped
    * the pages), so the store stops taking events until a restart reads back what is on disk.
    */
-  private fail(error: unknown, batch: readonly Pending[]): void {
+  private fail(error: unknown): void {
+    if (this.state !== 'open') return
     this.state = 'failed'
     this.failure = new SseError(
       ErrorCodes.BROKER_UNAVAILABLE,
       `The durable store in ${this.dataDir} failed to sync its log (${describe(error)}); it takes no more events. Restart the hub: it reads back what is on disk.`,
       { cause: error },
     )
-    for (const item of [...batch, ...this.unsynced.splice(0), ...this.pending.splice(0)])
+    const waiting = this.syncs.splice(0).flatMap((entry) => entry.batch)
+    for (const item of [...waiting, ...this.unsynced.splice(0), ...this.pending.splice(0)])
       item.reject(this.failure)
+    for (const resolve of this.idle.splice(0)) resolve()
     this.sink?.error(this.failure)
   }
 
