@@ -591,8 +591,17 @@ export class DurableBroker implements Broker {
     }
     writeFileAtomic(join(this.dataDir, 'ended.json'), JSON.stringify(ended))
       .then(() => log.dropBefore(keep))
-      .catch((error: unknown) => this.sink?.error(this.storeError(error)))
-      .finally(() => (this.dropping = false))
+      .then(
+        () => {
+          this.dropping = false
+          // Events trimmed while this ran may free more files: look again.
+          this.dropSegments()
+        },
+        (error: unknown) => {
+          this.dropping = false
+          this.sink?.error(this.storeError(error))
+        },
+      )
   }
 }
 

@@ -16,7 +16,8 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { startCliHub, type CliProcess } from '../helpers/cli.js'
+import { binPath, spawnCli, startCliHub, type CliProcess } from '../helpers/cli.js'
+import { waitFor } from '../helpers/wait.js'
 import { killRestartRound } from '../helpers/kill-restart.js'
 import { openStream } from '../helpers/raw-stream.js'
 
@@ -79,6 +80,35 @@ describe('ssehub serve keeps history across kill -9 (durable store, defaults)', 
     expect(result.resets).toBe(10)
     expect(result.problems.some((problem) => /reset/.test(problem))).toBe(true)
   }, 60_000)
+})
+
+describe('ssehub serve with its defaults (npm start)', () => {
+  it('keeps history in ./ssehub-data of the working directory across a restart', async () => {
+    const cwd = newDir()
+    mkdirSync(cwd)
+    const start = async () => {
+      // SSEHUB_DATA_DIR empty: unset, so the default folder is used.
+      const cli = spawnCli(process.execPath, [binPath, 'serve', '--port', '0'], {
+        cwd,
+        env: { SSEHUB_DATA_DIR: '' },
+      })
+      running.push(cli)
+      const match = await waitFor(() => /listening on (http:\/\/\S+)/.exec(cli.stdout()), 'listen')
+      return { cli, url: match[1]! }
+    }
+    const first = await start()
+    expect(first.cli.stdout()).toContain(`data in ${join(cwd, 'ssehub-data')})`)
+    const { id } = (await (await publish(first.url, 'kept')).json()) as { id: string }
+    first.cli.child.kill('SIGTERM')
+    expect(await first.cli.exited).toBe(0)
+    const second = await start()
+    const [epoch] = id.split('-')
+    const stream = await openStream(`${second.url}/events?topic=t`, {
+      'last-event-id': `${epoch}-0`,
+    })
+    await stream.waitForText(`id: ${id}\ndata: kept\n\n`)
+    stream.close()
+  })
 })
 
 describe('ssehub serve with a damaged or full store', () => {

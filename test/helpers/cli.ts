@@ -37,8 +37,10 @@ export function spawnCli(
   // `serve` keeps its history in ./ssehub-data by default: each process gets a folder of its own
   // (removed when it exits) unless the test names one, so that hubs run side by side.
   // (Only for `serve` on its own store: with Redis, a data folder is refused.)
+  // `serve` is the default command: `ssehub --port 0` serves too.
+  const verb = args.find((arg) => !arg.endsWith('main.js'))
   const own =
-    args.includes('serve') &&
+    (verb === undefined || verb === 'serve' || verb.startsWith('-')) &&
     !['SSEHUB_DATA_DIR', 'SSEHUB_STORE', 'SSEHUB_REDIS_URL'].some(
       (name) => options.env?.[name] !== undefined,
     ) &&
