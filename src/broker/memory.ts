@@ -1,5 +1,4 @@
 import { optionsObject, positiveInteger, positiveIntegerOption, withDefault } from '../options.js'
-import { idempotencyConflict, publishFingerprint } from './idempotency.js'
 import type {
   Broker,
   BrokerCommand,
@@ -8,12 +7,13 @@ import type {
   Cursor,
   Publication,
   PublishRequest,
-  ReplayItem,
   Resume,
   ResetReason,
   StartFrom,
   TopicState,
 } from './broker.js'
+import { History, type SeqPublication } from './history.js'
+import { IdempotencyWindow, publishFingerprint } from './idempotency.js'
 
 /** Options of {@link MemoryBroker}. Defaults: {@link MEMORY_BROKER_DEFAULTS}. */
 export interface MemoryBrokerOptions {
@@ -126,10 +126,6 @@ function newEpoch(): string {
   return Math.random().toString(36).slice(2, 10).padEnd(8, '0')
 }
 
-interface MemoryPublication extends Publication {
-  readonly seq: number
-}
-
 const idPattern = /^([0-9a-z]{1,16})-(0|[1-9][0-9]{0,15})$/
 
 /** Ids are `<epoch>-<seq>`: the epoch tells "same log" from "the hub restarted". */
@@ -140,7 +136,7 @@ class MemoryCursor implements Cursor {
   ) {}
 
   advance(publication: Publication): string | null {
-    const seq = (publication as MemoryPublication).seq
+    const seq = (publication as SeqPublication).seq
     if (seq <= this.seq) return null
     this.seq = seq
     return publication.id
@@ -158,34 +154,24 @@ class MemoryCursor implements Cursor {
 export class MemoryBroker implements Broker {
   /** The epoch of this broker's ids; a restart makes a new one, so old ids get a reset. */
   readonly epoch: string
-  private readonly maxEvents: number
-  private readonly maxAgeMs: number | null
-  private readonly endedTtlMs: number
-  private readonly maxEnded: number
   private sink: BrokerSink | null = null
-  private seq = 0
-  // The ring: `ring[head..]` holds events in seq order; compacted when the dead prefix grows.
-  private ring: MemoryPublication[] = []
-  private head = 0
-  // Finished topics, oldest first (re-ending a topic moves it to the end).
-  private readonly ended = new Map<string, { publication: MemoryPublication; at: number }>()
-  // Idempotency keys, oldest first: the first publication of each and its fingerprint.
-  private readonly seen = new Map<
-    string,
-    { publication: MemoryPublication; fingerprint: string; at: number }
-  >()
-  private readonly windowMs: number
-  private readonly maxKeys: number
+  private readonly history: History<SeqPublication>
+  private readonly idempotency: IdempotencyWindow<SeqPublication>
   private closed = false
 
   constructor(options: MemoryBrokerOptions = {}) {
     const resolved = resolveMemoryBrokerOptions(options)
-    this.maxEvents = resolved.historyMaxEvents
-    this.maxAgeMs = resolved.historyMaxAgeMs
-    this.endedTtlMs = resolved.endedTopicTtlMs
-    this.maxEnded = resolved.maxEndedTopics
-    this.windowMs = resolved.idempotencyWindowMs
-    this.maxKeys = resolved.maxIdempotencyKeys
+    this.history = new History({
+      maxEvents: resolved.historyMaxEvents,
+      maxAgeMs: resolved.historyMaxAgeMs,
+      maxBytes: null,
+      endedTtlMs: resolved.endedTopicTtlMs,
+      maxEnded: resolved.maxEndedTopics,
+    })
+    this.idempotency = new IdempotencyWindow(
+      resolved.idempotencyWindowMs,
+      resolved.maxIdempotencyKeys,
+    )
     this.epoch = resolved.epoch
   }
 
@@ -205,15 +191,17 @@ export class MemoryBroker implements Broker {
   publishNow(request: PublishRequest): Publication {
     if (this.closed) throw new Error('The memory broker is closed.')
     const now = Date.now()
-    let fingerprint: string | undefined
-    if (request.idempotencyKey !== undefined) {
-      fingerprint = publishFingerprint(request)
-      const first = this.firstPublishOf(request.idempotencyKey, fingerprint, now)
+    const key = request.idempotencyKey
+    const fingerprint = key === undefined ? '' : publishFingerprint(request)
+    if (key !== undefined) {
+      // Synchronous here: the window holds publications, never promises.
+      const first = this.idempotency.check(key, fingerprint, now) as Publication | null
       if (first !== null) return first
     }
-    const publication: MemoryPublication = {
-      seq: ++this.seq,
-      id: `${this.epoch}-${this.seq}`,
+    const seq = this.history.lastSeq + 1
+    const publication: SeqPublication = {
+      seq,
+      id: `${this.epoch}-${seq}`,
       keys: request.keys,
       event: request.event,
       data: request.data,
@@ -221,79 +209,15 @@ export class MemoryBroker implements Broker {
       close: request.close === true,
       time: now,
     }
-    this.ring.push(publication)
-    this.trim(now)
-    if (fingerprint !== undefined) {
-      this.seen.set(request.idempotencyKey!, { publication, fingerprint, at: now })
-      if (this.seen.size > this.maxKeys) this.seen.delete(this.seen.keys().next().value!)
-    }
-    for (const key of request.keys) {
-      if (publication.close) {
-        this.ended.delete(key)
-        this.ended.set(key, { publication, at: now })
-      } else if (this.ended.size > 0) {
-        // Publishing again to a finished topic reopens it.
-        this.ended.delete(key)
-      }
-    }
-    if (this.ended.size > 0) this.pruneEnded(now)
+    this.history.add(publication, now)
+    if (key !== undefined) this.idempotency.remember(key, fingerprint, publication, now)
     this.sink?.publication(publication)
     return publication
   }
 
-  /**
-   * What `start` asks for of the retained events that match `wanted`, oldest first: all of them,
-   * the last N, or the latest one per key. One pass from the newest back, at most the history.
-   */
-  private startingEvents(wanted: ReadonlySet<string>, start: StartFrom): MemoryPublication[] {
-    const picked: MemoryPublication[] = []
-    const missing = start === 'newest' ? new Set(wanted) : null
-    missing?.delete('@all') // `all` is a target, not a key a subscription follows alone
-    for (let i = this.ring.length - 1; i >= this.head; i--) {
-      const publication = this.ring[i]!
-      if (missing !== null) {
-        let latest = false
-        for (const key of publication.keys) if (missing.delete(key)) latest = true
-        if (latest) picked.push(publication)
-        if (missing.size === 0) break
-      } else if (matches(publication, wanted)) {
-        picked.push(publication)
-        if (typeof start === 'number' && picked.length >= start) break
-      }
-    }
-    return picked.reverse()
-  }
-
   /** The latest retained event of topic key `key`, and whether the topic ended. */
   topicState(key: string): Promise<TopicState> {
-    const now = Date.now()
-    this.trim(now)
-    this.pruneEnded(now)
-    const final = this.ended.get(key)
-    if (final !== undefined)
-      return Promise.resolve({ lastEventId: final.publication.id, ended: true })
-    for (let i = this.ring.length - 1; i >= this.head; i--) {
-      const publication = this.ring[i]!
-      if (publication.keys.includes(key))
-        return Promise.resolve({ lastEventId: publication.id, ended: false })
-    }
-    return Promise.resolve({ lastEventId: null, ended: false })
-  }
-
-  /**
-   * The first publication under `key` as a duplicate, `null` when the key is new (or expired).
-   * @throws {SseError} `ERR_SSE_CONFLICT` when the key was used for a different event.
-   */
-  private firstPublishOf(key: string, fingerprint: string, now: number): Publication | null {
-    // Oldest first: expired keys are at the front (amortised O(1) per publish).
-    for (const [old, entry] of this.seen) {
-      if (now - entry.at < this.windowMs) break
-      this.seen.delete(old)
-    }
-    const entry = this.seen.get(key)
-    if (entry === undefined) return null
-    if (entry.fingerprint !== fingerprint) throw idempotencyConflict(key)
-    return { ...entry.publication, duplicate: true }
+    return Promise.resolve(this.history.topicState(key, Date.now()))
   }
 
   resume(
@@ -301,10 +225,11 @@ export class MemoryBroker implements Broker {
     lastEventId: string | undefined,
     start?: StartFrom,
   ): Promise<Resume> {
+    const { history } = this
     const now = Date.now()
-    this.trim(now)
-    this.pruneEnded(now)
-    const current = this.seq
+    history.trim(now)
+    history.pruneEnded(now)
+    const current = history.lastSeq
     let from = current
     let reset: ResetReason | null = null
     if (lastEventId !== undefined) {
@@ -312,38 +237,15 @@ export class MemoryBroker implements Broker {
       const seq = match === null ? NaN : Number(match[2])
       if (match === null || seq > current) reset = 'unknown'
       else if (match[1] !== this.epoch) reset = 'epoch'
-      else if (seq < this.firstRetainedSeq() - 1) reset = 'expired'
+      else if (seq < history.firstRetainedSeq() - 1) reset = 'expired'
       else from = seq
     }
-    const wanted = new Set(keys)
-    const replay: ReplayItem[] = []
-    if (lastEventId === undefined && start !== undefined) {
-      // A new subscription that asks for history: its events, oldest first.
-      for (const publication of this.startingEvents(wanted, start))
-        replay.push({ publication, id: publication.id })
-    } else {
-      for (
-        let i = this.head + Math.max(0, from - this.firstRetainedSeq() + 1);
-        i < this.ring.length;
-        i++
-      ) {
-        const publication = this.ring[i]!
-        if (matches(publication, wanted)) replay.push({ publication, id: publication.id })
-      }
-    }
-    const ended = new Set<string>()
-    const finals: MemoryPublication[] = []
-    for (const key of wanted) {
-      const entry = this.ended.get(key)
-      if (entry === undefined) continue
-      if (entry.publication.seq > from) continue // its final event is in the replay
-      if (replay.some((item) => item.publication === entry.publication)) continue
-      if (lastEventId !== undefined && reset === null) ended.add(key)
-      // A client that never saw the final event (new, or reset) gets it: it tells the end.
-      else if (!finals.includes(entry.publication)) finals.push(entry.publication)
-    }
-    finals.sort((a, b) => a.seq - b.seq)
-    for (const publication of finals) replay.unshift({ publication, id: publication.id })
+    const { replay, ended } = history.replay(
+      keys,
+      from,
+      lastEventId !== undefined && reset === null,
+      lastEventId === undefined ? start : undefined,
+    )
     return Promise.resolve({
       cursor: new MemoryCursor(this.epoch, current),
       replay,
@@ -363,9 +265,9 @@ export class MemoryBroker implements Broker {
       broker: 'memory',
       details: {
         epoch: this.epoch,
-        lastId: `${this.epoch}-${this.seq}`,
-        historyEvents: this.ring.length - this.head,
-        endedTopics: this.ended.size,
+        lastId: `${this.epoch}-${this.history.lastSeq}`,
+        historyEvents: this.history.size,
+        endedTopics: this.history.endedSize,
       },
     }
   }
@@ -375,36 +277,4 @@ export class MemoryBroker implements Broker {
     this.sink = null
     return Promise.resolve()
   }
-
-  private firstRetainedSeq(): number {
-    // With an empty ring every event up to `seq` was dropped (or none was published).
-    return this.ring[this.head]?.seq ?? this.seq + 1
-  }
-
-  private trim(now: number): void {
-    let first = this.head + Math.max(0, this.ring.length - this.head - this.maxEvents)
-    if (this.maxAgeMs !== null) {
-      const oldest = now - this.maxAgeMs
-      while (first < this.ring.length && this.ring[first]!.time < oldest) first++
-    }
-    if (first === this.head) return
-    this.head = first
-    // Compact once the dead prefix is as large as the live part: amortised O(1) per event.
-    if (this.head >= this.ring.length - this.head) {
-      this.ring = this.ring.slice(this.head)
-      this.head = 0
-    }
-  }
-
-  private pruneEnded(now: number): void {
-    for (const [key, entry] of this.ended) {
-      if (this.ended.size <= this.maxEnded && entry.at >= now - this.endedTtlMs) break
-      this.ended.delete(key)
-    }
-  }
-}
-
-function matches(publication: Publication, wanted: ReadonlySet<string>): boolean {
-  for (const key of publication.keys) if (wanted.has(key)) return true
-  return false
 }

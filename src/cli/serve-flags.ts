@@ -4,6 +4,7 @@
  * the showcase, the Redis broker), so `--help` cannot drift from what the code does;
  * test/cli/defaults.test.ts ties the README and docs/security.md to it.
  */
+import { DURABLE_BROKER_DEFAULTS, FSYNC_POLICIES } from '../broker/durable-options.js'
 import { MEMORY_BROKER_DEFAULTS } from '../broker/memory.js'
 import { REDIS_BROKER_DEFAULTS } from '../broker/redis.js'
 import { HUB_DEFAULTS } from '../hub/hub-options.js'
@@ -12,15 +13,25 @@ import { SERVER_DEFAULTS } from '../server/server-options.js'
 import { SHOWCASE_DEFAULTS } from '../showcase/index.js'
 import { LOG_FORMATS } from './log.js'
 
+/** Where `ssehub serve` keeps history: on disk (the durable broker) or in memory. */
+export type Store = 'durable' | 'memory'
+
+/** The stores `--store` takes. */
+export const STORES: readonly Store[] = ['durable', 'memory']
+
 /** The defaults of what belongs to the CLI alone: where to listen, which broker, how to log. */
 export const CLI_DEFAULTS = Object.freeze({
   port: 8080,
   host: '127.0.0.1',
-  /** No Redis URL: the memory broker. */
+  /** No Redis URL: the store below. */
   redisUrl: null,
   /** The Redis broker's default node id, `<hostname>:<pid>`. */
   nodeId: null,
   logFormat: 'text',
+  /** History on disk, so that a restart keeps it (the library's default stays the memory broker). */
+  store: 'durable',
+  /** The durable store's folder, relative to the working directory. */
+  dataDir: './ssehub-data',
 } as const)
 
 /**
@@ -32,6 +43,8 @@ const flagDefaults = {
   redisPrefix: REDIS_BROKER_DEFAULTS.prefix,
   presenceTtlMs: REDIS_BROKER_DEFAULTS.presenceTtlMs,
   ...MEMORY_BROKER_DEFAULTS,
+  fsync: DURABLE_BROKER_DEFAULTS.fsync,
+  historyMaxBytes: DURABLE_BROKER_DEFAULTS.historyMaxBytes,
   ...HUB_DEFAULTS,
   ...SERVER_DEFAULTS,
   ...JWT_DEFAULTS,
@@ -78,8 +91,28 @@ export const serveSpecs: readonly FlagSpec[] = [
     kind: 'string',
     key: 'redisUrl',
     env: 'SSEHUB_REDIS_URL',
-    nullMeans: 'none (memory broker)',
+    nullMeans: 'none (history per --store)',
     help: 'use the Redis broker at this URL (redis://host:port/db) to run several nodes',
+  },
+  {
+    flag: 'store',
+    kind: 'choice',
+    key: 'store',
+    choices: STORES,
+    help: "where history is kept: 'durable' (on disk under --data-dir: a restart keeps it) or 'memory' (a restart forgets it)",
+  },
+  {
+    flag: 'data-dir',
+    kind: 'string',
+    key: 'dataDir',
+    help: 'folder of the durable store (created when missing; one hub per folder)',
+  },
+  {
+    flag: 'fsync',
+    kind: 'choice',
+    key: 'fsync',
+    choices: FSYNC_POLICIES,
+    help: "durable store: 'always' (a publish is answered once it is on disk: survives power loss) or 'never' (once the OS has it: survives kill -9, not an OS crash)",
   },
   {
     flag: 'redis-prefix',
@@ -298,6 +331,12 @@ export const serveSpecs: readonly FlagSpec[] = [
     kind: 'nullable-int',
     key: 'historyMaxAgeMs',
     help: "how long events stay in the history ('off': count bound only)",
+  },
+  {
+    flag: 'history-max-bytes',
+    kind: 'nullable-int',
+    key: 'historyMaxBytes',
+    help: "durable store: bytes of events kept on disk ('off': the other bounds only)",
   },
   {
     flag: 'ended-topic-ttl-ms',

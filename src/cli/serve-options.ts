@@ -4,8 +4,16 @@ import type { HubServerOptions } from '../server/server.js'
 import type { ShowcaseOptions } from '../showcase/index.js'
 import { isOrigin } from '../server/cors.js'
 import { UsageError } from './io.js'
+import type { FsyncPolicy } from '../broker/durable-options.js'
 import type { LogFormat } from './log.js'
-import { CLI_DEFAULTS, envOf, OTHER_ENV_VARS, serveSpecs, type FlagSpec } from './serve-flags.js'
+import {
+  CLI_DEFAULTS,
+  envOf,
+  OTHER_ENV_VARS,
+  serveSpecs,
+  type FlagSpec,
+  type Store,
+} from './serve-flags.js'
 
 /*
  * Reads `ssehub serve`'s flags and `SSEHUB_*` env vars, as the table in serve-flags.ts describes
@@ -109,8 +117,22 @@ export interface ServeConfig {
   }
   /** How log lines are written. */
   readonly logFormat: LogFormat
+  /** Where history is kept without `--redis`. */
+  readonly store: Store
+  /** The durable store, when history is kept on disk (`--store durable`, no `--redis`). */
+  readonly durable: DurableConfig | null
   readonly help: boolean
 }
+
+/** The durable store's settings from the command line (the history bounds are in `options`). */
+export interface DurableConfig {
+  readonly dataDir: string
+  readonly fsync: FsyncPolicy | undefined
+  readonly historyMaxBytes: number | null | undefined
+}
+
+/** The flags that configure the durable store only. */
+const durableKeys = new Set<string>(['dataDir', 'fsync', 'historyMaxBytes'])
 
 function* flagNames(): Generator<string> {
   for (const spec of serveSpecs) yield spec.flag
@@ -191,8 +213,12 @@ export function parseServeArgs(
   const redisOptions: Record<string, unknown> = {}
   let redisOnly: FlagSpec | undefined
   let logFormat: LogFormat = CLI_DEFAULTS.logFormat
+  let store: Store = CLI_DEFAULTS.store
+  const durable: Record<string, unknown> = {}
   for (const [spec, value] of values) {
     if (spec.key === 'port') port = value as number
+    else if (spec.key === 'store') store = value as Store
+    else if (durableKeys.has(spec.key)) durable[spec.key] = value
     else if (spec.key === 'host') host = value as string
     else if (spec.key === 'redisUrl') redisUrl = value as string
     else if (spec.key in REDIS_FLAG_OPTIONS) {
@@ -214,5 +240,35 @@ export function parseServeArgs(
       `--${redisOnly.flag} (${envOf(redisOnly)}) applies to the Redis broker: add --redis <url> (${envOf(serveSpecs.find((spec) => spec.key === 'redisUrl')!)}), or drop it`,
     )
   }
-  return { options, port, host, redisUrl, redisOptions, logFormat, help }
+  const durableFlag = [...values.keys()].find(
+    (spec) => durableKeys.has(spec.key) || spec.key === 'store',
+  )
+  if (redisUrl !== undefined && durableFlag !== undefined) {
+    throw new UsageError(
+      `--${durableFlag.flag} is for a single hub's store; with --redis, Redis keeps the history`,
+    )
+  }
+  if (store === 'memory') {
+    const flag = [...values.keys()].find((spec) => durableKeys.has(spec.key))
+    if (flag !== undefined)
+      throw new UsageError(`--${flag.flag} applies to the durable store, not to --store memory`)
+  }
+  return {
+    options,
+    port,
+    host,
+    redisUrl,
+    redisOptions,
+    logFormat,
+    store,
+    durable:
+      redisUrl !== undefined || store === 'memory'
+        ? null
+        : {
+            dataDir: (durable.dataDir as string | undefined) ?? CLI_DEFAULTS.dataDir,
+            fsync: durable.fsync as FsyncPolicy | undefined,
+            historyMaxBytes: durable.historyMaxBytes as number | null | undefined,
+          },
+    help,
+  }
 }

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
+import type { Broker } from '../broker/broker.js'
+import { DurableBroker } from '../broker/durable.js'
 import { RedisBroker } from '../broker/redis.js'
 import { isSseError } from '../errors.js'
 import { resolveHubOptions } from '../hub/hub-options.js'
@@ -24,23 +26,38 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     return 0
   }
   const redis = config.redisUrl === undefined ? null : await connectRedis(config.redisUrl)
-  const broker =
-    redis === null
-      ? undefined
-      : new RedisBroker({
-          client: redis,
-          ...config.redisOptions,
-          ...pick(config.options, [
-            'historyMaxEvents',
-            'historyMaxAgeMs',
-            'endedTopicTtlMs',
-            'idempotencyWindowMs',
-          ]),
-        })
   const log = createLogger({ format: config.logFormat, write: io.stdout })
   const sampler = new LogSampler(log)
+  let broker: Broker | undefined
   let hubServer: HubServer
   try {
+    if (redis !== null) {
+      broker = new RedisBroker({
+        client: redis,
+        ...config.redisOptions,
+        ...pick(config.options, [
+          'historyMaxEvents',
+          'historyMaxAgeMs',
+          'endedTopicTtlMs',
+          'idempotencyWindowMs',
+        ]),
+      })
+    } else if (config.durable !== null) {
+      const { dataDir, fsync, historyMaxBytes } = config.durable
+      broker = new DurableBroker({
+        dataDir,
+        ...(fsync === undefined ? {} : { fsync }),
+        ...(historyMaxBytes === undefined ? {} : { historyMaxBytes }),
+        ...pick(config.options, [
+          'historyMaxEvents',
+          'historyMaxAgeMs',
+          'endedTopicTtlMs',
+          'maxEndedTopics',
+          'idempotencyWindowMs',
+          'maxIdempotencyKeys',
+        ]),
+      })
+    }
     // The showcase (dashboard, demos) is a part the CLI mounts beside the API.
     const showcase = createShowcase(pick(config.options, SHOWCASE_OPTION_NAMES))
     const serverOptions = { ...config.options }
@@ -61,7 +78,13 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
   watchHub(hubServer, log, sampler)
   try {
     const address = await hubServer.listen(config.port, config.host)
-    logStart(log, hubServer, address, config.options)
+    logStart(
+      log,
+      hubServer,
+      address,
+      config.options,
+      broker instanceof DurableBroker ? broker.dataDir : undefined,
+    )
   } catch (error) {
     await hubServer.close()
     await broker?.close()
@@ -174,6 +197,7 @@ function logStart(
   hubServer: HubServer,
   address: AddressInfo,
   options: ServeOptions,
+  dataDir: string | undefined,
 ): void {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `${hubServer.protocol}://${host}:${address.port}`
@@ -188,13 +212,15 @@ function logStart(
     .filter((mode) => mode !== '')
     .join('+')
   const trustProxy = options.trustProxy
-  log.log('info', `ssehub listening on ${url} (${broker} broker)`, {
+  const where = dataDir === undefined ? '' : `, data in ${dataDir}`
+  log.log('info', `ssehub listening on ${url} (${broker} broker${where})`, {
     event: 'start',
     version: packageVersion(),
     pid: process.pid,
     url,
     protocol: hubServer.protocol === 'https' ? 'h2+http/1.1 (TLS)' : 'http/1.1',
     broker,
+    dataDir,
     node: hubServer.hub.node,
     presenceTtlMs: hubServer.hub.broker.presence?.ttlMs,
     auth: auth === '' ? 'open' : auth,

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { DURABLE_BROKER_DEFAULTS } from '../../src/broker/durable-options.js'
 import { MEMORY_BROKER_DEFAULTS } from '../../src/broker/memory.js'
 import { REDIS_BROKER_DEFAULTS } from '../../src/broker/redis.js'
 import { CLI_DEFAULTS, serveHelp, serveSpecs, type FlagSpec } from '../../src/cli/serve-flags.js'
@@ -39,6 +40,12 @@ const layers: readonly Layer[] = [
     name: 'MemoryBrokerOptions',
     defaults: MEMORY_BROKER_DEFAULTS,
     noDefault: { epoch: 'random per broker' },
+  },
+  {
+    file: 'src/broker/durable-options.ts',
+    name: 'DurableBrokerOptions',
+    defaults: DURABLE_BROKER_DEFAULTS,
+    noDefault: { dataDir: "required (the CLI's default is CLI_DEFAULTS.dataDir)" },
   },
   {
     file: 'src/broker/redis-options.ts',
@@ -112,6 +119,9 @@ const serveLayers = [HUB_DEFAULTS, MEMORY_BROKER_DEFAULTS, SERVER_DEFAULTS, JWT_
 function layerDefault(spec: FlagSpec): unknown {
   if (spec.key === 'redisPrefix') return REDIS_BROKER_DEFAULTS.prefix
   if (spec.key === 'presenceTtlMs') return REDIS_BROKER_DEFAULTS.presenceTtlMs
+  // The durable store's own options (its history bounds are the memory broker's, checked there).
+  if (spec.key === 'fsync' || spec.key === 'historyMaxBytes')
+    return DURABLE_BROKER_DEFAULTS[spec.key]
   const owners = [CLI_DEFAULTS, ...serveLayers, SHOWCASE_DEFAULTS].filter((d) => spec.key in d)
   expect(owners, `layers holding ${spec.key}`).toHaveLength(1)
   return valueOf(owners[0]!, spec.key)
@@ -143,6 +153,9 @@ function parsedValue(spec: FlagSpec, args: string[]): unknown {
     spec.key === 'logFormat'
   )
     return config[spec.key]
+  if (spec.key === 'store') return config.store
+  if (spec.key === 'dataDir' || spec.key === 'fsync' || spec.key === 'historyMaxBytes')
+    return config.durable?.[spec.key]
   return (config.options as Record<string, unknown>)[spec.key]
 }
 

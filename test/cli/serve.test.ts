@@ -23,7 +23,7 @@ describe('ssehub serve', () => {
     const { url, cli } = await hub(['--heartbeat-ms', 'off'])
     // One text log line: time, level, the address scripts grep for, then its fields.
     expect(cli.stdout()).toMatch(
-      /^\d{4}-\d\d-\d\dT[\d:.]+Z info {2}ssehub listening on http:\/\/127\.0\.0\.1:\d+ \(memory broker\) event=start version=\S+ pid=\d+ url=http:\/\/127\.0\.0\.1:\d+ protocol=http\/1\.1 broker=memory node=\S+:\d+ auth=open maxConnections=10000 [^\n]*\n$/,
+      /^\d{4}-\d\d-\d\dT[\d:.]+Z info {2}ssehub listening on http:\/\/127\.0\.0\.1:\d+ \(durable broker, data in \/\S+\) event=start version=\S+ pid=\d+ url=http:\/\/127\.0\.0\.1:\d+ protocol=http\/1\.1 broker=durable dataDir=\/\S+ node=\S+:\d+ auth=open maxConnections=10000 [^\n]*\n$/,
     )
     const s = await openStream(`${url}/events?topic=a`)
     await s.waitForText('id: ')

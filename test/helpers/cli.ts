@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { waitFor } from './wait.js'
 
@@ -31,8 +34,20 @@ export function spawnCli(
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !key.startsWith('SSEHUB_')),
   )
+  // `serve` keeps its history in ./ssehub-data by default: each process gets a folder of its own
+  // (removed when it exits) unless the test names one, so that hubs run side by side.
+  // (Only for `serve` on its own store: with Redis, a data folder is refused.)
+  // `serve` is the default command: `ssehub --port 0` serves too.
+  const verb = args.find((arg) => !arg.endsWith('main.js'))
+  const own =
+    (verb === undefined || verb === 'serve' || verb.startsWith('-')) &&
+    !['SSEHUB_DATA_DIR', 'SSEHUB_STORE', 'SSEHUB_REDIS_URL'].some(
+      (name) => options.env?.[name] !== undefined,
+    ) &&
+    !args.some((arg) => /^--(data-dir|store|redis)(=|$)/.test(arg))
+  const dataDir = own ? mkdtempSync(join(tmpdir(), 'ssehub-cli-')) : null
   const child = spawn(command, args, {
-    env: { ...clean, ...options.env },
+    env: { ...clean, ...(dataDir === null ? {} : { SSEHUB_DATA_DIR: dataDir }), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   })
@@ -40,7 +55,12 @@ export function spawnCli(
   let err = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk))
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true })
+      resolve(code)
+    }),
+  )
   return { child, stdout: () => out, stderr: () => err, exited }
 }
 

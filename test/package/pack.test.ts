@@ -22,6 +22,7 @@ const subpaths: Record<string, readonly string[]> = {
   'ssehub/wire': ['encodeEvent', 'createParser'],
   'ssehub/client': ['connect', 'events', 'EventSource'],
   'ssehub/redis': ['RedisBroker'],
+  'ssehub/durable': ['DurableBroker', 'DURABLE_BROKER_DEFAULTS'],
   'ssehub/server': ['createHubServer'],
   'ssehub/relay': ['relay'],
   'ssehub/showcase': ['createShowcase'],
