@@ -13,6 +13,12 @@ export interface StreamRequest {
   readonly clientId?: string
   /** Resume after this event id (`Last-Event-ID`, or the `lastEventId` parameter). */
   readonly lastEventId?: string
+  /**
+   * Where a new subscription starts (`from`): `start` (every event the history holds), `newest`
+   * (the latest event of each topic) or a count N (the last N); then live. A `Last-Event-ID`
+   * wins over it. Checked by the hub.
+   */
+  readonly from?: string | number
 }
 
 /**
@@ -31,17 +37,19 @@ export function queryOf(url: string | undefined): URLSearchParams {
 }
 
 /**
- * Reads a stream request from its query: every `topic`, `clientId`, and `lastEventId` (or
- * `last_event_id`), for clients that cannot set headers on reconnect or that start from a
+ * Reads a stream request from its query: every `topic`, `clientId`, `from`, and `lastEventId`
+ * (or `last_event_id`), for clients that cannot set headers on reconnect or that start from a
  * remembered id. The `Last-Event-ID` header still wins: see {@link lastEventIdOf}.
  */
 export function subscribeQuery(query: URLSearchParams): StreamRequest {
   const clientId = query.get('clientId') ?? undefined
   const lastEventId = query.get('lastEventId') ?? query.get('last_event_id') ?? undefined
+  const from = query.get('from') ?? undefined
   return {
     topics: query.getAll('topic'),
     ...(clientId === undefined ? {} : { clientId }),
     ...(lastEventId === undefined ? {} : { lastEventId }),
+    ...(from === undefined ? {} : { from }),
   }
 }
 

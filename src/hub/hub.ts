@@ -11,6 +11,7 @@ import type {
   NodeReport,
   PresenceCount,
   Publication,
+  StartFrom,
 } from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory.js'
 import { defaultNodeId } from '../broker/node-id.js'
@@ -41,6 +42,7 @@ import { startSweep } from './sweep.js'
 import type {
   ClusterConnectionInfo,
   ConnectionInfo,
+  TopicInfo,
   HubEvents,
   HubStats,
   PublishInput,
@@ -49,7 +51,7 @@ import type {
   SubscribeParams,
   TypedPublishInput,
 } from './types.js'
-import { checkSubscription } from './validate.js'
+import { checkSubscription, validateStartFrom } from './validate.js'
 
 /** Seconds a refused client waits before it retries at a connection limit. */
 const LIMIT_RETRY_AFTER_S = 5
@@ -261,9 +263,11 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
   attach(transport: Transport, params: SubscribeParams): Connection<E> {
     let topics: string[]
     let clientId: string | undefined
+    let from: StartFrom | undefined
     let failure: SseError | undefined
     try {
       ;({ topics, clientId } = checkSubscription(params.topics, params.clientId, this.options))
+      from = validateStartFrom(params.from)
     } catch (error) {
       topics = []
       failure = isSseError(error) ? error : new SseError(ErrorCodes.BAD_REQUEST, String(error))
@@ -296,7 +300,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     }
     connection.expiresAt = params.expiresAt
     const member = createMember(connection as unknown as Connection, topics, clientId)
-    startMember(this.replay, member, params.lastEventId)
+    startMember(this.replay, member, params.lastEventId, from)
     return connection
   }
 
@@ -379,6 +383,36 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
       return Promise.resolve([{ node: this.node, reportedAt: Date.now(), stats: this.stats() }])
     }
     return presence.nodes().catch(presenceError)
+  }
+
+  /**
+   * What is known of `topic`: `ended` (its final event was published), `open` (events in the
+   * history, or subscribers now), or `unknown`; the id of its latest event in the history; and
+   * its subscribers on every node. Lets an app tell "still generating", "done" and "never heard
+   * of it" before it subscribes.
+   * @throws {SseError} `ERR_SSE_BROKER_UNAVAILABLE` when the broker or the presence cannot be read.
+   */
+  async topicState(topic: string): Promise<TopicInfo> {
+    const [known, presence] = await Promise.all([
+      this.broker.topicState === undefined
+        ? Promise.resolve({ lastEventId: null, ended: false })
+        : this.broker.topicState(topic).catch((error: unknown) => {
+            throw brokerError(error)
+          }),
+      this.topicPresence(topic),
+    ])
+    const state = known.ended
+      ? 'ended'
+      : known.lastEventId !== null || presence.total > 0
+        ? 'open'
+        : 'unknown'
+    return {
+      topic,
+      state,
+      lastEventId: known.lastEventId,
+      subscribers: presence.total,
+      nodes: presence.nodes,
+    }
   }
 
   /** Number of local connections following `topic` (the "online count"). */

@@ -4,7 +4,7 @@
  * tick; the history is replayed, then the queue is flushed, and the cursor drops the overlap of
  * the two. No gap, no duplicate. Also the hub's reset frames (history lost).
  */
-import type { Broker, Resume } from '../broker/broker.js'
+import type { Broker, Resume, StartFrom } from '../broker/broker.js'
 import type { Connection } from '../connection/connection.js'
 import { ErrorCodes, SseError } from '../errors.js'
 import { encodeDataLines } from '../wire/encode.js'
@@ -35,19 +35,20 @@ export interface ReplayContext {
 }
 
 /**
- * Registers `member` and starts its stream: the replay of what it missed since `lastEventId`,
- * then live events. Its connection answers by itself (a stream, `204` for finished topics, or a
+ * Registers `member` and starts its stream: the replay of what it missed since `lastEventId` (or,
+ * for a new subscription, what `from` asks for), then live events. Its connection answers by itself (a stream, `204` for finished topics, or a
  * refusal with `Retry-After` when the history is unavailable).
  */
 export function startMember(
   context: ReplayContext,
   member: Member,
   lastEventId: string | undefined,
+  from?: StartFrom,
 ): void {
   // Register first (live events queue up), then ask the broker in the same tick: the broker's
   // snapshot and the queue overlap, and the cursor drops the overlap. No gap, no duplicate.
   context.registry.add(member)
-  context.broker.resume(member.keys, lastEventId).then(
+  context.broker.resume(member.keys, lastEventId, from).then(
     (resume) => openMember(context, member, resume),
     (error: unknown) => {
       context.reportError(error instanceof Error ? error : new Error(String(error)))

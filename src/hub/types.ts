@@ -124,6 +124,20 @@ export interface ConnectionInfo {
   readonly queuedBytes: number
 }
 
+/** What `GET /topics/{topic}` answers: see `Hub.topicState`. */
+export interface TopicInfo {
+  /** The topic. */
+  readonly topic: string
+  /** `ended`: its final event was published; `open`: it has events or subscribers; else `unknown`. */
+  readonly state: 'open' | 'ended' | 'unknown'
+  /** The id of its latest event still in the history (`null` when none). */
+  readonly lastEventId: string | null
+  /** Its subscribers on every node (the online count). */
+  readonly subscribers: number
+  /** Each node's share of them. */
+  readonly nodes: Readonly<Record<string, number>>
+}
+
 /** A connection of any node, as `GET /clients` lists it on a cluster. */
 export interface ClusterConnectionInfo extends ConnectionInfo {
   /** The node that holds it. */

@@ -1,3 +1,4 @@
+import type { StartFrom } from '../broker/broker.js'
 import { ErrorCodes, SseError } from '../errors.js'
 
 /** Limits on names, checked at subscribe and publish. */
@@ -105,4 +106,24 @@ export function checkSubscription(
     )
   }
   return { topics: checked, clientId: id }
+}
+
+/** The largest count `from` may ask for (the default history holds 10,000 events). */
+export const MAX_FROM_EVENTS = 10_000
+
+/**
+ * Where a new subscription starts: `start`, `newest`, or a count from 1 to
+ * {@link MAX_FROM_EVENTS} (a number, or its digits from a query); `undefined` for none.
+ * @throws {SseError} `ERR_SSE_INVALID_FIELD` otherwise, saying what it takes.
+ */
+export function validateStartFrom(value: unknown): StartFrom | undefined {
+  if (value === undefined) return undefined
+  if (value === 'start' || value === 'newest') return value
+  const count = typeof value === 'string' && /^\d{1,6}$/.test(value) ? Number(value) : value
+  if (typeof count === 'number' && Number.isInteger(count) && count >= 1 && count <= MAX_FROM_EVENTS)
+    return count
+  throw new SseError(
+    ErrorCodes.INVALID_FIELD,
+    `\`from\` takes 'start' (every event the history holds), 'newest' (the latest of each topic) or a count from 1 to ${MAX_FROM_EVENTS} (the last N), got ${JSON.stringify(value)}.`,
+  )
 }

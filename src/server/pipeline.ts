@@ -278,9 +278,13 @@ export class Pipeline {
         return jsonAnswer(200, { connections: await hub.describeClusterConnections(limit) })
       }
       case 'topic': {
-        // Every node's subscribers (the cluster's online count), and each node's share.
-        const { total, nodes } = await hub.topicPresence(route.param!)
-        return jsonAnswer(200, { topic: route.param!, subscribers: total, nodes })
+        // Its state, latest id and subscribers on every node; in headers too, for HEAD.
+        const info = await hub.topicState(route.param!)
+        return jsonAnswer(200, info, {
+          'ssehub-topic-state': info.state,
+          'ssehub-subscribers': String(info.subscribers),
+          ...(info.lastEventId === null ? {} : { 'ssehub-last-event-id': info.lastEventId }),
+        })
       }
       case 'healthz': {
         const broker = hub.broker.health()
@@ -335,6 +339,7 @@ export class Pipeline {
     const lastEventId = lastEventIdOf(req.headers['last-event-id'], asked.lastEventId)
     return {
       topics: asked.topics,
+      ...(asked.from === undefined ? {} : { from: asked.from }),
       ...(clientId === undefined ? {} : { clientId }),
       ...(lastEventId === undefined ? {} : { lastEventId }),
       ...(expiresAt === undefined ? {} : { expiresAt }),
