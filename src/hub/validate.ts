@@ -120,7 +120,12 @@ export function validateStartFrom(value: unknown): StartFrom | undefined {
   if (value === undefined) return undefined
   if (value === 'start' || value === 'newest') return value
   const count = typeof value === 'string' && /^\d{1,6}$/.test(value) ? Number(value) : value
-  if (typeof count === 'number' && Number.isInteger(count) && count >= 1 && count <= MAX_FROM_EVENTS)
+  if (
+    typeof count === 'number' &&
+    Number.isInteger(count) &&
+    count >= 1 &&
+    count <= MAX_FROM_EVENTS
+  )
     return count
   throw new SseError(
     ErrorCodes.INVALID_FIELD,
