@@ -84,14 +84,17 @@ describe('ssehub serve --log-format json', () => {
     expect(start).toEqual({
       time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as unknown,
       level: 'info',
-      msg: `ssehub listening on ${url} (memory broker)`,
+      msg: expect.stringMatching(
+        new RegExp(`^ssehub listening on ${url} \\(durable broker, data in /\\S+\\)$`),
+      ) as unknown,
       event: 'start',
       version: expect.stringMatching(/^\d+\.\d+\.\d+/) as unknown,
       pid: cli.child.pid,
       url,
       protocol: 'http/1.1',
-      broker: 'memory',
-      // One node: its id; no presence (the memory broker serves one process).
+      broker: 'durable',
+      dataDir: expect.stringMatching(/^\//) as unknown,
+      // One node: its id; no presence (a single hub's store serves one process).
       node: `${hostname()}:${cli.child.pid}`,
       auth: 'publish-key',
       // --max-connections off: left out.

@@ -160,11 +160,15 @@ describe('introspection', () => {
     expect(Date.parse(clients.connections[0]!.connectedAt)).toBeGreaterThan(0)
     expect(await (await fetch(`${hub.url}/topics/room%2F1`)).json()).toEqual({
       topic: 'room/1',
+      state: 'open',
+      lastEventId: expect.any(String) as unknown,
       subscribers: 1,
       nodes: { [node]: 1 },
     })
     expect(await (await fetch(`${hub.url}/topics/none`)).json()).toEqual({
       topic: 'none',
+      state: 'unknown',
+      lastEventId: null,
       subscribers: 0,
       nodes: { [node]: 0 },
     })

@@ -69,7 +69,7 @@ describe('unknown publish fields', () => {
     )
     expect(answer.status).toBe(400)
     expect(answer.error?.message).toBe(
-      'unknown field `zzzzzzzz`; the fields are topic, clientId, all, event, data, retry, close.',
+      'unknown field `zzzzzzzz`; the fields are topic, clientId, all, event, data, retry, close, idempotencyKey.',
     )
   })
 
