@@ -1,15 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { waitFor } from './wait.js'
 
-/** A private `redis-server` on a free loopback port, without persistence. */
+/** A private `redis-server` on a free loopback port, without persistence unless asked (`aof`). */
 export interface TestRedis {
   readonly port: number
   readonly url: string
   /** A new client (the caller closes it). */
   client(): Redis
-  /** Kills the server (SIGKILL) and starts a fresh, empty one on the same port. */
+  /**
+   * Kills the server (SIGKILL) and starts it again on the same port: empty, or, with `aof`, with
+   * what its append-only file kept.
+   */
   restart(): Promise<void>
   /** Kills the server (SIGKILL): Redis is away until {@link TestRedis.up}. */
   down(): Promise<void>
@@ -27,15 +33,16 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-function spawnRedis(port: number): ChildProcess {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  )
-  return child
+function spawnRedis(port: number, aofDir: string | null): ChildProcess {
+  // Without a folder: no persistence (a restart starts empty). With one: an append-only file
+  // fsynced at every write, so that a SIGKILL loses nothing acknowledged.
+  const persistence =
+    aofDir === null
+      ? ['--save', '', '--appendonly', 'no']
+      : ['--save', '', '--dir', aofDir, '--appendonly', 'yes', '--appendfsync', 'always']
+  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...persistence], {
+    stdio: 'ignore',
+  })
 }
 
 async function ping(port: number): Promise<boolean> {
@@ -58,12 +65,13 @@ async function ping(port: number): Promise<boolean> {
 }
 
 /**
- * Starts `redis-server`. Fails loudly (never skips) when it cannot: CI installs it
+ * Starts `redis-server` (with `aof`: persistent, see {@link TestRedis.restart}). Fails loudly (never skips) when it cannot: CI installs it
  * (`apt-get install redis-server`), and a missing server must turn CI red.
  */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(options: { readonly aof?: boolean } = {}): Promise<TestRedis> {
   const port = await freePort()
-  let child = spawnRedis(port)
+  const aofDir = options.aof === true ? mkdtempSync(join(tmpdir(), 'ssehub-redis-')) : null
+  let child = spawnRedis(port, aofDir)
   const started = async (proc: ChildProcess): Promise<void> => {
     let failed: Error | null = null
     proc.once('error', (error) => (failed = error))
@@ -89,7 +97,7 @@ export async function startRedis(): Promise<TestRedis> {
     await exited
   }
   const up = async (): Promise<void> => {
-    child = spawnRedis(port)
+    child = spawnRedis(port, aofDir)
     await started(child)
   }
   return {
@@ -110,6 +118,7 @@ export async function startRedis(): Promise<TestRedis> {
     async stop() {
       for (const client of clients.splice(0)) client.disconnect()
       await kill()
+      if (aofDir !== null) rmSync(aofDir, { recursive: true, force: true })
     },
   }
 }
