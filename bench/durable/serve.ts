@@ -8,7 +8,7 @@
  * - fan-out: 500 streams on one topic, 200 publishes/s to it (100,000 deliveries/s): the delay
  *   from publish to delivery on every stream (p50/p99) and the server's CPU per delivered event.
  *
- *   npm run build && npx tsx bench/durable/serve.ts [--seconds 4] [--rounds 2]
+ *   npm run build && npx tsx bench/durable/serve.ts [--seconds 4] [--rounds 2] [--publishers 64]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -25,6 +25,9 @@ const arg = (name: string, fallback: string): string => {
 const seconds = Number(arg('seconds', '4'))
 const rounds = Number(arg('rounds', '2'))
 const only = arg('only', '')
+// Concurrent publishers (keep-alive connections with one publish in flight each): a group
+// commit takes one fsync per batch, so the durable rate grows with them.
+const publishers = Number(arg('publishers', '64'))
 
 const configs: Record<string, string[]> = {
   memory: ['--store', 'memory'],
@@ -175,7 +178,7 @@ for (let round = 1; round <= rounds; round++) {
   for (const [name, args] of Object.entries(configs)) {
     if (only !== '' && !name.includes(only)) continue
     const hub = await startHub(args)
-    const publish = await publishLoad(hub.port, seconds * 1000, 64, 1)
+    const publish = await publishLoad(hub.port, seconds * 1000, publishers, 1)
     const single = await publishLoad(hub.port, (seconds * 1000) / 2, 1, 1)
     const fan = await fanOut(hub.port, hub.child.pid!, seconds * 1000)
     hub.child.kill('SIGTERM')
@@ -193,7 +196,7 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 console.log(
-  '| store | publishes/s (64 publishers) | their latency p50 / p99 | one sequential publisher | fan-out delay p50 / p99 | server CPU per delivered event | delivered |',
+  `| store | publishes/s (${publishers} publishers) | their latency p50 / p99 | one sequential publisher | fan-out delay p50 / p99 | server CPU per delivered event | delivered |`,
 )
 console.log('| --- | --- | --- | --- | --- | --- | --- |')
 for (const [name, rows] of Object.entries(results))
