@@ -33,6 +33,13 @@ export {
 } from './event-source.js'
 export { ResponseError, UpstreamError, type ResponseErrorDetails } from './errors.js'
 export {
+  followRelay,
+  RelayEndedError,
+  type FollowRelayOptions,
+  type RelayChunk,
+  type RelayEnd,
+} from './relay-text.js'
+export {
   publish,
   PublishError,
   PUBLISH_DEFAULTS,
