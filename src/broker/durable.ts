@@ -271,28 +271,18 @@ export class DurableBroker implements Broker {
     lastEventId: string | undefined,
     start?: StartFrom,
   ): Promise<Resume> {
-    const { history } = this
-    const now = Date.now()
-    history.trim(now)
-    history.pruneEnded(now)
-    const current = history.lastSeq
-    let from = current
-    let reset: ResetReason | null = null
-    if (lastEventId !== undefined) {
-      reset = this.checkId(lastEventId, current)
-      if (reset === null) from = Number(idPattern.exec(lastEventId)![2])
-    }
-    const { replay, ended } = history.replay(
+    const found = this.history.resume(
       keys,
-      from,
-      lastEventId !== undefined && reset === null,
-      lastEventId === undefined ? start : undefined,
+      lastEventId,
+      start,
+      (id, current) => this.position(id, current),
+      Date.now(),
     )
     return Promise.resolve({
-      cursor: new DurableCursor(this, current),
-      replay,
-      reset: reset === null ? null : { reason: reset, keys },
-      ended,
+      cursor: new DurableCursor(this, found.current),
+      replay: found.replay,
+      reset: found.reset,
+      ended: found.ended,
     })
   }
 
@@ -355,8 +345,8 @@ export class DurableBroker implements Broker {
     return `${this.epochs[0]!.epoch}-${seq}`
   }
 
-  /** Why `id` cannot be resumed exactly, or null when it can. */
-  private checkId(id: string, current: number): ResetReason | null {
+  /** The seq `id` names in this log, or why it cannot be resumed exactly. */
+  private position(id: string, current: number): number | ResetReason {
     const match = idPattern.exec(id)
     if (match === null) return 'unknown'
     const seq = Number(match[2])
@@ -366,7 +356,7 @@ export class DurableBroker implements Broker {
     if (span.to !== null && seq > span.to) return 'epoch'
     if (seq > current || seq < span.from - 1) return 'unknown'
     if (seq < this.history.firstRetainedSeq() - 1) return 'expired'
-    return null
+    return seq
   }
 
   private open(): LogCut | null {

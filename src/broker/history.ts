@@ -1,4 +1,11 @@
-import type { Publication, ReplayItem, StartFrom, TopicState } from './broker.js'
+import type {
+  Publication,
+  ReplayItem,
+  ResetReason,
+  Resume,
+  StartFrom,
+  TopicState,
+} from './broker.js'
 
 /*
  * The in-memory history that the memory broker and the durable broker share: a bounded window of
@@ -188,9 +195,43 @@ export class History<P extends SeqPublication> {
   }
 
   /**
-   * The events of `keys` after `from` (a seq within the window), and the finished topics. `continued`: the connection resumes a position exactly (it saw the final
-   * events at or before `from`: those topics are `ended`); otherwise (new, or reset) it gets the
-   * final event of each finished topic first, which tells it the end.
+   * What a connection following `keys` missed, for a broker's `resume`: the history trimmed to
+   * `now`, then the events after `lastEventId` (read into a seq of this history by the broker's
+   * `position`, which says why when it cannot be resumed), or, for a new connection, what `start`
+   * asks for. `current` is the snapshot the connection's cursor starts at.
+   */
+  resume(
+    keys: readonly string[],
+    lastEventId: string | undefined,
+    start: StartFrom | undefined,
+    position: (id: string, current: number) => number | ResetReason,
+    now: number,
+  ): HistoryReplay & { current: number; reset: Resume['reset'] } {
+    this.trim(now)
+    this.pruneEnded(now)
+    const current = this.lastSeq
+    let from = current
+    let reset: ResetReason | null = null
+    if (lastEventId !== undefined) {
+      const seq = position(lastEventId, current)
+      if (typeof seq === 'number') from = seq
+      else reset = seq
+    }
+    const continued = lastEventId !== undefined && reset === null
+    const { replay, ended } = this.replay(
+      keys,
+      from,
+      continued,
+      lastEventId === undefined ? start : undefined,
+    )
+    return { current, replay, ended, reset: reset === null ? null : { reason: reset, keys } }
+  }
+
+  /**
+   * The events of `keys` after `from` (a seq within the window), and the finished topics.
+   * `continued`: the connection resumes a position exactly (it saw the final events at or before
+   * `from`: those topics are `ended`); otherwise (new, or reset) it gets the final event of each
+   * finished topic first, which tells it the end.
    */
   replay(
     keys: readonly string[],

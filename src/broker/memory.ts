@@ -225,33 +225,29 @@ export class MemoryBroker implements Broker {
     lastEventId: string | undefined,
     start?: StartFrom,
   ): Promise<Resume> {
-    const { history } = this
-    const now = Date.now()
-    history.trim(now)
-    history.pruneEnded(now)
-    const current = history.lastSeq
-    let from = current
-    let reset: ResetReason | null = null
-    if (lastEventId !== undefined) {
-      const match = idPattern.exec(lastEventId)
-      const seq = match === null ? NaN : Number(match[2])
-      if (match === null || seq > current) reset = 'unknown'
-      else if (match[1] !== this.epoch) reset = 'epoch'
-      else if (seq < history.firstRetainedSeq() - 1) reset = 'expired'
-      else from = seq
-    }
-    const { replay, ended } = history.replay(
+    const found = this.history.resume(
       keys,
-      from,
-      lastEventId !== undefined && reset === null,
-      lastEventId === undefined ? start : undefined,
+      lastEventId,
+      start,
+      (id, current) => this.position(id, current),
+      Date.now(),
     )
     return Promise.resolve({
-      cursor: new MemoryCursor(this.epoch, current),
-      replay,
-      reset: reset === null ? null : { reason: reset, keys },
-      ended,
+      cursor: new MemoryCursor(this.epoch, found.current),
+      replay: found.replay,
+      reset: found.reset,
+      ended: found.ended,
     })
+  }
+
+  /** The seq `id` names in this log, or why it cannot be resumed. */
+  private position(id: string, current: number): number | ResetReason {
+    const match = idPattern.exec(id)
+    const seq = match === null ? NaN : Number(match[2])
+    if (match === null || seq > current) return 'unknown'
+    if (match[1] !== this.epoch) return 'epoch'
+    if (seq < this.history.firstRetainedSeq() - 1) return 'expired'
+    return seq
   }
 
   command(command: BrokerCommand): Promise<void> {
