@@ -5,7 +5,7 @@ import {
   positiveIntegerOption,
   withDefault,
 } from '../options.js'
-import { MEMORY_BROKER_DEFAULTS } from './memory.js'
+import { MEMORY_BROKER_DEFAULTS, resolveHistoryOptions } from './memory.js'
 
 /**
  * When the durable broker calls `fdatasync(2)`, and so what an acknowledged publish survives.
@@ -127,35 +127,12 @@ export function resolveDurableBrokerOptions(
   return {
     dataDir: options.dataDir,
     fsync: oneOfOption('fsync', withDefault(options.fsync, defaults.fsync), FSYNC_POLICIES),
-    historyMaxEvents: positiveInteger(
-      'historyMaxEvents',
-      withDefault(options.historyMaxEvents, defaults.historyMaxEvents),
-    ),
-    historyMaxAgeMs: positiveIntegerOption(
-      'historyMaxAgeMs',
-      withDefault(options.historyMaxAgeMs, defaults.historyMaxAgeMs),
-      true,
-    ),
+    // The memory broker's checks (and defaults: DURABLE_BROKER_DEFAULTS derives them), once.
+    ...resolveHistoryOptions(options),
     historyMaxBytes: positiveIntegerOption(
       'historyMaxBytes',
       withDefault(options.historyMaxBytes, defaults.historyMaxBytes),
       true,
-    ),
-    endedTopicTtlMs: positiveInteger(
-      'endedTopicTtlMs',
-      withDefault(options.endedTopicTtlMs, defaults.endedTopicTtlMs),
-    ),
-    maxEndedTopics: positiveInteger(
-      'maxEndedTopics',
-      withDefault(options.maxEndedTopics, defaults.maxEndedTopics),
-    ),
-    idempotencyWindowMs: positiveInteger(
-      'idempotencyWindowMs',
-      withDefault(options.idempotencyWindowMs, defaults.idempotencyWindowMs),
-    ),
-    maxIdempotencyKeys: positiveInteger(
-      'maxIdempotencyKeys',
-      withDefault(options.maxIdempotencyKeys, defaults.maxIdempotencyKeys),
     ),
     segmentBytes: positiveInteger(
       'segmentBytes',

@@ -85,13 +85,25 @@ export function resolveMemoryBrokerOptions(
   options: MemoryBrokerOptions = {},
 ): ResolvedMemoryBrokerOptions {
   optionsObject('memory broker', options)
-  const defaults = MEMORY_BROKER_DEFAULTS
   const epoch = options.epoch === undefined ? newEpoch() : options.epoch
   if (typeof epoch !== 'string' || !epochPattern.test(epoch)) {
     throw new RangeError(
       `Expected \`epoch\` to be 1-16 chars of [0-9a-z], got \`${String(epoch)}\` (${typeof epoch})`,
     )
   }
+  return { ...resolveHistoryOptions(options), epoch }
+}
+
+/** The options the memory broker shares with every broker that keeps its history in memory. */
+export type HistoryOptions = Omit<ResolvedMemoryBrokerOptions, 'epoch'>
+
+/**
+ * Applies {@link MEMORY_BROKER_DEFAULTS} to the history, idempotency and finished-topic options and
+ * checks them: the one place they are checked, for the memory and the durable broker.
+ * @throws {RangeError} naming the first bad option.
+ */
+export function resolveHistoryOptions(options: MemoryBrokerOptions): HistoryOptions {
+  const defaults = MEMORY_BROKER_DEFAULTS
   return {
     historyMaxEvents: positiveInteger(
       'historyMaxEvents',
@@ -118,7 +130,6 @@ export function resolveMemoryBrokerOptions(
       'maxIdempotencyKeys',
       withDefault(options.maxIdempotencyKeys, defaults.maxIdempotencyKeys),
     ),
-    epoch,
   }
 }
 
