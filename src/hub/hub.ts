@@ -9,6 +9,7 @@ import type {
   Broker,
   BrokerCommand,
   NodeReport,
+  PresenceConnection,
   PresenceCount,
   Publication,
   StartFrom,
@@ -359,17 +360,8 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     const presence = this.broker.presence
     if (presence === undefined || out.length >= limit) return out
     const others = await presence.connections(limit - out.length).catch(presenceError)
-    for (const connection of others) {
-      out.push({
-        id: connection.id,
-        clientId: connection.clientId,
-        topics: connection.topics,
-        connectedAt: new Date(connection.connectedAt).toISOString(),
-        remoteAddress: connection.remoteAddress,
-        queuedBytes: 0,
-        node: connection.node,
-      })
-    }
+    for (const connection of others)
+      out.push({ ...describeConnection(connection, 0), node: connection.node })
     return out
   }
 
@@ -435,14 +427,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     const out: ConnectionInfo[] = []
     for (const connection of this.registry.members.keys()) {
       if (out.length >= limit) break
-      out.push({
-        id: connection.id,
-        clientId: connection.clientId,
-        topics: connection.topics,
-        connectedAt: new Date(connection.connectedAt).toISOString(),
-        remoteAddress: connection.remoteAddress,
-        queuedBytes: connection.queuedBytes,
-      })
+      out.push(describeConnection(connection, connection.queuedBytes))
     }
     return out
   }
@@ -572,6 +557,18 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     const reason: CloseReason = command.type === 'revoke-client' ? 'revoked' : 'server-close'
     if (set !== undefined) for (const member of [...set]) member.connection.end(reason)
     if (command.type === 'revoke-client') this.emit('revoked', command.clientId, command.at)
+  }
+}
+
+/** A connection as `GET /clients` lists it (a local one, or another node's from the presence). */
+function describeConnection(connection: PresenceConnection, queuedBytes: number): ConnectionInfo {
+  return {
+    id: connection.id,
+    clientId: connection.clientId,
+    topics: connection.topics,
+    connectedAt: new Date(connection.connectedAt).toISOString(),
+    remoteAddress: connection.remoteAddress,
+    queuedBytes,
   }
 }
 

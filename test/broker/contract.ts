@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Broker, BrokerCommand, BrokerSink, Publication } from '../../src/broker/broker.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** A sink that ignores everything, for tests that only look at a broker's answers. */
 export const noopSink: BrokerSink = {
@@ -43,12 +44,7 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
         recovered: () => {},
       })
       const until = async (count: number): Promise<void> => {
-        const deadline = Date.now() + 5000
-        while (delivered.length < count) {
-          if (Date.now() > deadline)
-            throw new Error(`only ${delivered.length} of ${count} publications delivered`)
-          await new Promise((resolve) => setTimeout(resolve, 2))
-        }
+        await waitFor(() => delivered.length >= count, `${count} publications delivered`)
       }
       return { broker, delivered, commands, errors, until }
     }
@@ -236,9 +232,7 @@ export function describeBrokerContract(name: string, factory: BrokerFactory): vo
     it('runs commands on every node (this one included) and reports health', async () => {
       const { broker, commands } = await start()
       await broker.command({ type: 'close-client', clientId: 'u1' })
-      const deadline = Date.now() + 5000
-      while (commands.length === 0 && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 2))
+      await waitFor(() => commands.length > 0, 'the command')
       expect(commands).toEqual([{ type: 'close-client', clientId: 'u1' }])
       expect(broker.health().ok).toBe(true)
     })

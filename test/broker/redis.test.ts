@@ -42,9 +42,7 @@ describe('RedisBroker', () => {
     })
     const published = await broker.publish({ keys: ['a'], data: 'x' })
     expect(published.id).toMatch(/^1~0\.[0-9a-z]{8}\.\d+-\d+$/)
-    const deadline = Date.now() + 5000
-    while (delivered.length === 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 2))
+    await waitFor(() => delivered.length > 0, 'the publication read back')
     expect(delivered).toEqual([published.id])
     expect(broker.health()).toMatchObject({ ok: true, broker: 'redis' })
     await broker.close()
