@@ -177,31 +177,24 @@ describe('ssehub publish', () => {
     expect(await refused.exited).toBe(1)
     expect(refused.stderr()).toMatch(/^ssehub publish: hub answered 401: .*Bearer.*--key.*\n$/)
     const port = await closedPort()
-    const unreachable = runCli([
-      'publish',
-      '--topic',
-      'a',
-      '--hub',
-      `http://127.0.0.1:${port}`,
-      '--attempts',
-      '1',
-      'x',
-    ])
+    const toClosedPort = (attempts: string) =>
+      runCli([
+        'publish',
+        '--topic',
+        'a',
+        '--hub',
+        `http://127.0.0.1:${port}`,
+        '--attempts',
+        attempts,
+        'x',
+      ])
+    const unreachable = toClosedPort('1')
     expect(await unreachable.exited).toBe(1)
     expect(unreachable.stderr()).toBe(
       `ssehub publish: cannot reach http://127.0.0.1:${port}/publish: ECONNREFUSED 127.0.0.1:${port}\n`,
     )
     // Retried (the event may land once the hub is back): a line per failed attempt, then why.
-    const retried = runCli([
-      'publish',
-      '--topic',
-      'a',
-      '--hub',
-      `http://127.0.0.1:${port}`,
-      '--attempts',
-      '2',
-      'x',
-    ])
+    const retried = toClosedPort('2')
     expect(await retried.exited).toBe(1)
     expect(retried.stderr()).toMatch(
       new RegExp(

@@ -126,28 +126,12 @@ describe('at least once, exactly once', () => {
     )
     expect(new Set(answers.map((answer) => answer.id)).size).toBe(1)
     expect(answers.filter((answer) => answer.duplicate !== true)).toHaveLength(1)
-    const cli = runCli([
-      'publish',
-      '--hub',
-      b!,
-      '--topic',
-      't',
-      '--idempotency-key',
-      'order-17',
-      'one',
-    ])
+    const keyed = (data: string) =>
+      runCli(['publish', '--hub', b!, '--topic', 't', '--idempotency-key', 'order-17', data])
+    const cli = keyed('one')
     expect(await cli.exited).toBe(0)
     expect(cli.stdout()).toBe(`${answers[0]!.id} (already published)\n`)
-    const other = runCli([
-      'publish',
-      '--hub',
-      b!,
-      '--topic',
-      't',
-      '--idempotency-key',
-      'order-17',
-      'two',
-    ])
+    const other = keyed('two')
     expect(await other.exited).toBe(1)
     expect(other.stderr()).toMatch(/^ssehub publish: hub answered 409: Idempotency key "order-17"/)
     await publish({ topic: 't', data: 'marker' }, { hub: a! })
