@@ -9,7 +9,7 @@ const allowed: Record<string, readonly string[]> = {
   connection: ['wire'],
   broker: ['wire'],
   hub: ['connection', 'broker', 'wire'],
-  server: ['hub', 'connection', 'broker', 'wire'],
+  server: ['relay', 'hub', 'connection', 'broker', 'wire'],
   client: ['wire'],
   relay: ['client', 'hub', 'connection', 'wire'],
   showcase: ['server', 'relay', 'client', 'hub', 'connection', 'broker', 'wire'],

@@ -118,6 +118,11 @@ export type BrokerCommand =
   | { readonly type: 'close-client'; readonly clientId: string }
   /** Close the client's connections and refuse its tokens issued until `at` (ms since the epoch). */
   | { readonly type: 'revoke-client'; readonly clientId: string; readonly at: number }
+  /**
+   * A message for the parts built on the hub on every node (e.g. the relay's "abort generation
+   * X", which only the node that runs X can act on): the hub emits it as its `signal` event.
+   */
+  | { readonly type: 'signal'; readonly name: string; readonly data: string }
 
 /** Where a broker delivers what it reads: the hub. */
 export interface BrokerSink {

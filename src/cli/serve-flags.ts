@@ -32,6 +32,11 @@ export const CLI_DEFAULTS = Object.freeze({
   store: 'durable',
   /** The durable store's folder, relative to the working directory. */
   dataDir: './ssehub-data',
+  /** No LLM upstream: with the demos on, the relay upstream `default` is a mock model. */
+  llmUrl: null,
+  llmKey: null,
+  /** The `model` of `--llm-url`'s requests that name none. */
+  llmModel: 'gpt-4o-mini',
 } as const)
 
 /**
@@ -53,7 +58,16 @@ const flagDefaults = {
 
 /** How one flag is read. */
 export type FlagKind =
-  'int' | 'nullable-int' | 'string' | 'flag' | 'overflow' | 'origins' | 'file' | 'list' | 'choice'
+  | 'int'
+  | 'nullable-int'
+  | 'string'
+  | 'flag'
+  | 'overflow'
+  | 'origins'
+  | 'file'
+  | 'list'
+  | 'choice'
+  | 'upstreams'
 
 /** One `ssehub serve` flag. */
 export interface FlagSpec {
@@ -424,23 +438,47 @@ export const serveSpecs: readonly FlagSpec[] = [
     help: 'do not serve the demos at /demo/chat, /demo/progress, /demo/ticker',
   },
   {
+    flag: 'relay-upstream',
+    kind: 'upstreams',
+    key: 'relayUpstreams',
+    help: "an upstream POST /relays may name: NAME=URL[,key-env=VAR][,model=MODEL] (OpenAI-compatible; the API key is read from $VAR); repeat it, or separate several with ';'",
+  },
+  {
     flag: 'llm-url',
     kind: 'string',
     key: 'llmUrl',
-    nullMeans: 'none (a mock model)',
-    help: 'OpenAI-compatible upstream the chat demo relays (base URL or .../v1/chat/completions)',
+    nullMeans: 'none (a mock model while the demos are on)',
+    help: "the relay upstream 'default' (the chat demo's): an OpenAI-compatible base URL or .../v1/chat/completions",
   },
   {
     flag: 'llm-key',
     kind: 'string',
     key: 'llmKey',
-    help: 'API key sent to --llm-url as `Authorization: Bearer <key>`',
+    help: 'API key sent to --llm-url as `Authorization: Bearer <key>` (prefer key-env= of --relay-upstream: a command line is visible to ps)',
   },
   {
     flag: 'llm-model',
     kind: 'string',
     key: 'llmModel',
-    help: 'model the chat demo asks --llm-url for',
+    help: 'model asked of --llm-url when a request names none',
+  },
+  {
+    flag: 'relay-timeout-ms',
+    kind: 'int',
+    key: 'relayTimeoutMs',
+    help: 'a relayed generation ends with error (reason timeout) after this long',
+  },
+  {
+    flag: 'relay-max-tokens',
+    kind: 'int',
+    key: 'relayMaxTokens',
+    help: 'most tokens of one relayed generation (error, reason max-tokens, past it)',
+  },
+  {
+    flag: 'max-relays',
+    kind: 'int',
+    key: 'maxRelays',
+    help: 'generations one node relays at once; past it POST /relays answers 503',
   },
   {
     flag: 'no-metrics',
@@ -494,6 +532,7 @@ export function shownDefault(spec: FlagSpec): string {
   if (value === null) return spec.nullMeans ?? (spec.kind === 'nullable-int' ? 'off' : 'none')
   if (typeof value === 'boolean') return String(spec.flag.startsWith('no-') ? !value : value)
   if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',')
+  if (typeof value === 'object' && value !== null && Object.keys(value).length === 0) return 'none'
   if (typeof value === 'number' || typeof value === 'string') return String(value)
   throw new TypeError(`--${spec.flag}: no text for the default of \`${spec.key}\``)
 }

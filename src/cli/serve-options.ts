@@ -3,7 +3,9 @@ import { didYouMean } from '../closest.js'
 import type { HubServerOptions } from '../server/server.js'
 import type { ShowcaseOptions } from '../showcase/index.js'
 import { isOrigin } from '../server/cors.js'
+import type { HttpRelayUpstream } from '../relay/relays.js'
 import { UsageError } from './io.js'
+import { parseRelayUpstreams } from './relay-upstreams.js'
 import type { FsyncPolicy } from '../broker/durable-options.js'
 import type { LogFormat } from './log.js'
 import {
@@ -29,8 +31,20 @@ const booleanWords: Record<string, boolean> = {
   no: false,
 }
 
-function parseValue(spec: FlagSpec, raw: string, source: string): unknown {
+function parseValue(
+  spec: FlagSpec,
+  raw: string,
+  source: string,
+  env: Readonly<Record<string, string | undefined>>,
+  previous: unknown,
+): unknown {
   switch (spec.kind) {
+    case 'upstreams': {
+      // Repeated flags add upstreams (a flag's wins over the variable's whole list).
+      const into = { ...(previous as Record<string, HttpRelayUpstream> | undefined) }
+      parseRelayUpstreams(raw, source, env, into)
+      return into
+    }
     case 'string':
       if (raw === '') throw new UsageError(`${source} needs a non-empty value`)
       return raw
@@ -180,9 +194,11 @@ export function parseServeArgs(
   const values = new Map<FlagSpec, unknown>()
   for (const spec of serveSpecs) {
     const raw = env[envOf(spec)]
-    if (raw !== undefined && raw !== '') values.set(spec, parseValue(spec, raw, envOf(spec)))
+    if (raw !== undefined && raw !== '')
+      values.set(spec, parseValue(spec, raw, envOf(spec), env, undefined))
   }
   let help = false
+  const fromFlags = new Set<FlagSpec>()
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '--help' || arg === '-h') {
@@ -199,12 +215,17 @@ export function parseServeArgs(
       throw new UsageError(`unknown option --${name}${hint === '' ? '; see ssehub --help' : hint}`)
     }
     if (spec.kind === 'flag') {
-      values.set(spec, eq === -1 ? true : parseValue(spec, arg.slice(eq + 1), `--${name}`))
+      values.set(
+        spec,
+        eq === -1 ? true : parseValue(spec, arg.slice(eq + 1), `--${name}`, env, undefined),
+      )
       continue
     }
     const raw = eq === -1 ? argv[++i] : arg.slice(eq + 1)
     if (raw === undefined) throw new UsageError(`--${name} needs a value`)
-    values.set(spec, parseValue(spec, raw, `--${name}`))
+    const previous = fromFlags.has(spec) ? values.get(spec) : undefined
+    values.set(spec, parseValue(spec, raw, `--${name}`, env, previous))
+    fromFlags.add(spec)
   }
   const options: Record<string, unknown> = {}
   let port: number = CLI_DEFAULTS.port

@@ -8,10 +8,12 @@ import { isSseError } from '../errors.js'
 import { resolveHubOptions } from '../hub/hub-options.js'
 import { resolveServerOptions } from '../server/server-options.js'
 import { createHubServer, type AuthRefusal, type HubServer } from '../server/server.js'
-import { SHOWCASE_OPTION_NAMES, createShowcase } from '../showcase/index.js'
+import { mockUpstream } from '../relay/mock-model.js'
+import type { RelayUpstream } from '../relay/relays.js'
+import { SHOWCASE_DEFAULTS, SHOWCASE_OPTION_NAMES, createShowcase } from '../showcase/index.js'
 import { UsageError, type CliIo } from './io.js'
 import { LogSampler, createLogger, type LogFields, type Logger } from './log.js'
-import { serveHelp } from './serve-flags.js'
+import { CLI_DEFAULTS, serveHelp } from './serve-flags.js'
 import { parseServeArgs, type ServeOptions } from './serve-options.js'
 
 /**
@@ -62,8 +64,19 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     const showcase = createShowcase(pick(config.options, SHOWCASE_OPTION_NAMES))
     const serverOptions = { ...config.options }
     for (const name of SHOWCASE_OPTION_NAMES) delete serverOptions[name]
+    const { llmUrl, llmKey, llmModel, ...rest } = serverOptions as typeof serverOptions & {
+      llmUrl?: string
+      llmKey?: string
+      llmModel?: string
+    }
     hubServer = createHubServer({
-      ...serverOptions,
+      ...rest,
+      relayUpstreams: relayUpstreams(rest.relayUpstreams ?? {}, {
+        llmUrl,
+        llmKey,
+        llmModel,
+        demos: config.options.demos ?? SHOWCASE_DEFAULTS.demos,
+      }),
       mounts: [showcase],
       ...(broker === undefined ? {} : { broker }),
       onAuthRefused: (refusal) => logAuthRefusal(sampler, refusal),
@@ -130,6 +143,41 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     },
   )
   return 0
+}
+
+/**
+ * The relay upstreams: `--relay-upstream`'s, plus `default` from `--llm-url` (the chat demo's
+ * upstream before relays were an API), else — while the demos are on — the mock model, so that the
+ * chat demo works with nothing configured.
+ */
+function relayUpstreams(
+  given: Readonly<Record<string, RelayUpstream>>,
+  llm: {
+    llmUrl: string | undefined
+    llmKey: string | undefined
+    llmModel: string | undefined
+    demos: boolean
+  },
+): Record<string, RelayUpstream> {
+  const upstreams: Record<string, RelayUpstream> = { ...given }
+  if (llm.llmUrl !== undefined) {
+    if (upstreams.default !== undefined)
+      throw new UsageError(
+        '--llm-url sets the relay upstream default, and --relay-upstream default=... sets it too: keep one',
+      )
+    upstreams.default = {
+      url: llm.llmUrl,
+      apiKey: llm.llmKey ?? null,
+      model: llm.llmModel ?? CLI_DEFAULTS.llmModel,
+    }
+  } else if (llm.llmKey !== undefined || llm.llmModel !== undefined) {
+    throw new UsageError(
+      `--${llm.llmKey !== undefined ? 'llm-key' : 'llm-model'} applies to --llm-url: add --llm-url <url>, or drop it`,
+    )
+  } else if (upstreams.default === undefined && llm.demos) {
+    upstreams.default = mockUpstream()
+  }
+  return upstreams
 }
 
 /** The lines of the hub's events: drops and errors sampled, broker outages one line each. */

@@ -552,7 +552,21 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     if (member.announced) this.emit('closed', connection, reason)
   }
 
+  /**
+   * Sends a signal to every node's hub (this one included): each emits `signal` with `name` and
+   * `data`. For the parts built on the hub that must reach whichever node holds something (the
+   * relay aborts a generation on the node that runs it). Delivered in the broker's order, at most
+   * once per node; a node that is down misses it.
+   */
+  async signal(name: string, data: string): Promise<void> {
+    await this.broker.command({ type: 'signal', name, data })
+  }
+
   private runCommand(command: BrokerCommand): void {
+    if (command.type === 'signal') {
+      this.emit('signal', command.name, command.data)
+      return
+    }
     const set = this.registry.ofClient(command.clientId)
     const reason: CloseReason = command.type === 'revoke-client' ? 'revoked' : 'server-close'
     if (set !== undefined) for (const member of [...set]) member.connection.end(reason)

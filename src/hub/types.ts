@@ -170,6 +170,8 @@ export type HubEvents = {
   dropped: [connection: Connection, reason: DropReason]
   /** A client id's tokens were revoked (on any node) until `at`: the server refuses them. */
   revoked: [clientId: string, at: number]
+  /** A `Hub.signal()` sent by any node (this one included), in the broker's order. */
+  signal: [name: string, data: string]
   /**
    * The broker lost its backend (e.g. Redis went away): publishes fail with
    * `ERR_SSE_BROKER_UNAVAILABLE` and live events from other nodes wait. Once per outage, with the

@@ -7,5 +7,25 @@ export {
   type RelayOutcome,
   type RelayResult,
   type RelayFinalData,
+  type RelayErrorReason,
 } from './relay.js'
-export { mockChatModel, MOCK_ANSWER, type MockChatModelOptions } from './mock-model.js'
+export {
+  mockChatModel,
+  mockUpstream,
+  MOCK_ANSWER,
+  type MockChatModelOptions,
+} from './mock-model.js'
+export {
+  Relays,
+  RELAY_DEFAULTS,
+  relayTopic,
+  checkRelayId,
+  chatCompletionsUrl,
+  type RelaysOptions,
+  type RelayUpstream,
+  type HttpRelayUpstream,
+  type SourceRelayUpstream,
+  type RelayStartRequest,
+  type RelayStart,
+  type RelayAbort,
+} from './relays.js'

@@ -2,6 +2,7 @@
  * A built-in mock chat model: streams a canned answer word by word at a human reading pace, so
  * the chat demo (and tests) work with no LLM upstream.
  */
+import type { SourceRelayUpstream } from './relays.js'
 
 /** The answer the mock model gives when none is set. */
 export const MOCK_ANSWER =
@@ -49,4 +50,15 @@ export async function* mockChatModel(
     if (options.signal?.aborted === true) return
     yield token
   }
+}
+
+/**
+ * The mock model as a relay upstream (`relayUpstreams: { default: mockUpstream() }`): every
+ * generation streams the canned answer, whatever the request. `ssehub serve` makes it the
+ * `default` upstream while the demos are on and no other `default` is configured.
+ */
+export function mockUpstream(
+  options: Omit<MockChatModelOptions, 'signal'> = {},
+): SourceRelayUpstream {
+  return { source: (_body, signal) => mockChatModel({ ...options, signal }) }
 }

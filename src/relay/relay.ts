@@ -5,6 +5,7 @@
  * same generation: one upstream request fans out to all of them.
  */
 import { streamChatCompletion, type ChatCompletionStreamOptions } from '../client/openai.js'
+import { ErrorCodes, isSseError } from '../errors.js'
 import type { PublishInput, PublishResult } from '../hub/types.js'
 
 /** The part of a hub the relay needs (a `Hub`, or anything that publishes like one). */
@@ -14,6 +15,13 @@ export interface RelayHub {
 
 /** How a relay ended. */
 export type RelayOutcome = 'done' | 'error' | 'timeout' | 'aborted'
+
+/**
+ * Why a relay ended with an `error` event: the upstream failed (`upstream`), the time ran out
+ * (`timeout`), someone stopped it (`aborted`), or the source sent more than `maxTokens`
+ * (`max-tokens`).
+ */
+export type RelayErrorReason = 'upstream' | 'timeout' | 'aborted' | 'max-tokens'
 
 /** Options of {@link relay}. */
 export interface RelayOptions {
@@ -32,6 +40,13 @@ export interface RelayOptions {
   readonly signal?: AbortSignal
   /** Most tokens relayed; the relay ends with `error` past it (a runaway guard). @default 100000 */
   readonly maxTokens?: number
+  /**
+   * The idempotency key of the final event. Where more than one party may end the topic (the
+   * hub's relays: another node ends a generation whose node went silent), they all use this key,
+   * so exactly one final event is published; when another party's came first, the relay's own
+   * is not published and {@link RelayResult.endedElsewhere} is set.
+   */
+  readonly finalIdempotencyKey?: string
 }
 
 /** What {@link relay} resolves with. */
@@ -39,14 +54,22 @@ export interface RelayResult {
   readonly outcome: RelayOutcome
   /** Tokens published. */
   readonly tokens: number
+  /** Why it ended, for outcomes other than `done`. */
+  readonly reason?: RelayErrorReason
   /** The error message, for outcomes other than `done`. */
   readonly message?: string
+  /** Another party published the topic's final event first (see `finalIdempotencyKey`). */
+  readonly endedElsewhere?: true
 }
 
-/** The `data` of the final event: `done` carries `{ outcome: 'done', tokens }`. */
+/**
+ * The `data` of the final event: `done` carries `{ outcome: 'done', tokens }`, `error`
+ * `{ outcome, reason, tokens, message }`.
+ */
 export interface RelayFinalData {
   readonly outcome: RelayOutcome
   readonly tokens: number
+  readonly reason?: RelayErrorReason
   readonly message?: string
 }
 
@@ -104,18 +127,31 @@ export async function relay(hub: RelayHub, options: RelayOptions): Promise<Relay
   const maxTokens = options.maxTokens ?? 100_000
   const timeoutMs = options.timeoutMs === undefined ? 120_000 : options.timeoutMs
   const stop = new AbortController()
-  let stopped: { outcome: RelayOutcome; message: string } | undefined
-  const halt = (outcome: RelayOutcome, message: string): void => {
-    stopped ??= { outcome, message }
+  let stopped: { outcome: RelayOutcome; reason: RelayErrorReason; message: string } | undefined
+  const halt = (outcome: RelayOutcome, reason: RelayErrorReason, message: string): void => {
+    stopped ??= { outcome, reason, message }
     stop.abort()
   }
-  const onAbort = (): void => halt('aborted', 'The relay was aborted.')
+  // An abort's reason, when it is an Error, says who stopped it (e.g. the hub shutting down).
+  const onAbort = (): void => {
+    const why: unknown = options.signal?.reason
+    halt(
+      'aborted',
+      'aborted',
+      why instanceof Error && !(why instanceof DOMException)
+        ? why.message
+        : 'The relay was aborted.',
+    )
+  }
   if (options.signal?.aborted === true) onAbort()
   options.signal?.addEventListener('abort', onAbort, { once: true })
   const timer =
     timeoutMs === null
       ? undefined
-      : setTimeout(() => halt('timeout', `No completion within ${timeoutMs} ms.`), timeoutMs)
+      : setTimeout(
+          () => halt('timeout', 'timeout', `No completion within ${timeoutMs} ms.`),
+          timeoutMs,
+        )
   timer?.unref()
   // Resolves when the relay must stop, so a source stuck in `next()` cannot hold it open.
   const stopping = new Promise<'stop'>((resolve) => {
@@ -129,21 +165,27 @@ export async function relay(hub: RelayHub, options: RelayOptions): Promise<Relay
       : options.source
   const iterator = source[Symbol.asyncIterator]()
   let tokens = 0
-  let failure: string | undefined
+  let failure: { reason: RelayErrorReason; message: string } | undefined
   try {
     while (!stop.signal.aborted) {
       const next = await Promise.race([iterator.next(), stopping])
       if (next === 'stop' || next.done === true) break
       if (typeof next.value !== 'string') continue
       if (tokens >= maxTokens) {
-        failure = `The source sent more than ${maxTokens} tokens (maxTokens).`
+        failure = {
+          reason: 'max-tokens',
+          message: `The source sent more than ${maxTokens} tokens (maxTokens).`,
+        }
         break
       }
       await hub.publish({ topic, event, data: next.value })
       tokens += 1
     }
   } catch (error) {
-    failure = error instanceof Error ? error.message : String(error)
+    failure = {
+      reason: 'upstream',
+      message: error instanceof Error ? error.message : String(error),
+    }
   } finally {
     if (timer !== undefined) clearTimeout(timer)
     options.signal?.removeEventListener('abort', onAbort)
@@ -154,15 +196,25 @@ export async function relay(hub: RelayHub, options: RelayOptions): Promise<Relay
 
   const ended: RelayFinalData =
     failure !== undefined
-      ? { outcome: 'error', tokens, message: failure }
+      ? { outcome: 'error', tokens, ...failure }
       : stopped !== undefined
-        ? { outcome: stopped.outcome, tokens, message: stopped.message }
+        ? { outcome: stopped.outcome, tokens, reason: stopped.reason, message: stopped.message }
         : { outcome: 'done', tokens }
-  await hub.publish({
-    topic,
-    event: ended.outcome === 'done' ? 'done' : 'error',
-    data: ended,
-    close: true,
-  })
+  const key = options.finalIdempotencyKey
+  try {
+    const result = await hub.publish({
+      topic,
+      event: ended.outcome === 'done' ? 'done' : 'error',
+      data: ended,
+      close: true,
+      ...(key === undefined ? {} : { idempotencyKey: key }),
+    })
+    if (result.duplicate === true) return { ...ended, endedElsewhere: true }
+  } catch (error) {
+    // Another party's final event (other data under the same key) came first: the topic ended.
+    if (key !== undefined && isSseError(error) && error.code === ErrorCodes.CONFLICT)
+      return { ...ended, endedElsewhere: true }
+    throw error
+  }
   return ended
 }

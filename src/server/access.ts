@@ -10,7 +10,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { ErrorCodes, SseError } from '../errors.js'
 import type { PublishInput } from '../hub/types.js'
-import { Authenticator, type JwtOptions, type TokenGrant } from './auth.js'
+import { Authenticator, matchesSelector, type JwtOptions, type TokenGrant } from './auth.js'
 import { RateLimiter } from './rate-limit.js'
 
 /** Who is making a request. */
@@ -124,6 +124,24 @@ export class Access {
     throw where.message === undefined
       ? this.unauthorized
       : new SseError(ErrorCodes.UNAUTHORIZED, where.message)
+  }
+
+  /**
+   * The rule of `POST /relays/<id>/abort`, a right of its own (a viewer may not stop a
+   * generation for everyone): an open hub, the key, a token that may publish `*`, or a token whose
+   * `abort` selectors match `topic`; else 401 (nobody) or 403.
+   */
+  async aborter(req: AccessRequest, topic: string): Promise<void> {
+    if (this.open) return
+    const principal = await this.principalOf(req)
+    if (principal.kind === 'key') return
+    if (principal.kind === 'anonymous') throw this.unauthorized
+    const { grant } = principal
+    if (grant.publish.includes('*') || grant.abort.some((s) => matchesSelector(s, topic))) return
+    throw new SseError(
+      ErrorCodes.FORBIDDEN,
+      `Stopping ${JSON.stringify(topic)} needs the publish key or a token whose \`ssehub.abort\` selectors match it (its abort selectors: ${JSON.stringify(grant.abort)}).`,
+    )
   }
 
   /** 403 unless a token's grant allows the targets of `input`. */

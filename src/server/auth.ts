@@ -39,6 +39,8 @@ export interface TokenGrant {
   readonly publish: readonly string[]
   /** Topic selectors it may subscribe to. */
   readonly subscribe: readonly string[]
+  /** Relay topic selectors (`relay/<id>`, `relay/*`) whose generations it may stop. */
+  readonly abort: readonly string[]
   /** Expiry, ms since the epoch. */
   readonly expiresAt: number | undefined
   /** Issued at, ms since the epoch. */
@@ -162,11 +164,16 @@ export class Authenticator {
       }
       throw unauthorized(`The token was refused: ${(error as Error).message}.`)
     }
-    const claim = (payload.ssehub ?? {}) as { publish?: unknown; subscribe?: unknown }
+    const claim = (payload.ssehub ?? {}) as {
+      publish?: unknown
+      subscribe?: unknown
+      abort?: unknown
+    }
     const grant: TokenGrant = {
       sub: typeof payload.sub === 'string' ? payload.sub : undefined,
       publish: selectors(claim.publish),
       subscribe: selectors(claim.subscribe),
+      abort: selectors(claim.abort),
       expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000,
       issuedAt: payload.iat === undefined ? undefined : payload.iat * 1000,
     }

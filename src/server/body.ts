@@ -2,6 +2,8 @@ import type { IncomingMessage } from 'node:http'
 import { ErrorCodes, SseError } from '../errors.js'
 import type { PublishInput } from '../hub/types.js'
 import { PUBLISH_FIELDS, unknownPublishField } from '../hub/publish-input.js'
+import { didYouMean } from '../closest.js'
+import type { RelayStartRequest } from '../relay/relays.js'
 
 /**
  * Reads a request body up to `maxBytes`. Past the limit it stops reading and rejects with a 413
@@ -56,6 +58,53 @@ function tooLarge(maxBytes: number): SseError {
   )
 }
 
+/** A JSON body (415 for another type, 400 when it does not parse), for `what`, like `example`. */
+function jsonBody(
+  contentType: string | undefined,
+  body: Buffer,
+  what: string,
+  example: string,
+): unknown {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+  if (type !== 'application/json' && !type.endsWith('+json')) {
+    throw new SseError(
+      ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+      `Send ${what} as application/json, got ${JSON.stringify(contentType ?? 'none')}.`,
+    )
+  }
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch (error) {
+    throw badRequest(
+      `The body is not valid JSON (${(error as Error).message}). Example: ${example}.`,
+    )
+  }
+}
+
+const RELAY_FIELDS = ['id', 'upstream', 'body']
+const RELAY_EXAMPLE =
+  '{"id":"req-1","upstream":"default","body":{"messages":[{"role":"user","content":"Hi"}]}}'
+
+/**
+ * The body of `POST /relays`: `{ id, upstream, body? }` as JSON; an unknown field is a 400 naming
+ * the closest valid one. (The relays check the values.)
+ */
+export function parseRelayStartBody(
+  contentType: string | undefined,
+  body: Buffer,
+): RelayStartRequest {
+  const value = jsonBody(contentType, body, 'a relay start', RELAY_EXAMPLE)
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw badRequest(`The JSON body must be an object, e.g. ${RELAY_EXAMPLE}.`)
+  for (const field of Object.keys(value)) {
+    if (!RELAY_FIELDS.includes(field))
+      throw badRequest(
+        `Unknown field ${JSON.stringify(field)}${didYouMean(field, RELAY_FIELDS, (name) => `\`${name}\``)}; a relay start has ${RELAY_FIELDS.map((name) => `\`${name}\``).join(', ')}.`,
+      )
+  }
+  return value as RelayStartRequest
+}
+
 function badRequest(message: string): SseError {
   return new SseError(ErrorCodes.BAD_REQUEST, message)
 }
@@ -79,21 +128,12 @@ export function parseBatchBody(
   body: Buffer,
   maxEvents: number,
 ): PublishInput[] {
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
-  if (type !== 'application/json' && !type.endsWith('+json')) {
-    throw new SseError(
-      ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
-      `Send a batch as application/json, got ${JSON.stringify(contentType ?? 'none')}.`,
-    )
-  }
-  let value: unknown
-  try {
-    value = JSON.parse(body.toString('utf8'))
-  } catch (error) {
-    throw badRequest(
-      `The body is not valid JSON (${(error as Error).message}). Example: [{"topic":"a","data":1},{"clientId":"u1","data":2}].`,
-    )
-  }
+  const value = jsonBody(
+    contentType,
+    body,
+    'a batch',
+    '[{"topic":"a","data":1},{"clientId":"u1","data":2}]',
+  )
   if (!Array.isArray(value) || value.length === 0) {
     throw badRequest(
       'A batch is a non-empty JSON array of publish objects, e.g. [{"topic":"a","data":1}].',

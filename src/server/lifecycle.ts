@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { ErrorCodes, SseError } from '../errors.js'
 import { drainConnections, drainSpreadMs } from '../hub/drain.js'
 import type { Hub } from '../hub/hub.js'
+import type { Relays } from '../relay/relays.js'
 
 const loopback = /^(127(?:\.\d{1,3}){3}|::1|localhost|::ffff:127(?:\.\d{1,3}){3})$/i
 
@@ -28,6 +29,8 @@ export interface LifecycleParts {
   /** True when the hub is open (no key, no JWT) and anonymous publishing was not allowed. */
   readonly refusesPublicHost: boolean
   readonly shutdownTimeoutMs: number
+  /** The generations this node runs: stopped (their final events published) before the drain. */
+  readonly relays: Relays
   /** Requests whose answer has not finished. */
   inFlight(): number
   /** Closes connections waiting for their next request. */
@@ -69,9 +72,20 @@ export async function listen(
  */
 export async function shutdown(parts: LifecycleParts): Promise<void> {
   const { hub, server } = parts
+  const started = Date.now()
   parts.stop()
   const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-  const spreadMs = drainSpreadMs(parts.shutdownTimeoutMs)
+  // Viewers get a running generation's final event before their streams end (bounded: a
+  // broker that does not answer cannot hold the shutdown past its budget's first quarter).
+  const relaysStopped = parts.relays.close()
+  if (parts.relays.runningCount > 0) {
+    await Promise.race([
+      relaysStopped,
+      new Promise((resolve) => setTimeout(resolve, parts.shutdownTimeoutMs / 4).unref()),
+    ])
+  }
+  const budgetMs = Math.max(0, parts.shutdownTimeoutMs - (Date.now() - started))
+  const spreadMs = drainSpreadMs(budgetMs)
   // A hub passed in is the application's to close: only its streams on this server end here.
   const drained = parts.ownsHub
     ? hub.close({ spreadMs })
@@ -87,7 +101,7 @@ export async function shutdown(parts: LifecycleParts): Promise<void> {
     timer = setTimeout(() => {
       parts.closeAll()
       resolve()
-    }, parts.shutdownTimeoutMs)
+    }, budgetMs)
     timer.unref()
   })
   await Promise.race([Promise.all([closed, drained]), timeout])

@@ -10,7 +10,8 @@ import { ErrorCodes, SseError, errorBody, isSseError } from '../errors.js'
 import type { Hub } from '../hub/hub.js'
 import type { PublishInput, PublishResult, SubscribeParams } from '../hub/types.js'
 import type { Access, AccessRequest, Principal } from './access.js'
-import { parseBatchBody, parsePublishBody } from './body.js'
+import { checkRelayId, relayTopic, type Relays } from '../relay/relays.js'
+import { parseBatchBody, parsePublishBody, parseRelayStartBody } from './body.js'
 import { pollTimeout } from './poll.js'
 import type { Route } from './routes.js'
 import type { AuthRefusal } from './server-options.js'
@@ -48,7 +49,7 @@ export function isAnswer(outcome: Outcome): outcome is Answer {
 
 /** Routes whose handler reads the request body. */
 export function needsBody(route: Route): boolean {
-  return route.name === 'publish' || route.name === 'batch'
+  return route.name === 'publish' || route.name === 'batch' || route.name === 'relay-start'
 }
 
 /** What the pipeline needs besides the hub and the access rules. */
@@ -60,6 +61,8 @@ export interface PipelineOptions {
   readonly report: (error: Error) => void
   /** Told of each 401/403 answered (the server's `onAuthRefused`). */
   readonly authRefused: ((refusal: AuthRefusal) => void) | null
+  /** The generations behind `POST /relays`. */
+  readonly relays: Relays
 }
 
 /** A JSON answer. */
@@ -296,10 +299,33 @@ export class Pipeline {
         const metrics = this.options.metrics!
         return { status: 200, type: metrics.contentType, body: await metrics.metrics() }
       }
+      case 'relay-start':
+        return this.relayStart(req, body ?? Buffer.alloc(0))
+      case 'relay-abort': {
+        // Stopping a generation for every viewer is its own right (a watcher may not).
+        const id = checkRelayId(route.param)
+        await access.aborter(req, relayTopic(id))
+        return jsonAnswer(200, await this.options.relays.abort(id))
+      }
       case 'publish':
         // Answered by run() before.
         throw new Error(`route ${route.name} reached runAsync`)
     }
+  }
+
+  /**
+   * `POST /relays`: starts a generation on `relay/<id>` unless it runs or ran (202 when this
+   * request started it, 200 when it joined one). Starting needs the right to publish to its topic.
+   */
+  private async relayStart(req: HubRequest, body: Buffer): Promise<Answer> {
+    const principal = await this.access.publisher(req)
+    const request = parseRelayStartBody(req.headers['content-type'], body)
+    const topic = relayTopic(checkRelayId(request.id))
+    this.access.authorizeInput(principal, { topic, data: '' })
+    const wait = this.access.publishWait(principal, req.remoteAddress)
+    if (wait > 0) return rateLimited(wait)
+    const start = await this.options.relays.start(request)
+    return jsonAnswer(start.started ? 202 : 200, start)
   }
 
   /**

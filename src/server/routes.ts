@@ -20,8 +20,10 @@ export type RouteName =
   | 'stats'
   | 'healthz'
   | 'metrics'
+  | 'relay-start'
+  | 'relay-abort'
 
-/** A resolved route: its name and its path parameter (a client id or a topic), decoded. */
+/** A resolved route: its name and its path parameter (a client id, a topic, a relay id), decoded. */
 export interface Route {
   readonly name: RouteName
   readonly param?: string
@@ -48,7 +50,14 @@ const TABLE: readonly Entry[] = [
   { name: 'stats', methods: ['GET', 'HEAD'], path: '/stats' },
   { name: 'healthz', methods: ['GET', 'HEAD'], path: '/healthz' },
   { name: 'metrics', methods: ['GET', 'HEAD'], path: '/metrics' },
+  { name: 'relay-start', methods: ['POST'], path: '/relays' },
+  { name: 'relay-abort', methods: ['POST'], path: '/relays/', suffix: '/abort' },
 ]
+
+const PARAM_NAMES: Partial<Record<RouteName, string>> = {
+  topic: 'topic',
+  'relay-abort': 'relay id',
+}
 
 // Routes without a path parameter, by path, each with its one shared Route object (the hot routes,
 // publish and events, cost one map lookup); routes with one are matched by prefix.
@@ -101,7 +110,7 @@ export function resolveRoute(method: string, path: string, features: RouteFeatur
     admitted(entry, null, method, path, features)
     return {
       name: entry.name,
-      param: decode(param, entry.name === 'topic' ? 'topic' : 'client id'),
+      param: decode(param, PARAM_NAMES[entry.name] ?? 'client id'),
     }
   }
   throw notFound(method, path)

@@ -8,6 +8,7 @@ import type { ErrorCode } from '../errors.js'
 import type { HubOptions } from '../hub/hub-options.js'
 import type { Hub } from '../hub/hub.js'
 import { booleanOption, positiveInteger, positiveIntegerOption, textOption } from '../options.js'
+import { RELAY_DEFAULTS, type RelayUpstream } from '../relay/relays.js'
 import type { JwtOptions } from './auth.js'
 import { isOrigin } from './cors.js'
 import { resolveTrustProxy, type ResolvedTrustProxy, type TrustProxy } from './client-address.js'
@@ -107,6 +108,18 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
    * request path: keep it cheap. `null`: nobody is told. @default null
    */
   readonly onAuthRefused?: ((refusal: AuthRefusal) => void) | null
+  /**
+   * The upstreams `POST /relays` may name, by name: OpenAI-compatible chat completion endpoints
+   * (`{ url, apiKey, model }`) or sources in code (`{ source(body, signal) }`). Clients name an
+   * upstream, never a URL. See docs/relay.md. @default {}
+   */
+  readonly relayUpstreams?: Readonly<Record<string, RelayUpstream>>
+  /** A generation ends with `error` (reason `timeout`) after this long, in ms. @default 120000 */
+  readonly relayTimeoutMs?: number
+  /** Most tokens of one generation; past it, `error` (reason `max-tokens`). @default 100000 */
+  readonly relayMaxTokens?: number
+  /** Generations one node runs at once; past it `POST /relays` answers 503. @default 100 */
+  readonly maxRelays?: number
 }
 
 /** A request refused for want of credentials (`401`) or rights (`403`). */
@@ -150,6 +163,10 @@ export interface ResolvedServerOptions {
   readonly gzip: boolean
   readonly trustProxy: ResolvedTrustProxy
   readonly onAuthRefused: ((refusal: AuthRefusal) => void) | null
+  readonly relayUpstreams: Readonly<Record<string, RelayUpstream>>
+  readonly relayTimeoutMs: number
+  readonly relayMaxTokens: number
+  readonly maxRelays: number
 }
 
 /** Every default of the server-level options, written once. */
@@ -176,6 +193,10 @@ export const SERVER_DEFAULTS: ResolvedServerOptions = Object.freeze({
   gzip: false,
   trustProxy: null,
   onAuthRefused: null,
+  relayUpstreams: {},
+  relayTimeoutMs: RELAY_DEFAULTS.timeoutMs,
+  relayMaxTokens: RELAY_DEFAULTS.maxTokens,
+  maxRelays: RELAY_DEFAULTS.maxRunning,
 })
 
 function mountsOf(value: unknown): readonly HubServerMountFactory[] {
@@ -270,5 +291,18 @@ export function resolveServerOptions(options: HubServerOptions): ResolvedServerO
     trustProxy:
       options.trustProxy === undefined ? d.trustProxy : resolveTrustProxy(options.trustProxy),
     onAuthRefused: callbackOption('onAuthRefused', options.onAuthRefused ?? d.onAuthRefused),
+    // Each upstream is checked by the relays (createHubServer builds them at once).
+    relayUpstreams: upstreamsOf(options.relayUpstreams ?? d.relayUpstreams),
+    relayTimeoutMs: positiveInteger('relayTimeoutMs', options.relayTimeoutMs ?? d.relayTimeoutMs),
+    relayMaxTokens: positiveInteger('relayMaxTokens', options.relayMaxTokens ?? d.relayMaxTokens),
+    maxRelays: positiveInteger('maxRelays', options.maxRelays ?? d.maxRelays),
   }
+}
+
+function upstreamsOf(value: unknown): Readonly<Record<string, RelayUpstream>> {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value))
+    return value as Readonly<Record<string, RelayUpstream>>
+  throw new TypeError(
+    'Expected `relayUpstreams` to be an object of upstreams by name, e.g. { default: { url: "http://127.0.0.1:8000/v1" } }',
+  )
 }

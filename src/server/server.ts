@@ -13,6 +13,7 @@ import { FastFront, type FastOutcome } from '../connection/fast-front.js'
 import type { FastRequest } from '../connection/fast-request.js'
 import { createSocketTransport } from '../connection/socket.js'
 import { Hub } from '../hub/hub.js'
+import { Relays } from '../relay/relays.js'
 import { Access } from './access.js'
 import { clientAddress } from './client-address.js'
 import { createMetrics } from './metrics.js'
@@ -60,6 +61,7 @@ export interface HubServer {
  * | `POST /publish/batch` | publish a JSON array of events, in order |
  * | `DELETE /clients/{clientId}` | end every connection of a client |
  * | `POST /clients/{clientId}/revoke` | end them and refuse the client's current tokens |
+ * | `POST /relays`, `POST /relays/{id}/abort` | start (or join) a relayed generation, stop it |
  * | `GET /clients`, `GET /topics/{topic}`, `GET /stats`, `GET /healthz`, `GET /metrics` | introspection |
  *
  * @throws {TypeError | RangeError} for a bad option, naming it.
@@ -74,7 +76,14 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
   })
   hub.on('revoked', (clientId, at) => access.auth.revoke(clientId, at))
   const report = (error: Error): void => hub.reportError(error)
+  const relays = new Relays(hub, {
+    upstreams: resolved.relayUpstreams,
+    timeoutMs: resolved.relayTimeoutMs,
+    maxTokens: resolved.relayMaxTokens,
+    maxRunning: resolved.maxRelays,
+  })
   const pipeline = new Pipeline(hub, access, {
+    relays,
     maxBatchEvents: resolved.maxBatchEvents,
     metrics: resolved.metrics ? createMetrics(hub) : null,
     report,
@@ -204,6 +213,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     refusesPublicHost: access.open && !resolved.allowAnonymousPublish,
     shutdownTimeoutMs: resolved.shutdownTimeoutMs,
     inFlight: () => inFlight,
+    relays,
     closeIdle() {
       if (server !== http1) return
       http1.closeIdleConnections()

@@ -1,14 +1,14 @@
 /**
  * The showcase's routes: the dashboard page (`GET /`), the tickets that open its feed
  * (`POST /dashboard/ticket`), the feed (`GET /dashboard/events`), the favicon, and the demos
- * (`/demo/chat`, `/demo/progress`, `/demo/ticker`) with their start/stop endpoints. A part the hub
+ * (`/demo/chat`, `/demo/progress`, `/demo/ticker`; the chat demo runs on the API's `POST /relays`,
+ * the progress demo has its start endpoint). A part the hub
  * server mounts beside its API (see server/mount.ts); it uses the hub's public API like any
  * application.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ErrorCodes, SseError } from '../errors.js'
 import type { Hub } from '../hub/hub.js'
-import { chatCompletionTokens, mockChatModel, relay } from '../relay/index.js'
 import { encodeEventText } from '../wire/encode.js'
 import { readBody } from '../server/body.js'
 import type { HubServerMount, MountRequest } from '../server/mount.js'
@@ -19,23 +19,11 @@ import { faviconSvg } from './favicon.js'
 import { chatPage, progressPage, tickerPage } from './pages/demos.js'
 import { createTicketStore, TICKET_DEFAULTS } from './tickets.js'
 
-/** An OpenAI-compatible upstream for the chat demo. */
-export interface LlmUpstream {
-  /** Base URL (`http://host:port` or `.../v1`) or the full `/v1/chat/completions` URL. */
-  readonly url: string
-  /** Sent as `Authorization: Bearer <apiKey>`. */
-  readonly apiKey?: string | null
-  /** The `model` of the request. @default 'gpt-4o-mini' */
-  readonly model?: string
-}
-
 /** What the web routes need from the server. */
 export interface WebContext {
   readonly hub: Hub
   readonly dashboard: boolean
   readonly demos: boolean
-  readonly llm: LlmUpstream | null
-  readonly mockTokenDelayMs: number
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/
@@ -45,13 +33,6 @@ const MAX_FEEDS = 64
 const FEED_TOPICS = 200
 // Nodes listed in a dashboard frame (the cluster's first ones; the totals count them all).
 const FEED_NODES = 100
-
-/** The chat completions URL of an upstream given as a base URL or the full URL. */
-export function chatCompletionsUrl(url: string): string {
-  const trimmed = url.replace(/\/+$/, '')
-  if (trimmed.endsWith('/chat/completions')) return trimmed
-  return trimmed.endsWith('/v1') ? `${trimmed}/chat/completions` : `${trimmed}/v1/chat/completions`
-}
 
 function bad(message: string): SseError {
   return new SseError(ErrorCodes.BAD_REQUEST, message)
@@ -228,29 +209,6 @@ export function createWebRoutes(context: WebContext): HubServerMount {
     return controller
   }
 
-  const startChat = (id: string, prompt: string): void => {
-    const key = `chat/${id}`
-    const controller = claim(key)
-    const topic = `demo/chat/${id}`
-    const llm = context.llm
-    const source =
-      llm === null
-        ? mockChatModel({ tokenDelayMs: context.mockTokenDelayMs, signal: controller.signal })
-        : chatCompletionTokens({
-            url: chatCompletionsUrl(llm.url),
-            ...(llm.apiKey === undefined || llm.apiKey === null ? {} : { apiKey: llm.apiKey }),
-            body: {
-              model: llm.model ?? 'gpt-4o-mini',
-              messages: [{ role: 'user', content: prompt }],
-            },
-            signal: controller.signal,
-            heartbeatTimeoutMs: 30_000,
-          })
-    relay(hub, { topic, source, timeoutMs: 120_000, signal: controller.signal })
-      .catch(() => undefined)
-      .finally(() => running.delete(key))
-  }
-
   const startProgress = (id: string): void => {
     const key = `progress/${id}`
     const controller = claim(key)
@@ -339,19 +297,6 @@ export function createWebRoutes(context: WebContext): HubServerMount {
         message: 'The demos need the publish key on this hub: send `Authorization: Bearer <key>`.',
       })
       const body = await readJson(req)
-      if (path === '/demo/chat/start') {
-        const id = idOf(body)
-        const prompt = typeof body.prompt === 'string' ? body.prompt.slice(0, 4000) : ''
-        startChat(id, prompt === '' ? 'What are Server-Sent Events?' : prompt)
-        sendJson(res, 202, { topic: `demo/chat/${id}` })
-        return true
-      }
-      if (path === '/demo/chat/stop') {
-        const id = idOf(body)
-        running.get(`chat/${id}`)?.abort()
-        sendJson(res, 202, { topic: `demo/chat/${id}` })
-        return true
-      }
       if (path === '/demo/progress/start') {
         const id = idOf(body)
         startProgress(id)

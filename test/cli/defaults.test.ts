@@ -88,7 +88,6 @@ const computed = {
 const notFlags: Readonly<Record<string, string>> = {
   mounts: 'mount factories are code, not text',
   onAuthRefused: 'a callback is code, not text (serve logs refusals itself)',
-  mockTokenDelayMs: "a knob of the demos' tests",
 }
 
 /** The fields of an exported interface in `source`: name -> its TSDoc (or '' without one). */
@@ -270,7 +269,11 @@ describe('defaults once', () => {
         expect(text, label).toBe(computed[spec.key as keyof typeof computed].shown)
         continue
       }
-      if (value === null || (Array.isArray(value) && value.length === 0)) {
+      const empty =
+        value === null ||
+        (Array.isArray(value) && value.length === 0) ||
+        (typeof value === 'object' && Object.keys(value).length === 0)
+      if (empty) {
         // Nothing to type: `off` for a limit or a timer, `none` for the rest.
         if (spec.kind === 'nullable-int') {
           expect(text, label).toBe('off')

@@ -104,11 +104,11 @@ describe('relay', () => {
     const hub = recordingHub()
     const source = sseResponse([chunk('Hi'), 'data: {"error":{"message":"overloaded"}}\n\n'])
     const result = await relay(hub, { topic: 't', source })
-    expect(result).toEqual({ outcome: 'error', tokens: 1, message: 'overloaded' })
+    expect(result).toEqual({ outcome: 'error', tokens: 1, reason: 'upstream', message: 'overloaded' })
     expect(hub.published.at(-1)).toEqual({
       topic: 't',
       event: 'error',
-      data: { outcome: 'error', tokens: 1, message: 'overloaded' },
+      data: { outcome: 'error', tokens: 1, reason: 'upstream', message: 'overloaded' },
       close: true,
     })
   })

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { MOCK_ANSWER, mockUpstream } from '../../src/relay/index.js'
 import { startHub, type TestHub } from '../helpers/hub-server.js'
 import { launchChromium, SCREENSHOTS } from './browser.js'
 
@@ -48,8 +49,13 @@ async function chartSpan(p: Page): Promise<number> {
   })
 }
 
+/** The chat demo's upstream `default`: the mock model at `tokenDelayMs`, as `ssehub serve` sets it. */
+const mock = (tokenDelayMs: number): Parameters<typeof startHub>[0] => ({
+  relayUpstreams: { default: mockUpstream({ tokenDelayMs }) },
+})
+
 async function open(path: string, options: Parameters<typeof startHub>[0] = {}): Promise<Page> {
-  hub = await startHub({ mockTokenDelayMs: 30, ...options })
+  hub = await startHub({ ...mock(30), ...options })
   page = await browser.newPage()
   await page.goto(hub.url + path)
   return page
@@ -164,9 +170,9 @@ describe('dashboard and demos in Chromium', () => {
     try {
       const { port } = upstream.address() as AddressInfo
       const p = await open('/demo/chat', {
-        llmUrl: `http://127.0.0.1:${port}`,
-        llmKey: 'sk-test',
-        llmModel: 'fake-model',
+        relayUpstreams: {
+          default: { url: `http://127.0.0.1:${port}`, apiKey: 'sk-test', model: 'fake-model' },
+        },
       })
       await p.click('#ask')
       await p.locator('#status', { hasText: 'streaming' }).waitFor({ timeout: 5000 })
@@ -187,14 +193,73 @@ describe('dashboard and demos in Chromium', () => {
     }
   })
 
-  it('the chat demo Stop button cancels the generation', async () => {
-    const p = await open('/demo/chat', { mockTokenDelayMs: 200 })
+  it('the chat demo refreshed mid-answer shows the whole answer; a second tab joins the same generation', async () => {
+    const p = await open('/demo/chat', mock(40))
+    const starts: string[] = []
+    p.on('request', (r) => {
+      if (r.url().endsWith('/relays')) starts.push(r.postData() ?? '')
+    })
     await p.click('#ask')
     await p.locator('#status', { hasText: 'streaming' }).waitFor({ timeout: 5000 })
-    await p.click('#stop')
-    await p
-      .locator('#status', { hasText: 'error: The relay was aborted.' })
-      .waitFor({ timeout: 5000 })
+    const id = new URL(p.url()).searchParams.get('id')!
+    // A second tab on the same link watches the same generation (nothing new is started).
+    const second = await browser.newPage()
+    try {
+      await second.goto(p.url())
+      await second.locator('#status', { hasText: 'streaming' }).waitFor({ timeout: 5000 })
+      // Refresh the first tab mid-answer (some tokens out, not all).
+      await expect
+        .poll(async () => (await p.textContent('#answer'))!.length, { timeout: 5000 })
+        .toBeGreaterThan(40)
+      expect((await p.textContent('#answer'))!.length).toBeLessThan(MOCK_ANSWER.length)
+      await p.reload()
+      for (const tab of [p, second]) {
+        await tab.locator('#status', { hasText: 'done' }).waitFor({ timeout: 15000 })
+        expect(await tab.textContent('#answer')).toBe(MOCK_ANSWER)
+      }
+      expect(starts).toHaveLength(1)
+      expect(JSON.parse(starts[0]!)).toMatchObject({ id, upstream: 'default' })
+    } finally {
+      await second.close()
+    }
+  })
+
+  it('the chat demo: closing every tab does not stop the generation; Stop stops it for every tab', async () => {
+    const p = await open('/demo/chat', mock(100))
+    await p.click('#ask')
+    await p.locator('#status', { hasText: 'streaming' }).waitFor({ timeout: 5000 })
+    const link = p.url()
+    const id = new URL(link).searchParams.get('id')!
+    await p.close()
+    page = undefined
+    // No viewer left: the generation goes on (tokens keep arriving in the topic's history).
+    const state = async (): Promise<{
+      state: string
+      lastEventId: string | null
+      subscribers: number
+    }> => (await fetch(`${hub!.url}/topics/${encodeURIComponent(`relay/${id}`)}`)).json() as never
+    await expect.poll(async () => (await state()).subscribers, { timeout: 5000 }).toBe(0)
+    const before = (await state()).lastEventId
+    await expect.poll(async () => (await state()).lastEventId, { timeout: 5000 }).not.toBe(before)
+    expect((await state()).state).toBe('open')
+    // Two tabs again; Stop in one stops it in both.
+    page = await browser.newPage()
+    const other = await browser.newPage()
+    try {
+      await page.goto(link)
+      await other.goto(link)
+      for (const tab of [page, other])
+        await tab.locator('#status', { hasText: 'streaming' }).waitFor({ timeout: 5000 })
+      await page.click('#stop')
+      for (const tab of [page, other]) {
+        await tab
+          .locator('#status', { hasText: `error: Stopped by POST /relays/${id}/abort.` })
+          .waitFor({ timeout: 5000 })
+      }
+      expect((await state()).state).toBe('ended')
+    } finally {
+      await other.close()
+    }
   })
 
   it('the progress demo reaches 100 % and its EventSource ends CLOSED with no retry loop', async () => {

@@ -30,36 +30,45 @@ document.getElementById('code').textContent = document.querySelector('script').t
 </body></html>`
 }
 
-/** `/demo/chat`: an answer streamed token by token (mock model or the `--llm-url` upstream). */
+/**
+ * `/demo/chat`: one generation relayed by the hub to every viewer (`POST /relays` on the upstream
+ * `default`: the mock model, or `--llm-url`). The id in the URL is the generation: a refresh or a
+ * second tab subscribes with `from=start` and shows the whole answer so far, then the rest; Stop
+ * aborts it for everyone; closing the tabs does not.
+ */
 export const chatPage = page(
   'chat',
-  `<p class="muted">One generation, relayed by the hub to every viewer of it. Open this page's link in another tab to watch the same answer.</p>
+  `<p class="muted">One generation, relayed by the hub to every viewer of it. Refresh mid-answer, or open this page's link in another tab: the whole answer so far, then the rest. Stop stops it for every tab; closing tabs does not.</p>
 <p><input id="prompt" size="40" value="What are Server-Sent Events?"> <button id="ask">Ask</button> <button id="stop" disabled>Stop</button></p>
 <div id="answer"></div><p id="status" class="muted">idle</p>`,
   `
 const $ = (id) => document.getElementById(id)
 const post = (path, body) => fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 let id = new URLSearchParams(location.search).get('id')
-function watch(start) {
+let es
+function watch() {
+  es?.close()
   $('answer').textContent = ''
-  const es = new EventSource('/events?topic=' + encodeURIComponent('demo/chat/' + id))
+  $('stop').disabled = false
+  // from=start: every token so far, then live; on a drop the browser resumes with Last-Event-ID.
+  es = new EventSource('/events?from=start&topic=' + encodeURIComponent('relay/' + id))
   window.chatStream = es
-  es.onopen = () => { if (start) { start = false; post('/demo/chat/start', { id, prompt: $('prompt').value }) } }
   es.addEventListener('token', (e) => { $('answer').textContent += e.data; $('status').textContent = 'streaming' })
   es.addEventListener('done', () => { $('status').textContent = 'done'; $('stop').disabled = true })
   es.addEventListener('error', (e) => {
-    if (e.data) $('status').textContent = 'error: ' + JSON.parse(e.data).message
-    $('stop').disabled = true
+    if (e.data) { $('status').textContent = 'error: ' + JSON.parse(e.data).message; $('stop').disabled = true }
   })
 }
-$('ask').onclick = () => {
+$('ask').onclick = async () => {
   id = Math.random().toString(36).slice(2, 10)
   history.replaceState(null, '', '?id=' + id)
-  $('stop').disabled = false
-  watch(true)
+  const messages = [{ role: 'user', content: $('prompt').value }]
+  const res = await post('/relays', { id, upstream: 'default', body: { messages } })
+  if (!res.ok) { $('status').textContent = 'error: ' + (await res.json()).error.message; return }
+  watch()
 }
-$('stop').onclick = () => post('/demo/chat/stop', { id })
-if (id) watch(false)
+$('stop').onclick = () => post('/relays/' + encodeURIComponent(id) + '/abort', {})
+if (id) watch()
 `,
 )
 
