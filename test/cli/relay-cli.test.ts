@@ -3,6 +3,9 @@
  * variable it names), `--llm-url` as the upstream `default`, the mock model while the demos are
  * on, and what a bad setting answers. Real `ssehub serve` processes and a fake upstream.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseServeArgs } from '../../src/cli/serve-options.js'
 import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
@@ -138,25 +141,42 @@ describe('--relay-upstream', () => {
     expect(keyOnly.stderr()).toContain('--llm-key applies to --llm-url')
   })
 
-  it('on SIGTERM, a running generation ends with its final event before the streams close', async () => {
+  it('on SIGTERM, a running generation ends with its final event before the streams close; the durable store keeps it across the restart', async () => {
     llm = await startFakeLlm({
       tokens: Array.from({ length: 200 }, (_, i) => `t${i} `),
       delayMs: 50,
     })
-    const url = await serve(['--llm-url', llm.url])
-    await startRelay(url, 'long')
-    const viewer = await watch(url, 'long')
-    await viewer.waitForText('event: token')
-    running[0]!.child.kill('SIGTERM')
-    await viewer.ended
-    const final = viewer.events.at(-1)!
-    expect(final.event).toBe('error')
-    expect(JSON.parse(final.data)).toMatchObject({
-      outcome: 'aborted',
-      reason: 'aborted',
-      message: 'The hub shut down before the generation finished.',
-    })
-    expect(await running[0]!.exited).toBe(0)
-    await waitFor(() => llm!.requests[0]!.cancelled, 'the upstream cancelled')
+    const dataDir = mkdtempSync(join(tmpdir(), 'ssehub-relay-'))
+    try {
+      const url = await serve(['--llm-url', llm.url, '--data-dir', dataDir])
+      await startRelay(url, 'long')
+      const viewer = await watch(url, 'long')
+      await viewer.waitForText('event: token')
+      running[0]!.child.kill('SIGTERM')
+      await viewer.ended
+      const final = viewer.events.at(-1)!
+      expect(final.event).toBe('error')
+      expect(JSON.parse(final.data)).toMatchObject({
+        outcome: 'aborted',
+        reason: 'aborted',
+        message: 'The hub shut down before the generation finished.',
+      })
+      expect(await running[0]!.exited).toBe(0)
+      await waitFor(() => llm!.requests[0]!.cancelled, 'the upstream cancelled')
+      // Restarted on the same folder: the answer so far and its end are still there, and the
+      // id still starts nothing.
+      const again = await serve(['--llm-url', llm.url, '--data-dir', dataDir])
+      const later = await watch(again, 'long')
+      await later.ended
+      expect(later.events.map((event) => [event.id, event.event, event.data])).toEqual(
+        viewer.events.map((event) => [event.id, event.event, event.data]),
+      )
+      expect(((await (await startRelay(again, 'long')).json()) as { state: string }).state).toBe(
+        'ended',
+      )
+      expect(llm.requests).toHaveLength(1)
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })

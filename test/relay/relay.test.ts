@@ -104,7 +104,12 @@ describe('relay', () => {
     const hub = recordingHub()
     const source = sseResponse([chunk('Hi'), 'data: {"error":{"message":"overloaded"}}\n\n'])
     const result = await relay(hub, { topic: 't', source })
-    expect(result).toEqual({ outcome: 'error', tokens: 1, reason: 'upstream', message: 'overloaded' })
+    expect(result).toEqual({
+      outcome: 'error',
+      tokens: 1,
+      reason: 'upstream',
+      message: 'overloaded',
+    })
     expect(hub.published.at(-1)).toEqual({
       topic: 't',
       event: 'error',
