@@ -54,17 +54,20 @@ describe('web routes', () => {
   it('answers bad demo input with JSON 4xx', async () => {
     const hub = await fixture.start()
     expect((await post(`${hub.url}/demo/progress/start`, '{"id":"../x"}')).status).toBe(400)
-    const notJson = await post(`${hub.url}/demo/chat/start`, 'nope')
+    const notJson = await post(`${hub.url}/demo/progress/start`, 'nope')
     expect(notJson.status).toBe(400)
     expect(notJson.json.error?.code).toBe('ERR_SSE_BAD_REQUEST')
   })
 
   it('refuses the demos without the key on a hub with one', async () => {
     const hub = await fixture.start({ publishKey: KEY })
-    const demoRefused = await post(`${hub.url}/demo/chat/start`, '{"id":"a"}')
+    const demoRefused = await post(`${hub.url}/demo/progress/start`, '{"id":"a"}')
     expect(demoRefused.status).toBe(401)
     expect(demoRefused.json.error?.code).toBe('ERR_SSE_UNAUTHORIZED')
     expect(demoRefused.json.error?.message).toMatch(/^The demos need the publish key/)
+    // The chat demo's start is the API's POST /relays: the publisher rule.
+    const relayRefused = await post(`${hub.url}/relays`, '{"id":"a","upstream":"default"}')
+    expect(relayRefused.status).toBe(401)
     const ok = await post(`${hub.url}/demo/progress/start`, '{"id":"a"}', bearer(KEY))
     expect(ok.status).toBe(202)
   })
