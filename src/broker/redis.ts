@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis'
 import { ErrorCodes, SseError } from '../errors.js'
 import { idempotencyConflict, publishFingerprint } from './idempotency.js'
 import type {
@@ -31,6 +30,7 @@ import {
   type StreamId,
   withTimeout,
 } from './redis-log.js'
+import { readerOf, type RedisClient } from './redis-client.js'
 import { resolveRedisBrokerOptions, type RedisBrokerOptions } from './redis-options.js'
 import { RedisPresence } from './redis-presence.js'
 
@@ -41,6 +41,7 @@ export {
   type RedisBrokerOptions,
   type ResolvedRedisBrokerOptions,
 } from './redis-options.js'
+export { hashTag, type RedisClient } from './redis-client.js'
 
 /**
  * The Redis broker: every node appends to and tails one Redis Stream, which is both the live path
@@ -50,8 +51,8 @@ export {
 export class RedisBroker implements Broker {
   /** Every node's connections, online counts and stats, kept in Redis with expiry. */
   readonly presence: RedisPresence
-  private readonly client: Redis
-  private reader: Redis | null = null
+  private readonly client: RedisClient
+  private reader: RedisClient | null = null
   private readonly logKey: string
   private readonly metaKey: string
   private readonly endPrefix: string
@@ -416,7 +417,7 @@ export class RedisBroker implements Broker {
     while (!this.closed) {
       try {
         if (this.reader === null) {
-          this.reader = this.client.duplicate({ maxRetriesPerRequest: 0, enableOfflineQueue: true })
+          this.reader = readerOf(this.client)
           // While failing, the reconnecting client's errors (ECONNREFUSED...) are the current cause.
           this.reader.on('error', (error: Error) => {
             this.connectionError = error.message
