@@ -259,12 +259,12 @@ export async function startRedisCluster(
       const connection = node(port)
       await connection.connect()
       const slot = Number(await connection.cluster('KEYSLOT', key))
-      const ranges = (await connection.cluster('SLOTS')) as [number, number, [string, number]][]
+      const ranges = await connection.cluster('SLOTS')
       connection.disconnect()
       connections.splice(connections.indexOf(connection), 1)
       const range = ranges.find(([from, to]) => slot >= from && slot <= to)
       if (range === undefined) throw new Error(`No master serves slot ${slot}`)
-      return range[2][1]
+      return range[2]![1]
     },
     async kill(port) {
       const child = children.get(port)!
