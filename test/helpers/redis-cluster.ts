@@ -223,8 +223,7 @@ export async function startRedisCluster(
           for (const port of ports) {
             const info = await probe(port, 'INFO', 'replication')
             if (info === null) return false
-            if (info.includes('role:slave') && !info.includes('master_link_status:up'))
-              return false
+            if (info.includes('role:slave') && !info.includes('master_link_status:up')) return false
           }
           return true
         },
