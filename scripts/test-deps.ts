@@ -1,7 +1,8 @@
 /**
  * `npm test`'s first step (the `pretest` script): the suite needs a real `redis-server` (the Redis
- * broker tests start their own) and `redis-cli` (the cluster tests create their cluster with it), a real Chromium (the browser tests drive it through
- * playwright-core) and a real nginx (the proxy tests). On a fresh Debian machine that has only
+ * broker tests start their own) and `redis-cli` (the cluster tests join their nodes with it), a
+ * real Chromium (the browser tests drive it through playwright-core) and a real nginx (the proxy
+ * tests). On a fresh Debian machine that has only
  * Node, run as root, this installs what is missing with apt-get and says so; elsewhere it stops
  * with one line naming the exact command.
  *

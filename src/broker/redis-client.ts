@@ -38,7 +38,10 @@ export function hashTag(key: string): string | null {
 export function readerOf(client: RedisClient): RedisClient {
   if (isCluster(client)) {
     // ioredis merges these redisOptions into the client's own.
-    return client.duplicate([], { enableOfflineQueue: true, redisOptions: { maxRetriesPerRequest: 0 } })
+    return client.duplicate([], {
+      enableOfflineQueue: true,
+      redisOptions: { maxRetriesPerRequest: 0 },
+    })
   }
   return client.duplicate({ maxRetriesPerRequest: 0, enableOfflineQueue: true })
 }

@@ -53,7 +53,9 @@ export function parseRedisUrl(value: string, flag = '--redis'): RedisTarget {
       throw new UsageError(`${flag} expects ${USAGE}, got ${JSON.stringify(hide(value))}`)
     }
     if (url.hostname === '')
-      throw new UsageError(`${flag}: no host in ${JSON.stringify(hide(value))}; it expects ${USAGE}`)
+      throw new UsageError(
+        `${flag}: no host in ${JSON.stringify(hide(value))}; it expects ${USAGE}`,
+      )
     return { kind: 'server', url: value, display: hide(value) }
   }
   if (scheme !== 'redis+cluster' && scheme !== 'rediss+cluster') {
@@ -104,7 +106,9 @@ export function parseRedisUrl(value: string, flag = '--redis'): RedisTarget {
       username = decodeURIComponent(colon === -1 ? userinfo : userinfo.slice(0, colon))
       password = colon === -1 ? undefined : decodeURIComponent(userinfo.slice(colon + 1))
     } catch {
-      throw new UsageError(`${flag}: the user or password of a Redis Cluster URL is not valid percent-encoding`)
+      throw new UsageError(
+        `${flag}: the user or password of a Redis Cluster URL is not valid percent-encoding`,
+      )
     }
     if (username === '') username = undefined
   }

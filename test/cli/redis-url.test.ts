@@ -48,12 +48,18 @@ describe('--redis', () => {
   it.each([
     ['localhost:6379', '--redis expects a URL like redis://127.0.0.1:6379/0'],
     ['redis://a:1 b', '--redis expects a URL'],
-    ['redis://a:1,b:2', 'lists several hosts; for a Redis Cluster write redis+cluster://host:port,host:port'],
+    [
+      'redis://a:1,b:2',
+      'lists several hosts; for a Redis Cluster write redis+cluster://host:port,host:port',
+    ],
     ['memcached://a:1', '--redis: unknown scheme "memcached://"; it expects a URL like'],
     ['redis+cluster://a:1,,b:2', '--redis: seed node 2 of "redis+cluster://a:1,,b:2" is empty'],
     ['redis+cluster://', '--redis: seed node 1 of "redis+cluster://" is empty'],
     ['redis+cluster://a:99999', '--redis: seed node 1 ("a:99999") is not host:port'],
-    ['redis+cluster://a:1/3', '--redis: a Redis Cluster has database 0 only and takes no path or query; drop "/3"'],
+    [
+      'redis+cluster://a:1/3',
+      '--redis: a Redis Cluster has database 0 only and takes no path or query; drop "/3"',
+    ],
     ['redis+cluster://u:secret@a:1?x=1', 'drop'],
   ])('refuses %j', (value, message) => {
     expect(() => parseRedisUrl(value)).toThrow(message)

@@ -69,6 +69,7 @@ async function ensureTools(): Promise<void> {
       // Fails loudly, never skips: CI (.ci/run) installs both, and a missing one must turn CI red.
       throw new Error(
         `Cannot run ${tool} (${(error as Error).message}); install it: apt-get install redis-server redis-tools`,
+        { cause: error },
       )
     }
   }

@@ -162,8 +162,8 @@ describe('a Redis Cluster failover to a replica', () => {
         'reset:unknown',
         ...after.map((p) => p.data),
       ])
-      // The reset's id is the last surviving entry: a resume from it replays the new events.
-      const fromReset = await node.broker.resume(['t'], node.resetIds[0]!)
+      // The reset's id is right before the first new entry: a resume from it replays them.
+      const fromReset = await node.broker.resume(['t'], node.resetIds[0])
       expect(fromReset.reset).toBeNull()
       expect(fromReset.replay.map((item) => item.publication.data)).toEqual(
         after.map((p) => p.data),
