@@ -1,7 +1,8 @@
 /**
  * `npm test`'s first step (the `pretest` script): the suite needs a real `redis-server` (the Redis
- * broker tests start their own), a real Chromium (the browser tests drive it through
- * playwright-core) and a real nginx (the proxy tests). On a fresh Debian machine that has only
+ * broker tests start their own) and `redis-cli` (the cluster tests join their nodes with it), a
+ * real Chromium (the browser tests drive it through playwright-core) and a real nginx (the proxy
+ * tests). On a fresh Debian machine that has only
  * Node, run as root, this installs what is missing with apt-get and says so; elsewhere it stops
  * with one line naming the exact command.
  *
@@ -27,6 +28,8 @@ const executable = (path: string): boolean => {
 const chromium = process.env.SSEHUB_CHROMIUM ?? '/usr/bin/chromium'
 const missing: { what: string; packages: string[] }[] = []
 if (!onPath('redis-server')) missing.push({ what: 'redis-server', packages: ['redis-server'] })
+// The Redis Cluster tests join their nodes with `redis-cli --cluster create` (Debian: redis-tools).
+if (!onPath('redis-cli')) missing.push({ what: 'redis-cli', packages: ['redis-tools'] })
 // The proxy tests run a real nginx (test/proxy/nginx.test.ts).
 if (!executable('/usr/sbin/nginx')) missing.push({ what: 'nginx', packages: ['nginx-light'] })
 if (!executable(chromium)) {

@@ -3,21 +3,26 @@
  * and their checks, made once when the broker is built. The `@default` of each field is the
  * value in {@link REDIS_BROKER_DEFAULTS}; keep the two equal.
  */
-import type { Redis } from 'ioredis'
 import { MEMORY_BROKER_DEFAULTS } from './memory.js'
 import { defaultNodeId } from './node-id.js'
+import { hashTag, isCluster, type RedisClient } from './redis-client.js'
 import { optionsObject, positiveInteger, positiveIntegerOption, withDefault } from '../options.js'
 
 /** Options of `RedisBroker`. Defaults: {@link REDIS_BROKER_DEFAULTS}. */
 export interface RedisBrokerOptions {
   /**
-   * The Redis client (ioredis). The broker never parses URLs: the application builds the client
-   * with its own settings (Sentinel, TLS...). The broker calls `duplicate()` once for its
-   * blocking reader, which must not share a connection with other commands.
+   * The Redis client (ioredis): a `Redis` (a server, Sentinel, a managed endpoint) or a `Cluster`.
+   * The broker never parses URLs: the application builds the client with its own settings
+   * (Sentinel, TLS...). The broker calls `duplicate()` for its blocking reader, which must not
+   * share a connection with other commands.
    */
-  readonly client: Redis
+  readonly client: RedisClient
   /**
-   * Prefix of every key. It contains a hash tag so that all keys share one Cluster slot.
+   * Prefix of every key. Its hash tag (`{hub}`) puts every key of the broker (log, meta, finished
+   * topics, idempotency keys, presence) in one Cluster slot: the publish script and the presence
+   * writes touch several keys at once, which a Cluster allows only within a slot. With a Cluster
+   * client a prefix without a hash tag is refused. One slot means one shard: see
+   * `docs/deployment.md` ("Redis Cluster") for that ceiling.
    * @default 'ssehub:{hub}:'
    */
   readonly prefix?: string
@@ -126,6 +131,13 @@ export function resolveRedisBrokerOptions(options: RedisBrokerOptions): Resolved
   if (typeof prefix !== 'string') {
     throw new RangeError(
       `Expected \`prefix\` to be a string, got \`${String(prefix)}\` (${typeof prefix})`,
+    )
+  }
+  // A Cluster hashes each key on its own unless they share a tag: the publish script would fail
+  // with CROSSSLOT at the first publish. Refused here, when the broker is built.
+  if (isCluster(options.client) && hashTag(prefix) === null) {
+    throw new RangeError(
+      `Expected \`prefix\` to contain a Redis Cluster hash tag such as \`{hub}\` (every key of the broker must be in one slot), got ${JSON.stringify(prefix)}`,
     )
   }
   const int = (name: IntKey): number => positiveInteger(name, withDefault(options[name], d[name]))

@@ -15,7 +15,7 @@
  * every `ttlMs / 3` renews the keys; when it finds the node's report gone (the keys expired during
  * a stall, or Redis restarted empty) the next write rewrites the whole mirror in one transaction.
  */
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { ChainableCommander } from 'ioredis'
 import type {
   NodeReport,
   Presence,
@@ -23,12 +23,13 @@ import type {
   PresenceCount,
   PresenceNode,
 } from './broker.js'
+import type { RedisClient } from './redis-client.js'
 import { withTimeout } from './redis-log.js'
 
 /** What {@link RedisPresence} needs from its broker. */
 export interface RedisPresenceOptions {
   /** The broker's client (not its blocking reader). */
-  readonly client: Redis
+  readonly client: RedisClient
   /** The broker's key prefix. */
   readonly prefix: string
   /** This node's id. */
@@ -52,7 +53,7 @@ const SCAN_COUNT = 1_000
 export class RedisPresence implements Presence {
   readonly node: string
   readonly ttlMs: number
-  private readonly redis: Redis
+  private readonly redis: RedisClient
   private readonly flushMs: number
   private readonly reportError: (error: Error) => void
   private readonly nodesKey: string

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis'
 import { ErrorCodes, SseError } from '../errors.js'
 import { idempotencyConflict, publishFingerprint } from './idempotency.js'
 import type {
@@ -31,6 +30,7 @@ import {
   type StreamId,
   withTimeout,
 } from './redis-log.js'
+import { readerOf, type RedisClient } from './redis-client.js'
 import { resolveRedisBrokerOptions, type RedisBrokerOptions } from './redis-options.js'
 import { RedisPresence } from './redis-presence.js'
 
@@ -41,6 +41,7 @@ export {
   type RedisBrokerOptions,
   type ResolvedRedisBrokerOptions,
 } from './redis-options.js'
+export { hashTag, type RedisClient } from './redis-client.js'
 
 /**
  * The Redis broker: every node appends to and tails one Redis Stream, which is both the live path
@@ -50,8 +51,8 @@ export {
 export class RedisBroker implements Broker {
   /** Every node's connections, online counts and stats, kept in Redis with expiry. */
   readonly presence: RedisPresence
-  private readonly client: Redis
-  private reader: Redis | null = null
+  private readonly client: RedisClient
+  private reader: RedisClient | null = null
   private readonly logKey: string
   private readonly metaKey: string
   private readonly endPrefix: string
@@ -360,15 +361,25 @@ export class RedisBroker implements Broker {
   /**
    * Whether the log still holds everything after `from`: `null` when it does, else why not.
    * - beyond Redis' `last-generated-id`: entries lost in a failover (or a made-up id);
+   * - within the log but naming no entry (nor the id right before one): an entry lost in a
+   *   failover that newer entries have overtaken since (or a made-up id);
    * - before `max-deleted-entry-id`, or before the first kept entry after a trim: entries after it
    *   are gone. (Redis 7.0 does not record trimmed ids, so a cursor on a trimmed entry counts
    *   unless it is the stream id right before the first kept one: nothing can lie between those.)
    */
   private async checkContinuity(from: StreamId): Promise<ResetReason | null> {
     let reply: unknown
+    // The first entry at or after `from`, asked in the same round trip as XINFO.
+    const raw = `${from.ms}-${from.seq}`
+    const after = this.client.xrange(this.logKey, raw, '+', 'COUNT', 1)
+    let next: Entry[]
     try {
-      reply = await this.client.call('XINFO', 'STREAM', this.logKey)
+      ;[reply, next] = await Promise.all([
+        this.client.call('XINFO', 'STREAM', this.logKey),
+        after as Promise<Entry[]>,
+      ])
     } catch (error) {
+      void after.catch(() => {})
       // No log yet (a new epoch before its first publish): only its start, `0-0`, is a position.
       if (!(error instanceof Error) || !/no such key/i.test(error.message)) throw error
       return from.ms === 0n && from.seq === 0n ? null : 'unknown'
@@ -387,6 +398,16 @@ export class RedisBroker implements Broker {
     // A cursor right before the first kept entry (a reset's id) misses nothing: no id lies between.
     if (compareIds(from, maxDeleted) < 0 || (trimmed && compareIds(from, predecessor(first)) < 0))
       return 'expired'
+    // Within the log but not in it: the entry was lost in a failover (or the id is made up), and
+    // newer entries have since overtaken it. Every id a connection holds is an entry's id or the
+    // id right before one (a reset's), so anything else would be a silent skip: reset instead.
+    if (!(from.ms === 0n && from.seq === 0n)) {
+      const at = next[0] === undefined ? null : parseStreamId(next[0][0])
+      // Nothing at or after it: fine only for the newest id ever generated (all entries aged out).
+      if (at === null)
+        return compareIds(from, lastGenerated) === 0 ? null : trimmed ? 'expired' : 'unknown'
+      if (compareIds(at, from) !== 0 && compareIds(predecessor(at), from) !== 0) return 'unknown'
+    }
     return null
   }
 
@@ -416,7 +437,7 @@ export class RedisBroker implements Broker {
     while (!this.closed) {
       try {
         if (this.reader === null) {
-          this.reader = this.client.duplicate({ maxRetriesPerRequest: 0, enableOfflineQueue: true })
+          this.reader = readerOf(this.client)
           // While failing, the reconnecting client's errors (ECONNREFUSED...) are the current cause.
           this.reader.on('error', (error: Error) => {
             this.connectionError = error.message
@@ -463,6 +484,12 @@ export class RedisBroker implements Broker {
             if (n !== null && this.lastNumber !== null && n > this.lastNumber + 1) {
               const before = predecessor(parseStreamId(id))
               this.sink?.reset('expired', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
+            } else if (n !== null && this.lastNumber !== null && n <= this.lastNumber) {
+              // Numbered again from below: the log lost entries this node delivered (a failover
+              // to a replica that lacked them; a restart that lost its last writes). Connections
+              // hold ids the log no longer has: a reset before the log's new entries.
+              const before = predecessor(parseStreamId(id))
+              this.sink?.reset('unknown', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
             }
             if (n !== null) this.lastNumber = n
             this.setPosition(id)

@@ -106,7 +106,7 @@ export const serveSpecs: readonly FlagSpec[] = [
     key: 'redisUrl',
     env: 'SSEHUB_REDIS_URL',
     nullMeans: 'none (history per --store)',
-    help: 'use the Redis broker at this URL (redis://host:port/db) to run several nodes',
+    help: 'use the Redis broker at this URL (redis://host:port/db), or on a Redis Cluster (redis+cluster://host:port,host:port: its seed nodes), to run several nodes',
   },
   {
     flag: 'store',
@@ -132,7 +132,7 @@ export const serveSpecs: readonly FlagSpec[] = [
     flag: 'redis-prefix',
     kind: 'string',
     key: 'redisPrefix',
-    help: 'prefix of the Redis keys (one deployment per prefix)',
+    help: 'prefix of the Redis keys (one deployment per prefix); keep a hash tag ({...}): a Redis Cluster needs every key in one slot',
   },
   {
     flag: 'node-id',

@@ -6,6 +6,7 @@ import { isOrigin } from '../server/cors.js'
 import type { HttpRelayUpstream } from '../relay/relays.js'
 import { UsageError } from './io.js'
 import { parseRelayUpstreams } from './relay-upstreams.js'
+import { parseRedisUrl, type RedisTarget } from './redis-url.js'
 import type { FsyncPolicy } from '../broker/durable-options.js'
 import type { LogFormat } from './log.js'
 import {
@@ -121,8 +122,10 @@ export interface ServeConfig {
   readonly options: ServeOptions
   readonly port: number
   readonly host: string
-  /** Redis URL, when the Redis broker is asked for. */
+  /** Redis URL, when the Redis broker is asked for, as given. */
   readonly redisUrl: string | undefined
+  /** What {@link ServeConfig.redisUrl} points at: one server or a cluster's seed nodes. */
+  readonly redis: RedisTarget | undefined
   /** The Redis broker's options given on the command line (only with `redisUrl`). */
   readonly redisOptions: {
     readonly prefix?: string
@@ -250,11 +253,7 @@ export function parseServeArgs(
     else if (spec.flag.startsWith('no-')) options[spec.key] = !(value as boolean)
     else options[spec.key] = value
   }
-  if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl)) {
-    throw new UsageError(
-      `--redis expects a URL like redis://127.0.0.1:6379/0, got ${JSON.stringify(redisUrl)}`,
-    )
-  }
+  const redis = redisUrl === undefined ? undefined : parseRedisUrl(redisUrl)
   // A Redis setting without Redis would be silently ignored: say what is missing instead.
   if (redisOnly !== undefined && redisUrl === undefined) {
     throw new UsageError(
@@ -279,6 +278,7 @@ export function parseServeArgs(
     port,
     host,
     redisUrl,
+    redis,
     redisOptions,
     logFormat,
     store,

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import type { Broker } from '../broker/broker.js'
 import { DurableBroker } from '../broker/durable.js'
-import { RedisBroker } from '../broker/redis.js'
+import { RedisBroker, type RedisClient } from '../broker/redis.js'
 import { isSseError } from '../errors.js'
 import { resolveHubOptions } from '../hub/hub-options.js'
 import { resolveServerOptions } from '../server/server-options.js'
@@ -14,6 +14,7 @@ import { SHOWCASE_DEFAULTS, SHOWCASE_OPTION_NAMES, createShowcase } from '../sho
 import { UsageError, type CliIo } from './io.js'
 import { LogSampler, createLogger, type LogFields, type Logger } from './log.js'
 import { CLI_DEFAULTS, serveHelp } from './serve-flags.js'
+import type { RedisTarget } from './redis-url.js'
 import { parseServeArgs, type ServeOptions } from './serve-options.js'
 
 /**
@@ -27,7 +28,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     io.stdout(serveHelp())
     return 0
   }
-  const redis = config.redisUrl === undefined ? null : await connectRedis(config.redisUrl)
+  const redis = config.redis === undefined ? null : await connectRedis(config.redis)
   const log = createLogger({ format: config.logFormat, write: io.stdout })
   const sampler = new LogSampler(log)
   let broker: Broker | undefined
@@ -304,15 +305,33 @@ function packageVersion(): string {
 }
 
 /**
- * Connects to Redis before serving. Commands fail fast while Redis is away (no offline queue), so
- * that a publish answers 503 at once instead of waiting; the client reconnects by itself.
+ * Connects to Redis (one server, or a cluster through its seed nodes) before serving. Commands
+ * fail fast while Redis is away (no offline queue), so that a publish answers 503 at once instead
+ * of waiting; the client reconnects by itself (a Cluster client also follows `MOVED`/`ASK` and a
+ * promoted replica).
  */
-async function connectRedis(url: string): Promise<Redis> {
-  const client = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-  })
+async function connectRedis(target: RedisTarget): Promise<RedisClient> {
+  const client: RedisClient =
+    target.kind === 'server'
+      ? new Redis(target.url, {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+        })
+      : new Cluster(
+          target.seeds.map(({ host, port }) => ({ host, port })),
+          {
+            lazyConnect: true,
+            enableOfflineQueue: false,
+            redisOptions: {
+              maxRetriesPerRequest: 1,
+              ...(target.username === undefined ? {} : { username: target.username }),
+              ...(target.password === undefined ? {} : { password: target.password }),
+              ...(target.tls ? { tls: {} } : {}),
+            },
+          },
+        )
+  const what = target.kind === 'server' ? 'Redis' : 'the Redis Cluster'
   let lastError = ''
   client.on('error', (error: Error) => (lastError = error.message))
   try {
@@ -322,9 +341,18 @@ async function connectRedis(url: string): Promise<Redis> {
         setTimeout(() => reject(new Error('timed out after 5 s')), 5_000).unref(),
       ),
     ])
+    if (target.kind === 'server' && /cluster_enabled:1/.test(await client.info('cluster'))) {
+      // One node of a cluster serves only its slots: the first publish would fail with MOVED.
+      throw new UsageError(
+        `${target.display} is a Redis Cluster node: give the cluster as --redis redis+cluster://host:port,host:port`,
+      )
+    }
   } catch (error) {
     client.disconnect()
-    throw new UsageError(`cannot reach Redis at ${url}: ${lastError || (error as Error).message}`)
+    if (error instanceof UsageError) throw error
+    throw new UsageError(
+      `cannot reach ${what} at ${target.display}: ${lastError || (error as Error).message}`,
+    )
   }
   return client
 }

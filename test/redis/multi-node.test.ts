@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startCliHub, type CliProcess } from '../helpers/cli.js'
+import { startRedisCluster } from '../helpers/redis-cluster.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { RoamingSubscriber } from '../helpers/roaming-subscriber.js'
 import { waitFor } from '../helpers/wait.js'
@@ -25,13 +26,13 @@ afterEach(async () => {
   }
 })
 
-async function startNodes(count: number): Promise<void> {
+async function startNodes(count: number, redisUrl = redis.url): Promise<void> {
   const prefix = `mn${++prefixes}:{h}:`
   const started = await Promise.all(
     Array.from({ length: count }, () =>
       startCliHub([
         '--redis',
-        redis.url,
+        redisUrl,
         '--redis-prefix',
         prefix,
         '--heartbeat-ms',
@@ -137,79 +138,96 @@ function spec(i: number): { topics: string[]; clientId: string | undefined; path
   return { topics, clientId, path: `/events?${query}` }
 }
 
+/**
+ * 300 subscribers over 3 `ssehub serve --redis <redisUrl>` nodes, one node killed with -9 while
+ * events flow: every subscriber that moves with `Last-Event-ID` gets its exact sequence.
+ */
+async function killOneOfThree(redisUrl: string): Promise<void> {
+  await startNodes(3, redisUrl)
+  const specs = Array.from({ length: 300 }, (_, i) => spec(i))
+  for (let i = 0; i < specs.length; i++)
+    subscribers.push(new RoamingSubscriber(specs[i]!.path, alive, i % 3))
+  // The negative control: on the victim node, subscribers that reconnect without Last-Event-ID.
+  const controls = Array.from(
+    { length: 10 },
+    () =>
+      new RoamingSubscriber(
+        '/events?topic=t0&topic=t1&topic=t2&topic=t3&topic=t4',
+        alive,
+        2,
+        false,
+      ),
+  )
+  await Promise.all([...subscribers, ...controls].map((s) => s.start()))
+  subscribers.push(...controls)
+  await waitFor(
+    async () => {
+      const counts = await Promise.all(
+        alive().map(
+          async (url) =>
+            ((await (await fetch(`${url}/stats`)).json()) as { connections: number }).connections,
+        ),
+      )
+      return counts.reduce((a, b) => a + b, 0) === 310
+    },
+    'all subscribers connected',
+    10_000,
+  )
+  const victim = nodes[2]!
+  const published = await publishAll(400, 5, mulberry32(42), async (seq) => {
+    if (seq === 150) {
+      victim.cli.child.kill('SIGKILL')
+      await victim.cli.exited
+    }
+  })
+  const certain = published.filter((p) => p.status === 'ok')
+  expect(certain.length).toBeGreaterThan(390)
+  const expected = specs.map((s) =>
+    published.filter((p) => matches(p.target, s.topics, s.clientId)),
+  )
+  await waitFor(
+    () =>
+      subscribers
+        .slice(0, specs.length)
+        .every(
+          (sub, i) => sub.events.length >= expected[i]!.filter((p) => p.status === 'ok').length,
+        ),
+    'every subscriber to catch up',
+    15_000,
+  )
+  // The check can fail: every control that moved without Last-Event-ID lost events.
+  const topicEvents = published.filter(
+    (p) => p.status === 'ok' && matches(p.target, ['t0', 't1', 't2', 't3', 't4'], undefined),
+  )
+  for (const control of controls) {
+    expect(control.reconnects).toBeGreaterThan(0)
+    expect(control.events.length).toBeLessThan(topicEvents.length)
+  }
+  let moved = 0
+  for (let i = 0; i < specs.length; i++) {
+    const got = subscribers[i]!.events.map((e) => Number(e.data))
+    const want = expected[i]!
+    // Uncertain publishes (the node died mid-request) may be present or absent, but in place.
+    const wanted = want.filter((p) => p.status === 'ok' || got.includes(p.seq)).map((p) => p.seq)
+    expect(got, `subscriber ${i} ${specs[i]!.path}`).toEqual(wanted)
+    if (i % 3 === 2) moved += subscribers[i]!.reconnects > 0 ? 1 : 0
+  }
+  // The victim's 100 subscribers all moved to another node.
+  expect(moved).toBe(100)
+}
+
 describe('several hub nodes on Redis', () => {
   it('300 subscribers over 3 nodes, one node killed with -9: every sequence exact (no gap, no duplicate, in order)', async () => {
-    await startNodes(3)
-    const specs = Array.from({ length: 300 }, (_, i) => spec(i))
-    for (let i = 0; i < specs.length; i++)
-      subscribers.push(new RoamingSubscriber(specs[i]!.path, alive, i % 3))
-    // The negative control: on the victim node, subscribers that reconnect without Last-Event-ID.
-    const controls = Array.from(
-      { length: 10 },
-      () =>
-        new RoamingSubscriber(
-          '/events?topic=t0&topic=t1&topic=t2&topic=t3&topic=t4',
-          alive,
-          2,
-          false,
-        ),
-    )
-    await Promise.all([...subscribers, ...controls].map((s) => s.start()))
-    subscribers.push(...controls)
-    await waitFor(
-      async () => {
-        const counts = await Promise.all(
-          alive().map(
-            async (url) =>
-              ((await (await fetch(`${url}/stats`)).json()) as { connections: number }).connections,
-          ),
-        )
-        return counts.reduce((a, b) => a + b, 0) === 310
-      },
-      'all subscribers connected',
-      10_000,
-    )
-    const victim = nodes[2]!
-    const published = await publishAll(400, 5, mulberry32(42), async (seq) => {
-      if (seq === 150) {
-        victim.cli.child.kill('SIGKILL')
-        await victim.cli.exited
-      }
-    })
-    const certain = published.filter((p) => p.status === 'ok')
-    expect(certain.length).toBeGreaterThan(390)
-    const expected = specs.map((s) =>
-      published.filter((p) => matches(p.target, s.topics, s.clientId)),
-    )
-    await waitFor(
-      () =>
-        subscribers
-          .slice(0, specs.length)
-          .every(
-            (sub, i) => sub.events.length >= expected[i]!.filter((p) => p.status === 'ok').length,
-          ),
-      'every subscriber to catch up',
-      15_000,
-    )
-    // The check can fail: every control that moved without Last-Event-ID lost events.
-    const topicEvents = published.filter(
-      (p) => p.status === 'ok' && matches(p.target, ['t0', 't1', 't2', 't3', 't4'], undefined),
-    )
-    for (const control of controls) {
-      expect(control.reconnects).toBeGreaterThan(0)
-      expect(control.events.length).toBeLessThan(topicEvents.length)
+    await killOneOfThree(redis.url)
+  }, 60_000)
+
+  it('the same on a 3-master Redis Cluster (--redis redis+cluster://seed,seed,seed)', async () => {
+    const cluster = await startRedisCluster()
+    try {
+      await killOneOfThree(cluster.url)
+    } finally {
+      await cluster.stop()
     }
-    let moved = 0
-    for (let i = 0; i < specs.length; i++) {
-      const got = subscribers[i]!.events.map((e) => Number(e.data))
-      const want = expected[i]!
-      // Uncertain publishes (the node died mid-request) may be present or absent, but in place.
-      const wanted = want.filter((p) => p.status === 'ok' || got.includes(p.seq)).map((p) => p.seq)
-      expect(got, `subscriber ${i} ${specs[i]!.path}`).toEqual(wanted)
-      if (i % 3 === 2) moved += subscribers[i]!.reconnects > 0 ? 1 : 0
-    }
-    // The victim's 100 subscribers all moved to another node.
-    expect(moved).toBe(100)
   }, 60_000)
 
   it('a Redis restart without persistence: each client gets the full sequence or an explicit reset, never a silent gap', async () => {
