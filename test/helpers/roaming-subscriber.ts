@@ -18,6 +18,12 @@ export class RoamingSubscriber {
     private node: number,
     /** `false` reconnects without Last-Event-ID: the negative control that must see gaps. */
     private readonly resume = true,
+    /**
+     * What a control (`resume: false`) waits for before it reconnects: the test's condition that
+     * events were published meanwhile, so that it must miss some (a timer would race the
+     * publisher on a loaded machine).
+     */
+    private readonly away: () => Promise<unknown> = () => Promise.resolve(),
   ) {}
 
   async start(): Promise<void> {
@@ -52,9 +58,9 @@ export class RoamingSubscriber {
           if (this.stopped) return
           this.reconnects++
           this.node++
-          // A browser waits `retry` ms before reconnecting; the control waits too, so it misses events.
+          // The control stays away until events were published, so it misses some.
           if (this.resume) void this.connect()
-          else setTimeout(() => void this.connect(), 30)
+          else void this.away().then(() => this.connect())
         })
         return
       } catch {

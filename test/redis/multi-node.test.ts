@@ -147,7 +147,9 @@ async function killOneOfThree(redisUrl: string): Promise<void> {
   const specs = Array.from({ length: 300 }, (_, i) => spec(i))
   for (let i = 0; i < specs.length; i++)
     subscribers.push(new RoamingSubscriber(specs[i]!.path, alive, i % 3))
-  // The negative control: on the victim node, subscribers that reconnect without Last-Event-ID.
+  // The negative control: on the victim node, subscribers that reconnect without Last-Event-ID,
+  // once 50 more publishes went out after the kill.
+  let seqNow = 0
   const controls = Array.from(
     { length: 10 },
     () =>
@@ -156,6 +158,7 @@ async function killOneOfThree(redisUrl: string): Promise<void> {
         alive,
         2,
         false,
+        () => waitFor(() => seqNow >= 200, 'publishes while the controls are away', 15_000),
       ),
   )
   await Promise.all([...subscribers, ...controls].map((s) => s.start()))
@@ -175,6 +178,7 @@ async function killOneOfThree(redisUrl: string): Promise<void> {
   )
   const victim = nodes[2]!
   const published = await publishAll(400, 5, mulberry32(42), async (seq) => {
+    seqNow = seq
     if (seq === 150) {
       victim.cli.child.kill('SIGKILL')
       await victim.cli.exited
