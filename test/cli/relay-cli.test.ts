@@ -11,6 +11,7 @@ import { parseServeArgs } from '../../src/cli/serve-options.js'
 import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.js'
 import { openStream, type RawStream } from '../helpers/raw-stream.js'
+import { relayText } from '../helpers/relay-viewer.js'
 import { waitFor } from '../helpers/wait.js'
 
 const running: CliProcess[] = []
@@ -46,12 +47,6 @@ async function watch(url: string, id: string): Promise<RawStream> {
   streams.push(stream)
   return stream
 }
-
-const text = (stream: RawStream): string =>
-  stream.events
-    .filter((event) => event.event === 'token')
-    .map((event) => event.data)
-    .join('')
 
 describe('--relay-upstream', () => {
   it('reads NAME=URL[,key-env=VAR][,model=MODEL], repeated or separated by `;`', () => {
@@ -99,7 +94,7 @@ describe('--relay-upstream', () => {
     expect((await startRelay(url, 'r1', 'fake')).status).toBe(202)
     const viewer = await watch(url, 'r1')
     await viewer.ended
-    expect(text(viewer)).toBe('Hello, world')
+    expect(relayText(viewer)).toBe('Hello, world')
     expect((await startRelay(url, 'r2')).status).toBe(202)
     await waitFor(() => llm!.requests.length === 2 && llm!.requests[1]!.finished, 'the default')
     expect(llm.requests.map((r) => [r.authorization, r.body.model])).toEqual([
@@ -113,7 +108,7 @@ describe('--relay-upstream', () => {
     expect((await startRelay(url, 'm')).status).toBe(202)
     const viewer = await watch(url, 'm')
     await viewer.waitForText('event: token')
-    expect(text(viewer)).toMatch(/^Server-Sent /)
+    expect(relayText(viewer)).toMatch(/^Server-Sent /)
     const bare = await serve(['--no-demos'])
     const refused = await startRelay(bare, 'm')
     expect(refused.status).toBe(400)

@@ -9,6 +9,7 @@ import { startCliHub, type CliProcess } from '../helpers/cli.js'
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.js'
 import { openStream, type RawStream } from '../helpers/raw-stream.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
+import { relayText } from '../helpers/relay-viewer.js'
 import { waitFor } from '../helpers/wait.js'
 
 let redis: TestRedis
@@ -77,12 +78,6 @@ async function watch(node: string, id: string): Promise<RawStream> {
   return stream
 }
 
-const tokens = (stream: RawStream): string =>
-  stream.events
-    .filter((event) => event.event === 'token')
-    .map((event) => event.data)
-    .join('')
-
 describe('relays on Redis, across nodes', () => {
   it('starts once whatever node is asked, and an abort from another node stops it for every viewer', async () => {
     llm = await startFakeLlm({ tokens: TOKENS, delayMs: 60 })
@@ -111,8 +106,8 @@ describe('relays on Redis, across nodes', () => {
       })
     }
     // Both viewers saw the same text: the tokens published before the abort.
-    expect(tokens(viewers[0]!)).toBe(tokens(viewers[1]!))
-    expect(TOKENS.join('').startsWith(tokens(viewers[0]!))).toBe(true)
+    expect(relayText(viewers[0]!)).toBe(relayText(viewers[1]!))
+    expect(TOKENS.join('').startsWith(relayText(viewers[0]!))).toBe(true)
     expect(llm.requests).toHaveLength(1)
     const state = await fetch(`${runner}/topics/relay%2Fg`).then((r) => r.json())
     expect(state).toMatchObject({ state: 'ended' })

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.js'
 import { hubFixture, type TestHub, type TestHubOptions } from '../helpers/hub-server.js'
 import type { RawStream } from '../helpers/raw-stream.js'
+import { relayFinal, relayText } from '../helpers/relay-viewer.js'
 import { waitFor } from '../helpers/wait.js'
 
 const fixture = hubFixture()
@@ -61,15 +62,6 @@ function watch(hub: TestHub, id: string, headers: Record<string, string> = {}): 
   return fixture.stream(`/events?from=start&topic=${encodeURIComponent(`relay/${id}`)}`, headers)
 }
 
-const tokensOf = (stream: RawStream): string =>
-  stream.events
-    .filter((event) => event.event === 'token')
-    .map((event) => event.data)
-    .join('')
-
-const finalOf = (stream: RawStream) =>
-  stream.events.find((event) => event.event === 'done' || event.event === 'error')
-
 describe('POST /relays', () => {
   it('one id, two starts, three viewers: one upstream request, and every viewer gets its text exactly', async () => {
     const hub = await hubWithLlm({ tokens: TOKENS, delayMs: 30 })
@@ -86,27 +78,27 @@ describe('POST /relays', () => {
       json: { id: 'q1', topic: 'relay/q1', started: false, state: 'open' },
     })
     const dropping = await watch(hub, 'q1')
-    await waitFor(() => tokensOf(early).length >= TEXT.length / 2, 'half the answer')
+    await waitFor(() => relayText(early).length >= TEXT.length / 2, 'half the answer')
     // A viewer that joins after half the tokens gets the whole text so far, then the rest.
     const late = await watch(hub, 'q1')
     // A viewer drops mid-answer and resumes with Last-Event-ID: no token twice.
     await waitFor(() => dropping.events.length >= 3, 'tokens on the dropping viewer')
     dropping.close()
     const lastId = dropping.lastEventId()!
-    const before = tokensOf(dropping)
+    const before = relayText(dropping)
     const resumed = await fixture.stream(`/events?topic=${encodeURIComponent('relay/q1')}`, {
       'last-event-id': lastId,
     })
     for (const stream of [early, late, resumed]) await stream.ended
-    expect(tokensOf(early)).toBe(TEXT)
-    expect(tokensOf(late)).toBe(TEXT)
-    expect(before + tokensOf(resumed)).toBe(TEXT)
+    expect(relayText(early)).toBe(TEXT)
+    expect(relayText(late)).toBe(TEXT)
+    expect(before + relayText(resumed)).toBe(TEXT)
     for (const stream of [early, late]) {
       expect(stream.events[0]).toMatchObject({
         event: 'start',
         data: '{"id":"q1","upstream":"default"}',
       })
-      expect(finalOf(stream)).toMatchObject({
+      expect(relayFinal(stream)).toMatchObject({
         event: 'done',
         data: JSON.stringify({ outcome: 'done', tokens: TOKENS.length }),
       })
@@ -138,8 +130,8 @@ describe('POST /relays', () => {
     expect(llm!.requests[0]!.cancelled).toBe(false)
     const later = await watch(hub, 'alone')
     await later.ended
-    expect(tokensOf(later)).toBe(TEXT)
-    expect(finalOf(later)?.event).toBe('done')
+    expect(relayText(later)).toBe(TEXT)
+    expect(relayFinal(later)?.event).toBe('done')
   })
 
   it('abort cancels the upstream request and ends the topic for every viewer with reason aborted', async () => {
@@ -155,7 +147,7 @@ describe('POST /relays', () => {
     await waitFor(() => llm!.requests[0]!.cancelled, 'the upstream saw its request cancelled')
     for (const viewer of viewers) {
       await viewer.ended
-      const final = finalOf(viewer)!
+      const final = relayFinal(viewer)!
       expect(final.event).toBe('error')
       expect(JSON.parse(final.data)).toEqual({
         outcome: 'aborted',
@@ -180,7 +172,7 @@ describe('POST /relays', () => {
     await start(slow, 't')
     const timedOut = await watch(slow, 't')
     await timedOut.ended
-    expect(JSON.parse(finalOf(timedOut)!.data)).toMatchObject({
+    expect(JSON.parse(relayFinal(timedOut)!.data)).toMatchObject({
       outcome: 'timeout',
       reason: 'timeout',
       message: 'No completion within 300 ms.',
@@ -192,8 +184,8 @@ describe('POST /relays', () => {
     await start(capped, 'c')
     const cut = await watch(capped, 'c')
     await cut.ended
-    expect(tokensOf(cut)).toBe(TOKENS.slice(0, 3).join(''))
-    expect(JSON.parse(finalOf(cut)!.data)).toEqual({
+    expect(relayText(cut)).toBe(TOKENS.slice(0, 3).join(''))
+    expect(JSON.parse(relayFinal(cut)!.data)).toEqual({
       outcome: 'error',
       reason: 'max-tokens',
       tokens: 3,
@@ -205,7 +197,7 @@ describe('POST /relays', () => {
     await start(failing, 'f')
     const failed = await watch(failing, 'f')
     await failed.ended
-    const final = JSON.parse(finalOf(failed)!.data) as Record<string, unknown>
+    const final = JSON.parse(relayFinal(failed)!.data) as Record<string, unknown>
     expect(final).toMatchObject({ outcome: 'error', reason: 'upstream', tokens: 0 })
     expect(final.message).toContain('the fake upstream is overloaded')
   })
@@ -278,6 +270,6 @@ describe('POST /relays', () => {
       aborted: true,
     })
     await viewer.ended
-    expect(finalOf(viewer)?.event).toBe('error')
+    expect(relayFinal(viewer)?.event).toBe('error')
   })
 })
