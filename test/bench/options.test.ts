@@ -4,6 +4,7 @@ import {
   benchHelp,
   parseBenchArgs,
   scenarioNames,
+  defaultServers,
   serverNames,
   type BenchOptions,
 } from '../../src/bench/options.js'
@@ -17,7 +18,7 @@ function parse(argv: string[], env: Record<string, string> = {}): BenchOptions {
 describe('ssehub bench options', () => {
   it('defaults to every server and scenario, the committed sizes and bench/results/capacity', () => {
     expect(parse([])).toEqual({
-      servers: serverNames,
+      servers: defaultServers,
       url: undefined,
       key: undefined,
       connections: 10_000,
