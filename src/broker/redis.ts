@@ -23,7 +23,6 @@ import {
   newEpoch,
   parseStreamId,
   predecessor,
-  publishScript,
   toPublication,
   toRecord,
   type Entry,
@@ -31,6 +30,7 @@ import {
   type StreamId,
   withTimeout,
 } from './redis-log.js'
+import { PublishBatcher, runPublishBatch, type AppendResult } from './redis-batch.js'
 import { resolveRedisBrokerOptions, type RedisBrokerOptions } from './redis-options.js'
 import { RedisPresence } from './redis-presence.js'
 
@@ -78,6 +78,8 @@ export class RedisBroker implements Broker {
   /** The reader connection's last error of this outage (`connect ECONNREFUSED ...`). */
   private connectionError: string | null = null
   private loop: Promise<void> | null = null
+  /** The publishes and commands of this turn, sent to Redis in one round trip (redis-batch.ts). */
+  private readonly batcher: PublishBatcher
 
   /** @throws {TypeError} or {@link RangeError} for a bad option, naming it. */
   constructor(options: RedisBrokerOptions) {
@@ -95,6 +97,7 @@ export class RedisBroker implements Broker {
     this.blockMs = resolved.blockMs
     this.readCount = resolved.readCount
     this.maxReplayScan = resolved.maxReplayScan
+    this.batcher = this.createBatcher(resolved.maxPublishBatchEvents)
     this.presence = new RedisPresence({
       client: resolved.client,
       prefix: resolved.prefix,
@@ -118,10 +121,9 @@ export class RedisBroker implements Broker {
 
   async publish(request: PublishRequest): Promise<Publication> {
     const fields = entryFields(request)
-    const topicKeys = request.keys.filter((key) => !key.startsWith('@'))
     const key = request.idempotencyKey
     const [id, epoch, outcome] = await this.append(
-      topicKeys,
+      request.keys,
       request.close === true,
       fields,
       key === undefined ? null : { key, fingerprint: publishFingerprint(request) },
@@ -325,36 +327,48 @@ export class RedisBroker implements Broker {
     this.sink = null
   }
 
-  /** Runs the publish script: resolves with the entry id and the epoch once Redis has it. */
-  private async append(
-    topicKeys: readonly string[],
+  /**
+   * Queues an entry for this turn's publish script call: resolves with its entry id and the epoch
+   * once Redis has it. Refuses at once while Redis is away (the caller answers 503 now).
+   */
+  private append(
+    keys: readonly string[],
     close: boolean,
     fields: readonly string[],
     once: { readonly key: string; readonly fingerprint: string } | null,
-  ): Promise<[id: string, epoch: string, outcome?: 'duplicate' | 'conflict']> {
-    if (this.closed) throw new Error('The Redis broker is closed.')
+  ): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new Error('The Redis broker is closed.'))
     if (this.client.status !== 'ready')
-      throw new Error(`Redis is not connected (${this.client.status}).`)
-    const now = Date.now()
-    const minId = this.maxAgeMs === null ? '' : `${now - this.maxAgeMs}-0`
-    const call = this.client.eval(
-      publishScript,
-      3 + topicKeys.length,
-      this.logKey,
-      this.metaKey,
-      this.idemPrefix + (once?.key ?? ''),
-      ...topicKeys.map((key) => this.endPrefix + key),
-      String(this.maxEvents),
-      newEpoch(),
-      minId,
-      String(this.endedTtlMs),
-      close ? '1' : '0',
-      String(now),
-      once?.fingerprint ?? '',
-      String(this.idempotencyWindowMs),
-      ...fields,
-    ) as Promise<[string, string, ('duplicate' | 'conflict')?]>
-    return withTimeout(call, this.publishTimeoutMs, 'Redis did not confirm the publish in time.')
+      return Promise.reject(new Error(`Redis is not connected (${this.client.status}).`))
+    const endKeys: string[] = []
+    for (const key of keys) if (!key.startsWith('@')) endKeys.push(this.endPrefix + key)
+    return this.batcher.add({
+      endKeys,
+      close,
+      fields,
+      once:
+        once === null ? null : { key: this.idemPrefix + once.key, fingerprint: once.fingerprint },
+    })
+  }
+
+  /** The batcher of this broker: one publish script call per turn, on the command connection. */
+  private createBatcher(maxEvents: number): PublishBatcher {
+    const context = {
+      client: this.client,
+      logKey: this.logKey,
+      metaKey: this.metaKey,
+      maxEvents: this.maxEvents,
+      maxAgeMs: this.maxAgeMs,
+      endedTtlMs: this.endedTtlMs,
+      idempotencyWindowMs: this.idempotencyWindowMs,
+      publishTimeoutMs: this.publishTimeoutMs,
+      newEpoch,
+    }
+    return new PublishBatcher((appends) => {
+      // Closed while the batch waited for its turn: nothing is sent.
+      if (this.closed) return Promise.reject(new Error('The Redis broker is closed.'))
+      return runPublishBatch(context, appends)
+    }, maxEvents)
   }
 
   /**
