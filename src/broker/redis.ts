@@ -470,17 +470,20 @@ export class RedisBroker implements Broker {
         backoff = 100
         for (const [, entries] of (reply ?? []) as [string, Entry[]][]) {
           for (const [id, fields] of entries) {
+            // Decoded once, here: the hub shares this publication and its frame among recipients.
+            const publication = toPublication(this.epoch, id, fields)
             const n = entryNumber(fields)
             // A hole in the numbering: trimming overtook this reader (a node stalled longer than
             // the history: GC pause, overload, SIGSTOP). The reset precedes the events after it.
             // Its id is the position right before this entry: a resume from it replays this entry on.
             if (n !== null && this.lastNumber !== null && n > this.lastNumber + 1) {
-              const before = predecessor(parseStreamId(id))
+              const before = predecessor(publication?.streamId ?? parseStreamId(id))
               this.sink?.reset('expired', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
             }
             if (n !== null) this.lastNumber = n
-            this.setPosition(id)
-            this.dispatch(id, fields)
+            this.positionRaw = id
+            this.position = publication?.streamId ?? parseStreamId(id)
+            this.dispatch(id, fields, publication)
           }
         }
       } catch (error) {
@@ -518,10 +521,13 @@ export class RedisBroker implements Broker {
     this.reader = null
   }
 
-  private dispatch(id: string, fields: readonly string[]): void {
+  private dispatch(
+    id: string,
+    fields: readonly string[],
+    publication: RedisPublication | null,
+  ): void {
     const sink = this.sink
     if (sink === null) return
-    const publication = toPublication(this.epoch, id, fields)
     if (publication !== null) {
       sink.publication(publication)
       return
