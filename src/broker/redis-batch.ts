@@ -31,62 +31,94 @@ interface Waiting {
   readonly reject: (error: Error) => void
 }
 
-/** Where a {@link PublishBatcher} sends a batch: one round trip, one result per append, in order. */
-export type SendBatch = (appends: readonly Append[]) => Promise<AppendResult[]>
+/**
+ * Where a {@link PublishBatcher} sends a batch: one round trip, one result per append, in order.
+ * `timeoutMs` is what is left of the publish timeout of the batch's oldest append.
+ */
+export type SendBatch = (appends: readonly Append[], timeoutMs: number) => Promise<AppendResult[]>
 
 /**
- * Collects appends until the event loop's check phase (`setImmediate`), then sends them as one
- * batch; a batch that reaches `maxEvents` is sent at once and the next one starts. Batches are
- * sent in order on one connection, so Redis appends them in the order the appends were made.
- * Bounds: a batch holds at most `maxEvents` appends; batches in flight are bounded by the
- * publishes the server admits, each for at most the publish timeout.
+ * Group commit: appends queue while a batch is in flight, and go together, in the order they were
+ * made, in the next batch, sent in the event loop's check phase (`setImmediate`) after the one in
+ * flight came back. Under load a batch thus carries whatever arrived during one round trip (deeper
+ * batches, fewer round trips and fewer reads back); when idle, an append goes in the turn it was
+ * made. A queue that reaches `maxEvents` is sent at once, in flight or not (Redis runs batches in
+ * the order they were sent on the one connection, so order holds across batches too).
+ *
+ * Bounds: a batch holds at most `maxEvents` appends; the queue is bounded by the publishes the
+ * server admits, and each append fails once `timeoutMs` passed since it was queued.
  */
 export class PublishBatcher {
-  private batch: Waiting[] = []
+  private queue: Waiting[] = []
+  /** When the oldest queued append was queued (its timeout counts from then). */
+  private queuedAt = 0
+  private inFlight = 0
   private scheduled = false
 
   constructor(
     private readonly send: SendBatch,
     private readonly maxEvents: number,
+    private readonly timeoutMs: number,
   ) {}
 
-  /** Queues `append` for this turn's batch; resolves with its own result, or rejects with the batch's error. */
+  /** Queues `append` for the next batch; resolves with its own result, or rejects with the batch's error. */
   add(append: Append): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      this.batch.push({ append, resolve, reject })
-      if (this.batch.length >= this.maxEvents) this.flush()
-      else if (!this.scheduled) {
-        this.scheduled = true
-        setImmediate(this.flushScheduled)
-      }
+      if (this.queue.length === 0) this.queuedAt = performance.now()
+      this.queue.push({ append, resolve, reject })
+      if (this.queue.length >= this.maxEvents) this.flush()
+      else this.schedule()
     })
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight > 0 || this.queue.length === 0) return
+    this.scheduled = true
+    setImmediate(this.flushScheduled)
   }
 
   private readonly flushScheduled = (): void => {
     this.scheduled = false
-    this.flush()
+    if (this.inFlight === 0) this.flush()
   }
 
   /** Sends what is queued (nothing when empty). */
   private flush(): void {
-    const batch = this.batch
+    const batch = this.queue
     if (batch.length === 0) return
-    this.batch = []
-    this.send(batch.map((waiting) => waiting.append)).then(
-      (results) => {
-        for (let i = 0; i < batch.length; i++) {
-          const result = results[i]
-          if (result !== undefined) batch[i]!.resolve(result)
-          else batch[i]!.reject(new Error('Redis answered fewer results than the batch held.'))
-        }
-      },
-      (error: unknown) => {
-        // One failure for every caller of the batch: none of them knows whether its event was
-        // appended (a timeout may come after Redis did it), as with a single publish.
-        const cause = error instanceof Error ? error : new Error(String(error))
-        for (const waiting of batch) waiting.reject(unavailable(cause))
-      },
-    )
+    this.queue = []
+    const left = Math.max(1, Math.round(this.timeoutMs - (performance.now() - this.queuedAt)))
+    this.inFlight++
+    let sent: Promise<AppendResult[]>
+    try {
+      sent = this.send(
+        batch.map((waiting) => waiting.append),
+        left,
+      )
+    } catch (error) {
+      sent = Promise.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+    sent
+      .then(
+        (results) => {
+          for (let i = 0; i < batch.length; i++) {
+            const result = results[i]
+            if (result !== undefined) batch[i]!.resolve(result)
+            else batch[i]!.reject(new Error('Redis answered fewer results than the batch held.'))
+          }
+        },
+        (error: unknown) => {
+          // One failure for every caller of the batch: none of them knows whether its event was
+          // appended (a timeout may come after Redis did it), as with a single publish.
+          const cause = error instanceof Error ? error : new Error(String(error))
+          for (const waiting of batch) waiting.reject(unavailable(cause))
+        },
+      )
+      .finally(() => {
+        this.inFlight--
+        this.schedule()
+      })
+      .catch(() => {})
   }
 }
 
@@ -111,7 +143,6 @@ export interface BatchScriptContext {
   readonly maxAgeMs: number | null
   readonly endedTtlMs: number
   readonly idempotencyWindowMs: number
-  readonly publishTimeoutMs: number
   /** A new epoch candidate (used when Redis lost the meta hash). */
   readonly newEpoch: () => string
 }
@@ -119,11 +150,12 @@ export interface BatchScriptContext {
 /**
  * Runs the publish script on `appends` (see {@link publishBatchScript} for its arguments):
  * `EVALSHA`, and `EVAL` (which loads it) when Redis does not have it yet or lost it in a restart.
- * Rejects when Redis has not answered within the publish timeout.
+ * Rejects when Redis has not answered within `timeoutMs`.
  */
 export async function runPublishBatch(
   context: BatchScriptContext,
   appends: readonly Append[],
+  timeoutMs: number,
 ): Promise<AppendResult[]> {
   const keys: string[] = [context.logKey, context.metaKey]
   const args: string[] = [
@@ -153,11 +185,7 @@ export async function runPublishBatch(
       return context.client.eval(publishBatchScript, keys.length, ...keys, ...args)
     }
   }
-  const reply = await withTimeout(
-    run(),
-    context.publishTimeoutMs,
-    'Redis did not confirm the publish in time.',
-  )
+  const reply = await withTimeout(run(), timeoutMs, 'Redis did not confirm the publish in time.')
   return toResults(reply, appends.length)
 }
 

@@ -361,14 +361,19 @@ export class RedisBroker implements Broker {
       maxAgeMs: this.maxAgeMs,
       endedTtlMs: this.endedTtlMs,
       idempotencyWindowMs: this.idempotencyWindowMs,
-      publishTimeoutMs: this.publishTimeoutMs,
       newEpoch,
     }
-    return new PublishBatcher((appends) => {
-      // Closed while the batch waited for its turn: nothing is sent.
-      if (this.closed) return Promise.reject(new Error('The Redis broker is closed.'))
-      return runPublishBatch(context, appends)
-    }, maxEvents)
+    return new PublishBatcher(
+      (appends, timeoutMs) => {
+        // Closed, or Redis went away, while the batch waited for its turn: nothing is sent.
+        if (this.closed) return Promise.reject(new Error('The Redis broker is closed.'))
+        if (this.client.status !== 'ready')
+          return Promise.reject(new Error(`Redis is not connected (${this.client.status}).`))
+        return runPublishBatch(context, appends, timeoutMs)
+      },
+      maxEvents,
+      this.publishTimeoutMs,
+    )
   }
 
   /**
