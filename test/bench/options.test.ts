@@ -38,6 +38,13 @@ describe('ssehub bench options', () => {
     })
   })
 
+  it('runs ssehub-redis (ssehub on the Redis broker) only when --servers names it', () => {
+    expect(defaultServers).not.toContain('ssehub-redis')
+    expect(serverNames).toContain('ssehub-redis')
+    expect(parse(['--servers', 'ssehub,ssehub-redis']).servers).toEqual(['ssehub', 'ssehub-redis'])
+    expect(benchHelp()).toContain('ssehub-redis')
+  })
+
   it('lists every flag with its default in --help, within 100 columns', () => {
     const help = benchHelp()
     for (const flag of benchFlags) {
