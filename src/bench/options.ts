@@ -7,10 +7,22 @@ import { parseArgs } from 'node:util'
 /** The environment variable that carries the resolved options (JSON) to the bench process. */
 export const BENCH_OPTIONS_ENV = 'SSEHUB_BENCH_OPTIONS'
 
-/** The servers the bench can start, in the order it runs them. */
-export const serverNames = ['ssehub', 'better-sse', 'naive-express', 'node-floor', 'nchan'] as const
+/**
+ * The servers the bench can start, in the order it runs them. `ssehub-redis` is ssehub with the
+ * Redis broker, against a redis-server the bench starts: asked for by name, not run by default.
+ */
+export const serverNames = [
+  'ssehub',
+  'ssehub-redis',
+  'better-sse',
+  'naive-express',
+  'node-floor',
+  'nchan',
+] as const
 /** A server the bench can start. */
 export type ServerName = (typeof serverNames)[number]
+/** The servers a run starts without `--servers`: every one but `ssehub-redis`. */
+export const defaultServers: readonly ServerName[] = serverNames.filter((n) => n !== 'ssehub-redis')
 
 /** The scenarios, in the order they run. */
 export const scenarioNames = [
@@ -87,8 +99,8 @@ export const benchFlags: readonly Flag[] = [
   {
     flag: 'servers',
     placeholder: 'LIST',
-    help: 'servers to start, each in turn',
-    default: serverNames.join(','),
+    help: 'servers to start, each in turn (also: ssehub-redis)',
+    default: defaultServers.join(','),
   },
   {
     flag: 'url',
@@ -207,6 +219,8 @@ Writes the figures as JSON and Markdown, and SVG charts.
 Servers: ssehub (this package); node-floor (a bare node:net server, the floor); better-sse and
 naive-express (need the better-sse and express packages: a checkout's dev dependencies, or
 \`npm install better-sse express\` beside ssehub); nchan (needs nginx and its nchan module).
+ssehub-redis: ssehub with the Redis broker, against a redis-server the bench starts on a free
+port, on the generator's core (needs redis-server on the PATH); run only when --servers names it.
 A server that cannot run here is skipped with one line saying what is missing.
 
 Options:

@@ -70,6 +70,9 @@ export function medianOf(rows: readonly PhaseResult[]): PhaseResult | undefined 
     },
     serverCpuPercent: m((p) => p.serverCpuPercent),
     serverCpuUsPerEvent: m((p) => p.serverCpuUsPerEvent),
+    ...(base.redisCpuMsPer1000Events === undefined
+      ? {}
+      : { redisCpuMsPer1000Events: m((p) => p.redisCpuMsPer1000Events ?? null) }),
     generatorCpuPercent: m((p) => p.generatorCpuPercent) ?? 0,
   }
 }
@@ -80,7 +83,8 @@ export function renderReport(r: BenchResults): {
   charts: Record<string, string>
 } {
   const servers = [...new Set([...r.idle.map((i) => i.server), ...r.phases.map((p) => p.server)])]
-  const peers = servers.filter((s) => s !== 'ssehub')
+  // ssehub-redis is ssehub itself on another broker: its own section, not a peer.
+  const peers = servers.filter((s) => s !== 'ssehub' && s !== 'ssehub-redis')
   // With `--repeat`, a phase has one row per round: the summary takes the median of each figure.
   const find = (
     server: string,
@@ -216,6 +220,8 @@ export function renderReport(r: BenchResults): {
       `† The load generator was at ${GENERATOR_BOUND} % CPU or more of its core in this phase: the generator, not this server, was the limit, and the server may do more (its CPU % is in the scenario's table). Its ratio is a bound, not a measure: compare the servers' CPU per event instead.`,
       '',
     )
+
+  if (servers.includes('ssehub-redis')) redisSection(out, find, large, r)
 
   out.push('## Idle connections', '', '![RSS against connections](' + 'capacity-rss.svg)', '')
   out.push(
@@ -355,6 +361,63 @@ export function renderReport(r: BenchResults): {
     }),
   }
   return { markdown: out.join('\n') + '\n', charts }
+}
+
+/**
+ * ssehub with the Redis broker against ssehub with the memory broker, the same build in the same
+ * run (ratio = Redis / memory), with Redis's own CPU apart.
+ */
+function redisSection(
+  out: string[],
+  find: (
+    s: string,
+    scenario: string,
+    subs: number,
+    mode: 'max' | 'rate',
+  ) => PhaseResult | undefined,
+  large: number,
+  r: BenchResults,
+): void {
+  const clients = r.settings.clients as number
+  const phases: [string, PhaseResult | undefined, PhaseResult | undefined][] = [
+    [
+      `broadcast ${n(large)}, max`,
+      find('ssehub', 'broadcast', large, 'max'),
+      find('ssehub-redis', 'broadcast', large, 'max'),
+    ],
+    [
+      `one-to-one ${n(clients)} client ids`,
+      find('ssehub', 'one-to-one', clients, 'max'),
+      find('ssehub-redis', 'one-to-one', clients, 'max'),
+    ],
+  ]
+  out.push(
+    '## The Redis broker against the memory broker (ssehub-redis / ssehub, same build, same run)',
+    '',
+    "ssehub-redis is the same hub with the Redis broker on a redis-server the bench started on a free port, pinned to the generator's core (the hub has core 0 to itself either way); Redis's CPU is read from its /proc apart from the hub's.",
+    '',
+    '| phase | figure | memory | redis | ratio |',
+    '| --- | --- | --: | --: | --: |',
+  )
+  for (const [label, memory, redis] of phases) {
+    if (memory === undefined && redis === undefined) continue
+    const row = (figure: string, get: (p: PhaseResult) => number | null | undefined, digits = 1) =>
+      out.push(
+        `| ${label} | ${figure} | ${n(memory && get(memory), digits)} | ${n(redis && get(redis), digits)} | ${ratio(redis && get(redis), memory && get(memory))} |`,
+      )
+    row('publishes/s', (p) => p.publishesPerSecond)
+    row('delivered events/s', (p) => p.deliveredPerSecond)
+    row('missed', (p) => p.missed, 0)
+    row('hub CPU µs per delivered event', (p) => p.serverCpuUsPerEvent, 2)
+    row('p50 ms', (p) => p.latency.p50Ms, 2)
+    row('p99 ms', (p) => p.latency.p99Ms, 2)
+    row('generator CPU %', (p) => p.generatorCpuPercent)
+    if (redis !== undefined)
+      out.push(
+        `| ${label} | Redis CPU ms per 1,000 published events | | ${n(redis.redisCpuMsPer1000Events, 2)} | |`,
+      )
+  }
+  out.push('')
 }
 
 /** Writes `<out>.json`, `<out>.md` and `<out>-<chart>.svg` (folders created); returns the paths. */

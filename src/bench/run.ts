@@ -28,6 +28,13 @@ import {
   type RunningServer,
 } from './servers.js'
 
+/** `, Redis 12 ms CPU/1000 events` for a phase of ssehub-redis, else nothing. */
+function redisCpu(row: PhaseResult): string {
+  return row.redisCpuMsPer1000Events === undefined
+    ? ''
+    : `, Redis ${row.redisCpuMsPer1000Events ?? '?'} ms CPU/1000 events`
+}
+
 /** Everything a run produced: the JSON file. */
 export interface BenchResults {
   readonly command: string
@@ -162,7 +169,7 @@ export async function runCapacityBench(
           for (const row of await broadcast(server, gen, subscribers, rate, phase)) {
             results.phases.push(tagged(row, round))
             log(
-              `  ${server.name} broadcast ${subscribers} ${row.mode}: ${row.deliveredPerSecond} events/s, p99 ${row.latency.p99Ms} ms, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%`,
+              `  ${server.name} broadcast ${subscribers} ${row.mode}: ${row.deliveredPerSecond} events/s, p99 ${row.latency.p99Ms} ms, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%${redisCpu(row)}`,
             )
           }
         },
@@ -177,7 +184,7 @@ export async function runCapacityBench(
         for (const row of await oneToOne(server, gen, clients, phase)) {
           results.phases.push(tagged(row, round))
           log(
-            `  ${server.name} ${row.scenario}: ${row.publishesPerSecond} publishes/s, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%`,
+            `  ${server.name} ${row.scenario}: ${row.publishesPerSecond} publishes/s, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%${redisCpu(row)}`,
           )
         }
       },

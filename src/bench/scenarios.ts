@@ -110,6 +110,11 @@ export interface PhaseResult {
   readonly generatorCpuPercent: number
   readonly serverRssGrowthBytes: number | null
   readonly closedByServer: number
+  /**
+   * The redis-server's CPU (user + system, from /proc) per 1,000 published events (entries it
+   * appended), in ms; only for `ssehub-redis`.
+   */
+  readonly redisCpuMsPer1000Events?: number | null
   /** Latency histogram (bucket counts) for the charts. */
   readonly histogram: readonly number[]
   /** Which round of `--repeat` (1-based), when there were several. */
@@ -126,6 +131,7 @@ async function measure(
 ): Promise<PhaseResult> {
   await gen.reset()
   const before = server.pid === null ? null : sample(server.pid)
+  const redisBefore = server.redisPid === null ? null : sample(server.redisPid)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const published = await gen.publish(plan)
@@ -154,6 +160,7 @@ async function measure(
   const end = stats.received >= expected ? performance.now() : lastGrowth
   const wallS = Math.max(1e-3, (end - t0) / 1000)
   const after = server.pid === null ? null : sample(server.pid)
+  const redisAfter = server.redisPid === null ? null : sample(server.redisPid)
   const cpu = process.cpuUsage(cpu0)
   const serverCpu = before === null || after === null ? null : after.cpuSeconds - before.cpuSeconds
   const delivered = stats.received
@@ -179,6 +186,16 @@ async function measure(
     serverRssGrowthBytes:
       before === null || after === null ? null : after.rssBytes - before.rssBytes,
     closedByServer: stats.closedByServer,
+    ...(redisBefore === null || redisAfter === null
+      ? {}
+      : {
+          redisCpuMsPer1000Events:
+            published.accepted === 0
+              ? null
+              : round(
+                  (1e6 * (redisAfter.cpuSeconds - redisBefore.cpuSeconds)) / published.accepted,
+                ),
+        }),
     histogram: Array.from(stats.histogram),
   }
 }

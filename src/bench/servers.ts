@@ -24,6 +24,8 @@ export interface RunningServer {
   readonly dialect: Dialect
   /** The process id, when the bench started it (else /proc figures are unavailable). */
   readonly pid: number | null
+  /** The redis-server the bench started for it (`ssehub-redis`), else `null`: its CPU is its own. */
+  readonly redisPid: number | null
   /** Event-loop lag since the last call (Node servers only). */
   lag(): Promise<{ lagP50Ms: number; lagP99Ms: number; lagMaxMs: number } | null>
   stop(): Promise<void>
@@ -31,6 +33,8 @@ export interface RunningServer {
 
 const nodeScripts: Record<Exclude<ServerName, 'nchan'>, string> = {
   ssehub: 'ssehub-server.js',
+  // The same script: BENCH_REDIS_URL gives it the Redis broker.
+  'ssehub-redis': 'ssehub-server.js',
   'better-sse': 'better-sse-server.js',
   'naive-express': 'naive-express-server.js',
   'node-floor': 'node-floor-server.js',
@@ -96,6 +100,8 @@ export function absence(name: ServerName): string | null {
       return `needs the ${pkg} package: npm install ${pkg}`
     }
   }
+  if (name === 'ssehub-redis' && spawnSync('redis-server', ['--version']).error !== undefined)
+    return 'needs redis-server on the PATH (Debian: apt-get install redis-server)'
   if (name !== 'nchan') {
     const script = builtFile(`peers/${nodeScripts[name]}`)
     return existsSync(script) ? null : `${script} is missing: run npm run build`
@@ -238,6 +244,7 @@ async function startNode(
   })
   const versions: Record<Exclude<ServerName, 'nchan'>, () => string> = {
     ssehub: ssehubVersion,
+    'ssehub-redis': () => `${ssehubVersion()}, ${redisVersion()}`,
     'better-sse': () => packageVersion('better-sse'),
     'naive-express': () => `express ${packageVersion('express')}`,
     'node-floor': () => `node:net, ${process.version}`,
@@ -250,6 +257,7 @@ async function startNode(
     host: '127.0.0.1',
     dialect: 'json',
     pid: child.pid ?? null,
+    redisPid: null,
     lag: () =>
       new Promise((resolve) => {
         const timer = setTimeout(() => resolve(null), 2000)
@@ -285,6 +293,7 @@ async function startNchan(maxConnections: number): Promise<RunningServer> {
     host: '127.0.0.1',
     dialect: 'nchan',
     pid: child.pid ?? null,
+    redisPid: null,
     lag: () => Promise.resolve(null),
     stop: async () => {
       // SIGTERM is nginx's fast stop; stopChild escalates to SIGKILL after its timeout.
@@ -294,8 +303,37 @@ async function startNchan(maxConnections: number): Promise<RunningServer> {
   }
 }
 
-/** Starts one server. */
-export function startServer(
+function redisVersion(): string {
+  const out = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout ?? ''
+  return `redis ${/v=(\S+)/.exec(out)?.[1] ?? '?'}`
+}
+
+/**
+ * A redis-server for `ssehub-redis` on a free loopback port, without persistence (the bench
+ * measures the hub's Redis path, not the disk), pinned to the generator's core 1: the hub keeps
+ * core 0 to itself, as with the memory broker, and Redis's own CPU is read apart.
+ */
+async function startRedisServer(): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort()
+  const [command, args] = pinned(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    1,
+  )
+  const child = track(spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] }))
+  let err = ''
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk.slice(0, 4000)))
+  try {
+    await waitForPort(port, child, 10_000)
+  } catch (error) {
+    await stopChild(child)
+    throw new Error(`redis-server did not start: ${String(error)} ${err}`, { cause: error })
+  }
+  return { port, child }
+}
+
+/** Starts one server (for `ssehub-redis`, its redis-server first). */
+export async function startServer(
   name: ServerName,
   options: { historyMaxEvents?: number; maxConnections: number },
 ): Promise<RunningServer> {
@@ -303,7 +341,25 @@ export function startServer(
   const env: Record<string, string> = {}
   if (options.historyMaxEvents !== undefined)
     env.BENCH_HISTORY_MAX_EVENTS = String(options.historyMaxEvents)
-  return startNode(name, env)
+  if (name !== 'ssehub-redis') return startNode(name, env)
+  const redis = await startRedisServer()
+  // `taskset` execs redis-server: the child's pid is Redis's.
+  const redisPid = redis.child.pid ?? null
+  let server: RunningServer
+  try {
+    server = await startNode(name, { ...env, BENCH_REDIS_URL: `redis://127.0.0.1:${redis.port}` })
+  } catch (error) {
+    await stopChild(redis.child)
+    throw error
+  }
+  return {
+    ...server,
+    redisPid,
+    stop: async () => {
+      await server.stop()
+      await stopChild(redis.child)
+    },
+  }
 }
 
 /**
@@ -334,6 +390,7 @@ export async function externalServer(url: string): Promise<RunningServer> {
     host,
     dialect: 'json',
     pid: null,
+    redisPid: null,
     lag: () => Promise.resolve(null),
     stop: () => Promise.resolve(),
   }

@@ -41,6 +41,8 @@ export function predecessor(id: StreamId): StreamId {
 export interface RedisPublication extends Publication {
   readonly epoch: string
   readonly streamId: StreamId
+  /** `streamId` as Redis wrote it (`<ms>-<seq>`): cursors keep this string, never build one. */
+  readonly streamRaw: string
 }
 
 /** A connection's position: the epoch and the last stream entry id it got. */
@@ -51,13 +53,15 @@ export class RedisCursor implements Cursor {
     private raw: string,
   ) {}
 
+  // Runs once per recipient of every live event: it compares and keeps references, it allocates
+  // nothing (the id string is the publication's, shared by every recipient and its frame).
   advance(publication: Publication): string | null {
     const pub = publication as RedisPublication
     // A publication of a newer epoch (Redis lost its data) starts a new log: take it.
     if (pub.epoch === this.epoch && compareIds(pub.streamId, this.position) <= 0) return null
     this.epoch = pub.epoch
     this.position = pub.streamId
-    this.raw = `${pub.streamId.ms}-${pub.streamId.seq}`
+    this.raw = pub.streamRaw
     return pub.id
   }
 
@@ -67,47 +71,82 @@ export class RedisCursor implements Cursor {
 }
 
 /**
- * The publish script: creates the epoch if Redis lost it, honours an idempotency key, appends,
- * trims by age, tracks finished topics, atomically. KEYS: log, meta, the idempotency key (`idem:`
- * plus the key; unused without one), then one `end:` key per topic. ARGV: maxlen, epoch
- * candidate, minid ('' = no age trim), ended ttl ms, close ('1'/'0'), time, the request's
- * fingerprint ('' = no idempotency key), the idempotency window in ms, then the entry's
- * field/value pairs. Returns `{id, epoch}`, or `{id, epoch, 'duplicate'}` /
- * `{'', epoch, 'conflict'}` for a used key.
+ * The publish script: appends a batch of entries (publishes and commands, in order), atomically:
+ * creates the epoch if Redis lost it, honours idempotency keys (a key used earlier in the same
+ * batch counts), numbers the entries without gaps, trims by age, tracks finished topics.
+ *
+ * KEYS: log, meta, then for each entry: its idempotency key (`idem:` plus the key; only when it
+ * has one), then one `end:` key per topic.
+ * ARGV: maxlen, epoch candidate, minid ('' = no age trim), ended ttl ms, idempotency window ms,
+ * the number of entries; then for each entry: close ('1'/'0'), the request's fingerprint ('' = no
+ * idempotency key), its number of `end:` keys, its number of field/value strings, those strings.
+ * Returns `{epoch, id1, outcome1, id2, outcome2...}`: an outcome is '' (appended), 'duplicate'
+ * (a used key: the first entry's id, nothing appended) or 'conflict' (another event under a used
+ * key: id '').
  */
-export const publishScript = `
+export const publishBatchScript = `
 local epoch = redis.call('HGET', KEYS[2], 'e')
 if not epoch then
   epoch = ARGV[2]
   redis.call('HSET', KEYS[2], 'e', epoch)
 end
--- An idempotency key already used: the first entry's id, nothing appended (or, for another
--- event under the key, a conflict). Atomic with the append: concurrent retries on any node
--- publish once.
-if ARGV[7] ~= '' then
-  local first = redis.call('GET', KEYS[3])
-  if first then
-    local space = string.find(first, ' ', 1, true)
-    if string.sub(first, space + 1) ~= ARGV[7] then return {'', epoch, 'conflict'} end
-    return {string.sub(first, 1, space - 1), epoch, 'duplicate'}
-  end
-end
 -- 'n' numbers the entries without gaps, so a reader knows when trimming overtook it.
-local fields = {'n', tostring(redis.call('HINCRBY', KEYS[2], 'n', 1))}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
-if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
-if ARGV[7] ~= '' then redis.call('SET', KEYS[3], id .. ' ' .. ARGV[7], 'PX', ARGV[8]) end
-for i = 4, #KEYS do
-  if ARGV[5] == '1' then
-    redis.call('DEL', KEYS[i])
-    redis.call('HSET', KEYS[i], 'i', id, unpack(fields))
-    redis.call('PEXPIRE', KEYS[i], ARGV[4])
+local n = tonumber(redis.call('HGET', KEYS[2], 'n') or '0')
+local appended = false
+local out = {epoch}
+local k = 3
+local a = 7
+for _ = 1, tonumber(ARGV[6]) do
+  local close = ARGV[a]
+  local fingerprint = ARGV[a + 1]
+  local ends = tonumber(ARGV[a + 2])
+  local first = a + 4
+  local last = first + tonumber(ARGV[a + 3]) - 1
+  a = last + 1
+  local idem = nil
+  if fingerprint ~= '' then
+    idem = KEYS[k]
+    k = k + 1
+  end
+  local endFirst = k
+  k = k + ends
+  local used = nil
+  -- An idempotency key already used (by an earlier batch or earlier in this one): the first
+  -- entry's id, nothing appended (or, for another event under the key, a conflict). Atomic with
+  -- the append: concurrent retries on any node publish once.
+  if idem then used = redis.call('GET', idem) end
+  if used then
+    local space = string.find(used, ' ', 1, true)
+    if string.sub(used, space + 1) ~= fingerprint then
+      out[#out + 1] = ''
+      out[#out + 1] = 'conflict'
+    else
+      out[#out + 1] = string.sub(used, 1, space - 1)
+      out[#out + 1] = 'duplicate'
+    end
   else
-    redis.call('DEL', KEYS[i])
+    n = n + 1
+    appended = true
+    local fields = {'n', string.format('%d', n)}
+    for i = first, last do fields[#fields + 1] = ARGV[i] end
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+    if idem then redis.call('SET', idem, id .. ' ' .. fingerprint, 'PX', ARGV[5]) end
+    for i = endFirst, endFirst + ends - 1 do
+      redis.call('DEL', KEYS[i])
+      if close == '1' then
+        redis.call('HSET', KEYS[i], 'i', id, unpack(fields))
+        redis.call('PEXPIRE', KEYS[i], ARGV[4])
+      end
+    end
+    out[#out + 1] = id
+    out[#out + 1] = ''
   end
 end
-return {id, epoch}
+if appended then
+  redis.call('HSET', KEYS[2], 'n', string.format('%d', n))
+  if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
+end
+return out
 `
 
 /** Flat `[k, v, k, v]` (RESP2 / legacy mapping) or an object (RESP3 mapping) to a record. */
@@ -177,6 +216,7 @@ export function toPublication(
     time: Number(streamId.ms),
     epoch,
     streamId,
+    streamRaw: id,
   }
 }
 

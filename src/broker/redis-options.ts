@@ -54,6 +54,14 @@ export interface RedisBrokerOptions {
    */
   readonly publishTimeoutMs?: number
   /**
+   * Most events (publishes and commands) carried by one round trip to Redis. The publishes of one
+   * turn of the event loop travel together, in order, in one script call; a turn with more sends
+   * a batch each time this many are queued. A batch runs atomically in Redis, so this also bounds
+   * how long one batch holds Redis (a few µs per event).
+   * @default 256
+   */
+  readonly maxPublishBatchEvents?: number
+  /**
    * `BLOCK` of the reader's `XREAD`, in ms; the watchdog fires at this plus 3 s.
    * @default 2000
    */
@@ -103,6 +111,7 @@ export const REDIS_BROKER_DEFAULTS: Omit<ResolvedRedisBrokerOptions, 'client' | 
     endedTopicTtlMs: MEMORY_BROKER_DEFAULTS.endedTopicTtlMs,
     idempotencyWindowMs: MEMORY_BROKER_DEFAULTS.idempotencyWindowMs,
     publishTimeoutMs: 2_000,
+    maxPublishBatchEvents: 256,
     blockMs: 2_000,
     readCount: 500,
     maxReplayScan: 20_000,
@@ -153,6 +162,7 @@ export function resolveRedisBrokerOptions(options: RedisBrokerOptions): Resolved
     endedTopicTtlMs: int('endedTopicTtlMs'),
     idempotencyWindowMs: int('idempotencyWindowMs'),
     publishTimeoutMs: int('publishTimeoutMs'),
+    maxPublishBatchEvents: int('maxPublishBatchEvents'),
     blockMs: int('blockMs'),
     readCount: int('readCount'),
     maxReplayScan: int('maxReplayScan'),

@@ -22,7 +22,6 @@ import {
   newEpoch,
   parseStreamId,
   predecessor,
-  publishScript,
   toPublication,
   toRecord,
   type Entry,
@@ -31,6 +30,7 @@ import {
   withTimeout,
 } from './redis-log.js'
 import { readerOf, type RedisClient } from './redis-client.js'
+import { PublishBatcher, runPublishBatch, type AppendResult } from './redis-batch.js'
 import { resolveRedisBrokerOptions, type RedisBrokerOptions } from './redis-options.js'
 import { RedisPresence } from './redis-presence.js'
 
@@ -79,6 +79,8 @@ export class RedisBroker implements Broker {
   /** The reader connection's last error of this outage (`connect ECONNREFUSED ...`). */
   private connectionError: string | null = null
   private loop: Promise<void> | null = null
+  /** The publishes and commands of this turn, sent to Redis in one round trip (redis-batch.ts). */
+  private readonly batcher: PublishBatcher
 
   /** @throws {TypeError} or {@link RangeError} for a bad option, naming it. */
   constructor(options: RedisBrokerOptions) {
@@ -96,6 +98,7 @@ export class RedisBroker implements Broker {
     this.blockMs = resolved.blockMs
     this.readCount = resolved.readCount
     this.maxReplayScan = resolved.maxReplayScan
+    this.batcher = this.createBatcher(resolved.maxPublishBatchEvents)
     this.presence = new RedisPresence({
       client: resolved.client,
       prefix: resolved.prefix,
@@ -119,10 +122,9 @@ export class RedisBroker implements Broker {
 
   async publish(request: PublishRequest): Promise<Publication> {
     const fields = entryFields(request)
-    const topicKeys = request.keys.filter((key) => !key.startsWith('@'))
     const key = request.idempotencyKey
     const [id, epoch, outcome] = await this.append(
-      topicKeys,
+      request.keys,
       request.close === true,
       fields,
       key === undefined ? null : { key, fingerprint: publishFingerprint(request) },
@@ -326,36 +328,53 @@ export class RedisBroker implements Broker {
     this.sink = null
   }
 
-  /** Runs the publish script: resolves with the entry id and the epoch once Redis has it. */
-  private async append(
-    topicKeys: readonly string[],
+  /**
+   * Queues an entry for this turn's publish script call: resolves with its entry id and the epoch
+   * once Redis has it. Refuses at once while Redis is away (the caller answers 503 now).
+   */
+  private append(
+    keys: readonly string[],
     close: boolean,
     fields: readonly string[],
     once: { readonly key: string; readonly fingerprint: string } | null,
-  ): Promise<[id: string, epoch: string, outcome?: 'duplicate' | 'conflict']> {
-    if (this.closed) throw new Error('The Redis broker is closed.')
+  ): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new Error('The Redis broker is closed.'))
     if (this.client.status !== 'ready')
-      throw new Error(`Redis is not connected (${this.client.status}).`)
-    const now = Date.now()
-    const minId = this.maxAgeMs === null ? '' : `${now - this.maxAgeMs}-0`
-    const call = this.client.eval(
-      publishScript,
-      3 + topicKeys.length,
-      this.logKey,
-      this.metaKey,
-      this.idemPrefix + (once?.key ?? ''),
-      ...topicKeys.map((key) => this.endPrefix + key),
-      String(this.maxEvents),
-      newEpoch(),
-      minId,
-      String(this.endedTtlMs),
-      close ? '1' : '0',
-      String(now),
-      once?.fingerprint ?? '',
-      String(this.idempotencyWindowMs),
-      ...fields,
-    ) as Promise<[string, string, ('duplicate' | 'conflict')?]>
-    return withTimeout(call, this.publishTimeoutMs, 'Redis did not confirm the publish in time.')
+      return Promise.reject(new Error(`Redis is not connected (${this.client.status}).`))
+    const endKeys: string[] = []
+    for (const key of keys) if (!key.startsWith('@')) endKeys.push(this.endPrefix + key)
+    return this.batcher.add({
+      endKeys,
+      close,
+      fields,
+      once:
+        once === null ? null : { key: this.idemPrefix + once.key, fingerprint: once.fingerprint },
+    })
+  }
+
+  /** The batcher of this broker: one publish script call per turn, on the command connection. */
+  private createBatcher(maxEvents: number): PublishBatcher {
+    const context = {
+      client: this.client,
+      logKey: this.logKey,
+      metaKey: this.metaKey,
+      maxEvents: this.maxEvents,
+      maxAgeMs: this.maxAgeMs,
+      endedTtlMs: this.endedTtlMs,
+      idempotencyWindowMs: this.idempotencyWindowMs,
+      newEpoch,
+    }
+    return new PublishBatcher(
+      (appends, timeoutMs) => {
+        // Closed, or Redis went away, while the batch waited for its turn: nothing is sent.
+        if (this.closed) return Promise.reject(new Error('The Redis broker is closed.'))
+        if (this.client.status !== 'ready')
+          return Promise.reject(new Error(`Redis is not connected (${this.client.status}).`))
+        return runPublishBatch(context, appends, timeoutMs)
+      },
+      maxEvents,
+      this.publishTimeoutMs,
+    )
   }
 
   /**
@@ -477,23 +496,26 @@ export class RedisBroker implements Broker {
         backoff = 100
         for (const [, entries] of (reply ?? []) as [string, Entry[]][]) {
           for (const [id, fields] of entries) {
+            // Decoded once, here: the hub shares this publication and its frame among recipients.
+            const publication = toPublication(this.epoch, id, fields)
             const n = entryNumber(fields)
             // A hole in the numbering: trimming overtook this reader (a node stalled longer than
             // the history: GC pause, overload, SIGSTOP). The reset precedes the events after it.
             // Its id is the position right before this entry: a resume from it replays this entry on.
             if (n !== null && this.lastNumber !== null && n > this.lastNumber + 1) {
-              const before = predecessor(parseStreamId(id))
+              const before = predecessor(publication?.streamId ?? parseStreamId(id))
               this.sink?.reset('expired', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
             } else if (n !== null && this.lastNumber !== null && n <= this.lastNumber) {
               // Numbered again from below: the log lost entries this node delivered (a failover
               // to a replica that lacked them; a restart that lost its last writes). Connections
               // hold ids the log no longer has: a reset before the log's new entries.
-              const before = predecessor(parseStreamId(id))
+              const before = predecessor(publication?.streamId ?? parseStreamId(id))
               this.sink?.reset('unknown', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
             }
             if (n !== null) this.lastNumber = n
-            this.setPosition(id)
-            this.dispatch(id, fields)
+            this.positionRaw = id
+            this.position = publication?.streamId ?? parseStreamId(id)
+            this.dispatch(id, fields, publication)
           }
         }
       } catch (error) {
@@ -531,10 +553,13 @@ export class RedisBroker implements Broker {
     this.reader = null
   }
 
-  private dispatch(id: string, fields: readonly string[]): void {
+  private dispatch(
+    id: string,
+    fields: readonly string[],
+    publication: RedisPublication | null,
+  ): void {
     const sink = this.sink
     if (sink === null) return
-    const publication = toPublication(this.epoch, id, fields)
     if (publication !== null) {
       sink.publication(publication)
       return

@@ -93,6 +93,37 @@ describe('ssehub bench', () => {
     expect(readFileSync(`${out}-latency.svg`, 'utf8')).toMatch(/^<svg /)
   }, 120_000)
 
+  it('runs ssehub on the Redis broker beside the memory broker, with 0 missed, Redis CPU and a comparison section', async () => {
+    const { code, cli, out } = await tinyBench([
+      ...['--servers', 'ssehub,ssehub-redis', '--scenarios', 'broadcast,one-to-one'],
+      ...['--subscribers', '50', '--rate', '20', '--clients', '50'],
+    ])
+    expect(code, cli).toBe(0)
+    const results = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as {
+      versions: Record<string, string>
+      phases: {
+        server: string
+        scenario: string
+        published: number
+        missed: number
+        redisCpuMsPer1000Events?: number | null
+      }[]
+    }
+    expect(results.versions['ssehub-redis']).toMatch(/, redis \d/)
+    const redis = results.phases.filter((p) => p.server === 'ssehub-redis')
+    expect(redis.map((p) => p.scenario)).toEqual(['broadcast', 'broadcast', 'one-to-one'])
+    for (const phase of redis) {
+      expect(phase.published).toBeGreaterThan(0)
+      expect(phase.missed).toBe(0)
+      expect(phase.redisCpuMsPer1000Events).toBeTypeOf('number')
+    }
+    for (const phase of results.phases.filter((p) => p.server === 'ssehub'))
+      expect(phase).not.toHaveProperty('redisCpuMsPer1000Events')
+    expect(readFileSync(`${out}.md`, 'utf8')).toContain(
+      '## The Redis broker against the memory broker',
+    )
+  }, 120_000)
+
   it('runs the node:net floor through the same scenarios, with 0 missed', async () => {
     const { code, cli, out } = await tinyBench([
       ...['--servers', 'node-floor', '--scenarios', 'broadcast,one-to-one'],

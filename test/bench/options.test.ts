@@ -4,6 +4,7 @@ import {
   benchHelp,
   parseBenchArgs,
   scenarioNames,
+  defaultServers,
   serverNames,
   type BenchOptions,
 } from '../../src/bench/options.js'
@@ -17,7 +18,7 @@ function parse(argv: string[], env: Record<string, string> = {}): BenchOptions {
 describe('ssehub bench options', () => {
   it('defaults to every server and scenario, the committed sizes and bench/results/capacity', () => {
     expect(parse([])).toEqual({
-      servers: serverNames,
+      servers: defaultServers,
       url: undefined,
       key: undefined,
       connections: 10_000,
@@ -35,6 +36,13 @@ describe('ssehub bench options', () => {
       out: 'bench/results/capacity',
       command: 'ssehub bench',
     })
+  })
+
+  it('runs ssehub-redis (ssehub on the Redis broker) only when --servers names it', () => {
+    expect(defaultServers).not.toContain('ssehub-redis')
+    expect(serverNames).toContain('ssehub-redis')
+    expect(parse(['--servers', 'ssehub,ssehub-redis']).servers).toEqual(['ssehub', 'ssehub-redis'])
+    expect(benchHelp()).toContain('ssehub-redis')
   })
 
   it('lists every flag with its default in --help, within 100 columns', () => {

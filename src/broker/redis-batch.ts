@@ -1,0 +1,206 @@
+/**
+ * The Redis broker's publish batching: every publish (and command) of one turn of the event loop
+ * travels to Redis in one script call, in the order they were made, and each caller gets its own
+ * outcome. A turn's publishes cost one round trip, one timer and one reply instead of one each,
+ * and the entries they append are read back together, so the hub writes them to each connection
+ * in one socket write, as it does with the memory broker.
+ */
+import { createHash } from 'node:crypto'
+import type { RedisClient } from './redis-client.js'
+import { ErrorCodes, SseError } from '../errors.js'
+import { publishBatchScript, withTimeout } from './redis-log.js'
+
+/** One entry to append: what the publish script needs of a publish or a command. */
+export interface Append {
+  /** The `end:` keys of its topics (already prefixed): a finished topic is tracked under each. */
+  readonly endKeys: readonly string[]
+  /** The last event of its topics. */
+  readonly close: boolean
+  /** The entry's field/value pairs (the script prepends `n`). */
+  readonly fields: readonly string[]
+  /** The idempotency key (prefixed) and the request's fingerprint, or `null` without a key. */
+  readonly once: { readonly key: string; readonly fingerprint: string } | null
+}
+
+/** What Redis made of one {@link Append}: its entry id, the epoch, and a used key's outcome. */
+export type AppendResult = [id: string, epoch: string, outcome?: 'duplicate' | 'conflict']
+
+interface Waiting {
+  readonly append: Append
+  readonly resolve: (result: AppendResult) => void
+  readonly reject: (error: Error) => void
+}
+
+/**
+ * Where a {@link PublishBatcher} sends a batch: one round trip, one result per append, in order.
+ * `timeoutMs` is what is left of the publish timeout of the batch's oldest append.
+ */
+export type SendBatch = (appends: readonly Append[], timeoutMs: number) => Promise<AppendResult[]>
+
+/**
+ * Group commit: appends queue while a batch is in flight, and go together, in the order they were
+ * made, in the next batch, sent in the event loop's check phase (`setImmediate`) after the one in
+ * flight came back. Under load a batch thus carries whatever arrived during one round trip (deeper
+ * batches, fewer round trips and fewer reads back); when idle, an append goes in the turn it was
+ * made. A queue that reaches `maxEvents` is sent at once, in flight or not (Redis runs batches in
+ * the order they were sent on the one connection, so order holds across batches too).
+ *
+ * Bounds: a batch holds at most `maxEvents` appends; the queue is bounded by the publishes the
+ * server admits, and each append fails once `timeoutMs` passed since it was queued.
+ */
+export class PublishBatcher {
+  private queue: Waiting[] = []
+  /** When the oldest queued append was queued (its timeout counts from then). */
+  private queuedAt = 0
+  private inFlight = 0
+  private scheduled = false
+
+  constructor(
+    private readonly send: SendBatch,
+    private readonly maxEvents: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Queues `append` for the next batch; resolves with its own result, or rejects with the batch's error. */
+  add(append: Append): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      if (this.queue.length === 0) this.queuedAt = performance.now()
+      this.queue.push({ append, resolve, reject })
+      if (this.queue.length >= this.maxEvents) this.flush()
+      else this.schedule()
+    })
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight > 0 || this.queue.length === 0) return
+    this.scheduled = true
+    setImmediate(this.flushScheduled)
+  }
+
+  private readonly flushScheduled = (): void => {
+    this.scheduled = false
+    if (this.inFlight === 0) this.flush()
+  }
+
+  /** Sends what is queued (nothing when empty). */
+  private flush(): void {
+    const batch = this.queue
+    if (batch.length === 0) return
+    this.queue = []
+    const left = Math.max(1, Math.round(this.timeoutMs - (performance.now() - this.queuedAt)))
+    this.inFlight++
+    let sent: Promise<AppendResult[]>
+    try {
+      sent = this.send(
+        batch.map((waiting) => waiting.append),
+        left,
+      )
+    } catch (error) {
+      sent = Promise.reject(error instanceof Error ? error : new Error(String(error)))
+    }
+    sent
+      .then(
+        (results) => {
+          for (let i = 0; i < batch.length; i++) {
+            const result = results[i]
+            if (result !== undefined) batch[i]!.resolve(result)
+            else batch[i]!.reject(new Error('Redis answered fewer results than the batch held.'))
+          }
+        },
+        (error: unknown) => {
+          // One failure for every caller of the batch: none of them knows whether its event was
+          // appended (a timeout may come after Redis did it), as with a single publish.
+          const cause = error instanceof Error ? error : new Error(String(error))
+          for (const waiting of batch) waiting.reject(unavailable(cause))
+        },
+      )
+      .finally(() => {
+        this.inFlight--
+        this.schedule()
+      })
+      .catch(() => {})
+  }
+}
+
+/** `ERR_SSE_BROKER_UNAVAILABLE` for a batch Redis did not take; `cause` says why. */
+function unavailable(cause: Error): SseError {
+  return new SseError(
+    ErrorCodes.BROKER_UNAVAILABLE,
+    `Redis did not take the event (${cause.message}); retry later.`,
+    { cause },
+  )
+}
+
+/** The SHA1 of the publish script: it runs by `EVALSHA` once Redis has it. */
+const publishBatchSha = createHash('sha1').update(publishBatchScript).digest('hex')
+
+/** The prefix-derived keys and bounds every batch of one broker shares. */
+export interface BatchScriptContext {
+  readonly client: RedisClient
+  readonly logKey: string
+  readonly metaKey: string
+  readonly maxEvents: number
+  readonly maxAgeMs: number | null
+  readonly endedTtlMs: number
+  readonly idempotencyWindowMs: number
+  /** A new epoch candidate (used when Redis lost the meta hash). */
+  readonly newEpoch: () => string
+}
+
+/**
+ * Runs the publish script on `appends` (see {@link publishBatchScript} for its arguments):
+ * `EVALSHA`, and `EVAL` (which loads it) when Redis does not have it yet or lost it in a restart.
+ * Rejects when Redis has not answered within `timeoutMs`.
+ */
+export async function runPublishBatch(
+  context: BatchScriptContext,
+  appends: readonly Append[],
+  timeoutMs: number,
+): Promise<AppendResult[]> {
+  const keys: string[] = [context.logKey, context.metaKey]
+  const args: string[] = [
+    String(context.maxEvents),
+    context.newEpoch(),
+    context.maxAgeMs === null ? '' : `${Date.now() - context.maxAgeMs}-0`,
+    String(context.endedTtlMs),
+    String(context.idempotencyWindowMs),
+    String(appends.length),
+  ]
+  for (const append of appends) {
+    if (append.once !== null) keys.push(append.once.key)
+    keys.push(...append.endKeys)
+    args.push(
+      append.close ? '1' : '0',
+      append.once?.fingerprint ?? '',
+      String(append.endKeys.length),
+      String(append.fields.length),
+      ...append.fields,
+    )
+  }
+  const run = async (): Promise<unknown> => {
+    try {
+      return await context.client.evalsha(publishBatchSha, keys.length, ...keys, ...args)
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      return context.client.eval(publishBatchScript, keys.length, ...keys, ...args)
+    }
+  }
+  const reply = await withTimeout(run(), timeoutMs, 'Redis did not confirm the publish in time.')
+  return toResults(reply, appends.length)
+}
+
+/** `[epoch, id1, outcome1, id2, outcome2...]` to one result per append. */
+function toResults(reply: unknown, count: number): AppendResult[] {
+  if (!Array.isArray(reply) || reply.length !== 1 + 2 * count)
+    throw new Error('Redis answered the publish script with an unexpected reply.')
+  const epoch = String(reply[0])
+  const results: AppendResult[] = []
+  for (let i = 0; i < count; i++) {
+    const id = String(reply[1 + 2 * i])
+    const outcome = String(reply[2 + 2 * i])
+    results.push(
+      outcome === 'duplicate' || outcome === 'conflict' ? [id, epoch, outcome] : [id, epoch],
+    )
+  }
+  return results
+}
