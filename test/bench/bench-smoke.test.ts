@@ -151,7 +151,7 @@ describe('ssehub bench', () => {
     await expect(runBench(['--url', 'http://example.com/'], io())).rejects.toThrow(/loopback/)
     await expect(runBench(['--nope'], io())).rejects.toThrow(UsageError)
     await expect(runBench(['--servers', 'ssehub,nope'], io())).rejects.toThrow(
-      /unknown "nope"; known: ssehub, better-sse/,
+      /unknown "nope"; known: ssehub, ssehub-redis, better-sse/,
     )
   })
 
