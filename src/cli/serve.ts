@@ -12,7 +12,15 @@ import { SHOWCASE_OPTION_NAMES, createShowcase } from '../showcase/index.js'
 import { UsageError, type CliIo } from './io.js'
 import { LogSampler, createLogger, type LogFields, type Logger } from './log.js'
 import { serveHelp } from './serve-flags.js'
-import { parseServeArgs, type ServeOptions } from './serve-options.js'
+import { parseServeArgs, type ServeConfig, type ServeOptions } from './serve-options.js'
+import {
+  createWorkerBroker,
+  exitWithPrimary,
+  isWorkerProcess,
+  runPrimary,
+  workerNodeId,
+  workerShuttingDown,
+} from './workers.js'
 
 /**
  * `ssehub serve`: runs the hub server until `io.signal` aborts (SIGINT/SIGTERM), then shuts down
@@ -25,16 +33,28 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     io.stdout(serveHelp())
     return 0
   }
+  // --workers N: this process supervises N workers that are one hub (workers.ts).
+  const worker = config.workers > 1 && isWorkerProcess()
+  if (config.workers > 1 && !worker) {
+    return runPrimary(config, argv, io, {
+      storeBroker: () => storeBroker(config),
+      memoryOptions: pick(config.options, HISTORY_OPTION_NAMES),
+    })
+  }
   const redis = config.redisUrl === undefined ? null : await connectRedis(config.redisUrl)
   const log = createLogger({ format: config.logFormat, write: io.stdout })
   const sampler = new LogSampler(log)
+  if (worker) exitWithPrimary(log)
   let broker: Broker | undefined
   let hubServer: HubServer
   try {
     if (redis !== null) {
+      const { nodeId, ...redisOptions } = config.redisOptions
       broker = new RedisBroker({
         client: redis,
-        ...config.redisOptions,
+        ...redisOptions,
+        // Each worker is a node of its own: ids tell them apart.
+        ...(worker ? { nodeId: workerNodeId(nodeId) } : nodeId === undefined ? {} : { nodeId }),
         ...pick(config.options, [
           'historyMaxEvents',
           'historyMaxAgeMs',
@@ -42,21 +62,11 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
           'idempotencyWindowMs',
         ]),
       })
-    } else if (config.durable !== null) {
-      const { dataDir, fsync, historyMaxBytes } = config.durable
-      broker = new DurableBroker({
-        dataDir,
-        ...(fsync === undefined ? {} : { fsync }),
-        ...(historyMaxBytes === undefined ? {} : { historyMaxBytes }),
-        ...pick(config.options, [
-          'historyMaxEvents',
-          'historyMaxAgeMs',
-          'endedTopicTtlMs',
-          'maxEndedTopics',
-          'idempotencyWindowMs',
-          'maxIdempotencyKeys',
-        ]),
-      })
+    } else if (worker) {
+      // The primary owns the store: a worker reaches it through its link.
+      broker = createWorkerBroker()
+    } else {
+      broker = storeBroker(config)
     }
     // The showcase (dashboard, demos) is a part the CLI mounts beside the API.
     const showcase = createShowcase(pick(config.options, SHOWCASE_OPTION_NAMES))
@@ -84,6 +94,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       address,
       config.options,
       broker instanceof DurableBroker ? broker.dataDir : undefined,
+      worker,
     )
   } catch (error) {
     await hubServer.close()
@@ -108,6 +119,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       io.signal.addEventListener('abort', () => resolve(), { once: true }),
     )
   }
+  if (worker) workerShuttingDown()
   const streams = hubServer.hub.stats().connections
   const started = Date.now()
   log.log('info', `ssehub shutting down: ending ${streams} stream${streams === 1 ? '' : 's'}`, {
@@ -198,10 +210,20 @@ function logStart(
   address: AddressInfo,
   options: ServeOptions,
   dataDir: string | undefined,
+  worker: boolean,
 ): void {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `${hubServer.protocol}://${host}:${address.port}`
   const broker = hubServer.hub.broker.health().broker
+  if (worker) {
+    // The primary writes the one `listening on` line, once every worker listens.
+    log.log('info', `ssehub worker ${hubServer.hub.node} ready on ${url}`, {
+      event: 'worker-start',
+      pid: process.pid,
+      node: hubServer.hub.node,
+    })
+    return
+  }
   // Validated already (the server was built from them): resolved for their effective values.
   const hub = resolveHubOptions(options)
   const server = resolveServerOptions(options)
@@ -253,6 +275,28 @@ function packageVersion(): string {
     }
   ).version
   return version
+}
+
+/** The history options every store takes from the command line. */
+const HISTORY_OPTION_NAMES = [
+  'historyMaxEvents',
+  'historyMaxAgeMs',
+  'endedTopicTtlMs',
+  'maxEndedTopics',
+  'idempotencyWindowMs',
+  'maxIdempotencyKeys',
+] as const
+
+/** The durable broker of `--store durable` (the default), or `undefined` for `--store memory`. */
+function storeBroker(config: ServeConfig): Broker | undefined {
+  if (config.durable === null) return undefined
+  const { dataDir, fsync, historyMaxBytes } = config.durable
+  return new DurableBroker({
+    dataDir,
+    ...(fsync === undefined ? {} : { fsync }),
+    ...(historyMaxBytes === undefined ? {} : { historyMaxBytes }),
+    ...pick(config.options, HISTORY_OPTION_NAMES),
+  })
 }
 
 /**
