@@ -18,8 +18,12 @@ import {
   exitWithPrimary,
   isWorkerProcess,
   runPrimary,
+  shareWorkerMetrics,
+  workerMetricsSource,
   workerNodeId,
+  workerDone,
   workerShuttingDown,
+  workerSignal,
 } from './workers.js'
 
 /**
@@ -45,6 +49,8 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
   const log = createLogger({ format: config.logFormat, write: io.stdout })
   const sampler = new LogSampler(log)
   if (worker) exitWithPrimary(log)
+  // A worker stops on its own signal or on its primary's drain message.
+  const stop = worker ? workerSignal(io.signal) : io.signal
   let broker: Broker | undefined
   let hubServer: HubServer
   try {
@@ -64,7 +70,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       })
     } else if (worker) {
       // The primary owns the store: a worker reaches it through its link.
-      broker = createWorkerBroker()
+      broker = createWorkerBroker(log)
     } else {
       broker = storeBroker(config)
     }
@@ -76,6 +82,8 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       ...serverOptions,
       mounts: [showcase],
       ...(broker === undefined ? {} : { broker }),
+      // A worker's /metrics is the whole hub's (workers.ts).
+      ...(worker ? { metricsSource: workerMetricsSource() } : {}),
       onAuthRefused: (refusal) => logAuthRefusal(sampler, refusal),
     })
   } catch (error) {
@@ -85,6 +93,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       throw new UsageError(error.message)
     throw error
   }
+  if (worker) shareWorkerMetrics(hubServer.metrics)
   watchHub(hubServer, log, sampler)
   try {
     const address = await hubServer.listen(config.port, config.host)
@@ -114,9 +123,9 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       throw new UsageError(`cannot listen on ${config.host}: no such local address`)
     throw error
   }
-  if (!io.signal.aborted) {
+  if (!stop.aborted) {
     await new Promise<void>((resolve) =>
-      io.signal.addEventListener('abort', () => resolve(), { once: true }),
+      stop.addEventListener('abort', () => resolve(), { once: true }),
     )
   }
   if (worker) workerShuttingDown()
@@ -141,6 +150,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       ms,
     },
   )
+  if (worker) workerDone()
   return 0
 }
 

@@ -14,6 +14,7 @@ import cluster, { type Address, type Worker } from 'node:cluster'
 import { Socket, type AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { fileURLToPath } from 'node:url'
+import { AggregatorRegistry, type Registry } from 'prom-client'
 import type { Broker } from '../broker/broker.js'
 import { IpcBroker } from '../broker/ipc.js'
 import { IpcChannel } from '../broker/ipc-channel.js'
@@ -45,12 +46,46 @@ export function isWorkerProcess(): boolean {
  * The broker of a worker process: the primary's, through the link. (With `--redis`, a worker
  * builds a Redis broker as any node does, and this is not called.)
  */
-export function createWorkerBroker(): Broker {
+export function createWorkerBroker(log: Logger): Broker {
   const socket = new Socket({ fd: LINK_FD, readable: true, writable: true })
   return new IpcBroker({
-    channel: (onMessage, onClose) => new IpcChannel(socket, onMessage, onClose),
+    channel: (onMessage, onClose) =>
+      new IpcChannel(socket, onMessage, (error) => {
+        onClose(error)
+        // Without its link a worker would hold streams that get nothing: it goes, and the
+        // primary (if it lives) starts another; the clients resume there.
+        if (!shuttingDown) {
+          log.log('warn', `ssehub worker: the link to the primary closed; exiting`, {
+            event: 'link-closed',
+            pid: process.pid,
+            cause: error?.message,
+          })
+          process.exit(1)
+        }
+      }),
     node: workerNodeId(undefined),
   })
+}
+
+/** The message by which the primary asks a worker to drain (see {@link workerSignal}). */
+const DRAIN = 'ssehub:drain'
+
+/**
+ * A worker's stop signal: its own SIGINT/SIGTERM (`signal`, e.g. Ctrl-C reaching the whole
+ * process group) or its primary's drain message, whichever comes first. A message rather than
+ * a second signal, which would make the worker exit at once instead of draining.
+ */
+export function workerSignal(signal: AbortSignal): AbortSignal {
+  const drain = new AbortController()
+  process.on('message', (message: { type?: string }) => {
+    if (message.type === DRAIN) drain.abort()
+  })
+  return AbortSignal.any([signal, drain.signal])
+}
+
+/** The worker drained and closed: it lets go of its channel to the primary, and exits. */
+export function workerDone(): void {
+  if (process.connected) process.disconnect()
 }
 
 /** A worker's node id: `<hostname>:<pid>`, or `<--node-id>/w<worker id>`. */
@@ -79,6 +114,62 @@ let shuttingDown = false
 /** Marks the worker's own shutdown (its primary's disconnect is then expected). */
 export function workerShuttingDown(): void {
   shuttingDown = true
+}
+
+/** The message a worker sends its primary for the hub's `/metrics`, and the answer's. */
+const METRICS_ASK = 'ssehub:metrics'
+const METRICS_ANSWER = 'ssehub:metrics-answer'
+/** How long a worker waits for the hub's metrics (the primary waits 5 s for each worker's). */
+const METRICS_TIMEOUT_MS = 6_000
+
+let metricsAsked = 0
+const metricsWaits = new Map<number, (answer: { text?: string; error?: string }) => void>()
+
+/**
+ * A worker's `/metrics`: the whole hub's, which the primary aggregates with prom-client's cluster
+ * aggregation (counters and connections summed over the workers, `ssehub_broker_up` their
+ * minimum, the event-loop lag averaged). Per-worker figures are in `/stats`.
+ */
+export function workerMetricsSource(): () => Promise<string> {
+  process.on('message', (message: { type?: string; i?: number; text?: string; error?: string }) => {
+    if (message.type !== METRICS_ANSWER || message.i === undefined) return
+    metricsWaits.get(message.i)?.(message)
+  })
+  return () =>
+    new Promise((resolve, reject) => {
+      const i = ++metricsAsked
+      const timer = setTimeout(() => {
+        metricsWaits.delete(i)
+        reject(new Error(`the primary did not answer for /metrics within ${METRICS_TIMEOUT_MS} ms`))
+      }, METRICS_TIMEOUT_MS)
+      metricsWaits.set(i, (answer) => {
+        clearTimeout(timer)
+        metricsWaits.delete(i)
+        if (answer.text !== undefined) resolve(answer.text)
+        else reject(new Error(answer.error ?? 'no metrics'))
+      })
+      process.send?.({ type: METRICS_ASK, i })
+    })
+}
+
+/** Lets the primary read this worker's registry (prom-client's cluster protocol). */
+export function shareWorkerMetrics(registry: Registry | null): void {
+  if (registry === null) return
+  // Constructing one installs prom-client's answering listener in this worker.
+  new AggregatorRegistry()
+  AggregatorRegistry.setRegistries([registry])
+}
+
+/** The primary's side: aggregates every worker's registry for the worker that asks. */
+function serveMetrics(): void {
+  const aggregator = new AggregatorRegistry()
+  cluster.on('message', (worker, message: { type?: string; i?: number }) => {
+    if (message.type !== METRICS_ASK) return
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: METRICS_ANSWER, i: message.i, text }),
+      (error: Error) => worker.send({ type: METRICS_ANSWER, i: message.i, error: error.message }),
+    )
+  })
 }
 
 /** What {@link runPrimary} needs from serve.ts: the store it would use alone. */
@@ -132,6 +223,7 @@ export async function runPrimary(
     }
   }
   const brokerName = host === null ? 'redis' : host.brokerName()
+  serveMetrics()
   cluster.setupPrimary({
     exec: fileURLToPath(new URL('./main.js', import.meta.url)),
     args: ['serve', ...argv],
@@ -145,7 +237,17 @@ export async function runPrimary(
     const worker = cluster.fork()
     started.set(worker, Date.now())
     const link = worker.process.stdio?.[LINK_FD] as Duplex | null | undefined
-    if (host !== null && link !== null && link !== undefined) host.attach(link)
+    // A link the host gave up on (the worker stopped reading): the worker goes, another starts.
+    if (host !== null && link !== null && link !== undefined)
+      host.attach(link, (_link, error) => {
+        if (error !== null && !stopping) {
+          log.log('warn', `ssehub worker ${worker.id}: ${error.message}; killing it`, {
+            event: 'worker-link',
+            worker: worker.id,
+          })
+          worker.process.kill('SIGKILL')
+        }
+      })
     return worker
   }
   // Start: every worker listens, or the first one that fails stops the start.
@@ -242,8 +344,8 @@ class WorkerStartError extends Error {
 }
 
 /**
- * SIGTERM to every worker (each drains its streams within its shutdown budget), then SIGKILL to
- * any still running after `graceMs`. Resolves once every worker exited.
+ * The drain message to every worker (each drains its streams within its shutdown budget), then
+ * SIGKILL to any still running after `graceMs`. Resolves once every worker exited.
  */
 async function stopWorkers(graceMs: number): Promise<void> {
   const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined)
@@ -254,7 +356,10 @@ async function stopWorkers(graceMs: number): Promise<void> {
         else worker.process.once('exit', () => resolve())
       }),
   )
-  for (const worker of workers) worker.process.kill('SIGTERM')
+  for (const worker of workers) {
+    if (worker.isConnected()) worker.send({ type: DRAIN })
+    else worker.process.kill('SIGTERM')
+  }
   const timer = setTimeout(() => {
     for (const worker of workers) worker.process.kill('SIGKILL')
   }, graceMs)

@@ -107,6 +107,12 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
    * request path: keep it cheap. `null`: nobody is told. @default null
    */
   readonly onAuthRefused?: ((refusal: AuthRefusal) => void) | null
+  /**
+   * Where `/metrics` comes from when this server is one of several processes of one hub
+   * (`ssehub serve --workers`): resolves with the Prometheus text of the whole hub, which the
+   * process that owns the hub aggregates. `null`: this server's own metrics. @default null
+   */
+  readonly metricsSource?: (() => Promise<string>) | null
 }
 
 /** A request refused for want of credentials (`401`) or rights (`403`). */
@@ -150,6 +156,7 @@ export interface ResolvedServerOptions {
   readonly gzip: boolean
   readonly trustProxy: ResolvedTrustProxy
   readonly onAuthRefused: ((refusal: AuthRefusal) => void) | null
+  readonly metricsSource: (() => Promise<string>) | null
 }
 
 /** Every default of the server-level options, written once. */
@@ -176,6 +183,7 @@ export const SERVER_DEFAULTS: ResolvedServerOptions = Object.freeze({
   gzip: false,
   trustProxy: null,
   onAuthRefused: null,
+  metricsSource: null,
 })
 
 function mountsOf(value: unknown): readonly HubServerMountFactory[] {
@@ -270,5 +278,6 @@ export function resolveServerOptions(options: HubServerOptions): ResolvedServerO
     trustProxy:
       options.trustProxy === undefined ? d.trustProxy : resolveTrustProxy(options.trustProxy),
     onAuthRefused: callbackOption('onAuthRefused', options.onAuthRefused ?? d.onAuthRefused),
+    metricsSource: callbackOption('metricsSource', options.metricsSource ?? d.metricsSource),
   }
 }

@@ -15,6 +15,7 @@ import { createSocketTransport } from '../connection/socket.js'
 import { Hub } from '../hub/hub.js'
 import { Access } from './access.js'
 import { clientAddress } from './client-address.js'
+import type { Registry } from 'prom-client'
 import { createMetrics } from './metrics.js'
 import { createNodeFront } from './node-front.js'
 import { isAnswer, type Outcome, Pipeline } from './pipeline.js'
@@ -47,6 +48,8 @@ export interface HubServer {
   listen(port?: number, host?: string): Promise<AddressInfo>
   /** Graceful shutdown: stop accepting, end every stream, close within `shutdownTimeoutMs`. */
   close(): Promise<void>
+  /** The registry of `/metrics` (prom-client's), or `null` with `metrics: false`. */
+  readonly metrics: Registry | null
 }
 
 /**
@@ -74,9 +77,10 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
   })
   hub.on('revoked', (clientId, at) => access.auth.revoke(clientId, at))
   const report = (error: Error): void => hub.reportError(error)
+  const metricsRegistry = resolved.metrics ? createMetrics(hub) : null
   const pipeline = new Pipeline(hub, access, {
     maxBatchEvents: resolved.maxBatchEvents,
-    metrics: resolved.metrics ? createMetrics(hub) : null,
+    metrics: metricsRegistry === null ? null : metricsText(metricsRegistry, resolved.metricsSource),
     report,
     authRefused: resolved.onAuthRefused,
   })
@@ -230,5 +234,15 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     handle: node.handle,
     listen: (port = 8080, host = '127.0.0.1') => listen(parts, port, host),
     close: () => (closing ??= shutdown(parts)),
+    metrics: metricsRegistry,
   }
+}
+
+/** The text of `/metrics`: this server's registry, or the whole hub's from `source`. */
+function metricsText(
+  registry: Registry,
+  source: (() => Promise<string>) | null,
+): { metrics(): Promise<string>; readonly contentType: string } {
+  if (source === null) return registry
+  return { metrics: source, contentType: registry.contentType }
 }

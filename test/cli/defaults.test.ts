@@ -88,6 +88,7 @@ const computed = {
 const notFlags: Readonly<Record<string, string>> = {
   mounts: 'mount factories are code, not text',
   onAuthRefused: 'a callback is code, not text (serve logs refusals itself)',
+  metricsSource: 'a callback is code, not text (serve --workers sets it in each worker)',
   mockTokenDelayMs: "a knob of the demos' tests",
 }
 
