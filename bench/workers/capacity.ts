@@ -41,7 +41,11 @@ function parse(argv: string[]): Options {
     else if (flag === '--out') options.out = value
     else throw new Error(`unknown flag ${flag}`)
   }
-  if (options.runs.length === 0) options.runs = [{ workers: 1, streams: 19_000 }, { workers: 2, streams: 39_000 }]
+  if (options.runs.length === 0)
+    options.runs = [
+      { workers: 1, streams: 19_000 },
+      { workers: 2, streams: 39_000 },
+    ]
   return options
 }
 
@@ -76,7 +80,11 @@ function tree(pid: number): number[] {
   return out
 }
 
-function request(gen: ChildProcess, message: object, answer: string): Promise<Record<string, number>> {
+function request(
+  gen: ChildProcess,
+  message: object,
+  answer: string,
+): Promise<Record<string, number>> {
   return new Promise((resolve) => {
     const listener = (reply: { op: string } & Record<string, number>): void => {
       if (reply.op !== answer) return
@@ -115,7 +123,7 @@ async function run(workers: number, streams: number, options: Options): Promise<
   ]
   const server = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
-  server.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+  server.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
   const url = await until(
     () => Promise.resolve(/listening on (http:\/\/\S+)/.exec(out)?.[1] ?? null),
     'the hub',
@@ -148,10 +156,19 @@ async function run(workers: number, streams: number, options: Options): Promise<
   const openMs = Date.now() - openStarted
   const connected = opened.reduce((sum, o) => sum + o.ok!, 0)
   const failures = opened.reduce((sum, o) => sum + o.failed!, 0)
-  const stats = async (): Promise<{ nodes: { node: string; stats: { connections: number; eventsOut: number } }[] }> =>
-    ((await (await fetch(`${url}/stats`)).json()) as { cluster: { nodes: { node: string; stats: { connections: number; eventsOut: number } }[] } }).cluster
+  const stats = async (): Promise<{
+    nodes: { node: string; stats: { connections: number; eventsOut: number } }[]
+  }> =>
+    (
+      (await (await fetch(`${url}/stats`)).json()) as {
+        cluster: { nodes: { node: string; stats: { connections: number; eventsOut: number } }[] }
+      }
+    ).cluster
   await until(
-    async () => ((await stats()).nodes.reduce((sum, n) => sum + n.stats.connections, 0) >= connected ? true : null),
+    async () =>
+      (await stats()).nodes.reduce((sum, n) => sum + n.stats.connections, 0) >= connected
+        ? true
+        : null,
     'the hub to count every stream',
     30_000,
   )
@@ -202,7 +219,11 @@ async function run(workers: number, streams: number, options: Options): Promise<
     cpuSeconds: +cpu.toFixed(2),
     cpuMicrosPerDeliveredEvent: +((cpu * 1e6) / Math.max(1, delivered)).toFixed(3),
     perProcess,
-    perWorker: cluster.nodes.map((n) => ({ node: n.node, connections: n.stats.connections, eventsOut: n.stats.eventsOut })),
+    perWorker: cluster.nodes.map((n) => ({
+      node: n.node,
+      connections: n.stats.connections,
+      eventsOut: n.stats.eventsOut,
+    })),
   }
   for (const gen of generators) gen.send({ op: 'exit' })
   server.kill('SIGTERM')

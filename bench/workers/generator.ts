@@ -72,31 +72,34 @@ function openOne(port: number, source: string, path: string): Promise<void> {
   })
 }
 
-process.on('message', (message: { op: string; port: number; count: number; source: string; path: string }) => {
-  if (message.op === 'open') {
-    void (async () => {
-      for (let opened = 0; opened < message.count; opened += 250) {
-        const wave = Math.min(250, message.count - opened)
-        await Promise.all(
-          Array.from({ length: wave }, () => openOne(message.port, message.source, message.path)),
-        )
+process.on(
+  'message',
+  (message: { op: string; port: number; count: number; source: string; path: string }) => {
+    if (message.op === 'open') {
+      void (async () => {
+        for (let opened = 0; opened < message.count; opened += 250) {
+          const wave = Math.min(250, message.count - opened)
+          await Promise.all(
+            Array.from({ length: wave }, () => openOne(message.port, message.source, message.path)),
+          )
+        }
+        process.send!({ op: 'opened', ok: streams.length, failed })
+      })()
+    } else if (message.op === 'counts') {
+      let min = Infinity
+      let max = 0
+      let total = 0
+      let closed = 0
+      for (const stream of streams) {
+        min = Math.min(min, stream.events)
+        max = Math.max(max, stream.events)
+        total += stream.events
+        if (stream.closed) closed++
       }
-      process.send!({ op: 'opened', ok: streams.length, failed })
-    })()
-  } else if (message.op === 'counts') {
-    let min = Infinity
-    let max = 0
-    let total = 0
-    let closed = 0
-    for (const stream of streams) {
-      min = Math.min(min, stream.events)
-      max = Math.max(max, stream.events)
-      total += stream.events
-      if (stream.closed) closed++
+      process.send!({ op: 'counts', min: streams.length === 0 ? 0 : min, max, total, closed })
+    } else if (message.op === 'exit') {
+      for (const stream of streams) stream.socket.destroy()
+      process.exit(0)
     }
-    process.send!({ op: 'counts', min: streams.length === 0 ? 0 : min, max, total, closed })
-  } else if (message.op === 'exit') {
-    for (const stream of streams) stream.socket.destroy()
-    process.exit(0)
-  }
-})
+  },
+)

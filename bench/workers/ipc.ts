@@ -58,7 +58,14 @@ if (process.argv.includes('--child')) {
     time: 1_700_000_000_000,
   })
   const results: Record<string, unknown>[] = []
-  for (const mode of ['send-each', 'send-batch', 'socket', 'send-each', 'send-batch', 'socket'] as Mode[]) {
+  for (const mode of [
+    'send-each',
+    'send-batch',
+    'socket',
+    'send-each',
+    'send-batch',
+    'socket',
+  ] as Mode[]) {
     const children: ChildProcess[] = Array.from({ length: WORKERS }, () =>
       fork(fileURLToPath(import.meta.url), ['--child'], {
         execArgv: process.execArgv,

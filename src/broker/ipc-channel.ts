@@ -119,17 +119,13 @@ export class IpcChannel {
 
   private read(chunk: string): void {
     this.bytesIn += chunk.length
-    let start = 0
+    let from = 0
     let end = chunk.indexOf('\n')
-    if (end === -1) {
-      this.partial += chunk
-      if (this.partial.length > this.maxLineBytes)
-        this.close(new Error(`a message over ${this.maxLineBytes} bytes`))
-      return
-    }
-    let line = this.partial + chunk.slice(0, end)
-    this.partial = ''
-    for (;;) {
+    while (end !== -1) {
+      // The first line completes what the previous chunks left; `partial` is '' after it.
+      const line = this.partial + chunk.slice(from, end)
+      this.partial = ''
+      from = end + 1
       let message: unknown
       try {
         message = JSON.parse(line)
@@ -139,11 +135,10 @@ export class IpcChannel {
       }
       this.onMessage(message)
       if (this.closed) return
-      start = end + 1
-      end = chunk.indexOf('\n', start)
-      if (end === -1) break
-      line = chunk.slice(start, end)
+      end = chunk.indexOf('\n', from)
     }
-    this.partial = chunk.slice(start)
+    this.partial += chunk.slice(from)
+    if (this.partial.length > this.maxLineBytes)
+      this.close(new Error(`a message over ${this.maxLineBytes} bytes`))
   }
 }

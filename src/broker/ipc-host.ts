@@ -244,8 +244,9 @@ export class IpcHost {
         }
         // The snapshot: the delivery count now, and the broker's position in the same tick.
         const n = this.delivered
-        return this.broker.resume(request.keys, request.last, request.from).then(
-          (resume): ResumeAnswer => ({
+        return this.broker
+          .resume(request.keys, request.last, request.from)
+          .then((resume): ResumeAnswer => ({
             n,
             id: resume.cursor.id,
             replay: resume.replay.map((item) => ({
@@ -254,8 +255,7 @@ export class IpcHost {
             })),
             reset: resume.reset,
             ended: [...resume.ended],
-          }),
-        )
+          }))
       }
       case 'topicState':
         return this.broker.topicState === undefined

@@ -31,7 +31,6 @@ import { ErrorCodes, SseError, type ErrorCode } from '../errors.js'
 import type { IpcChannel } from './ipc-channel.js'
 import type {
   PrimaryMessage,
-  PublicationMessage,
   Request,
   ResumeAnswer,
   WireError,
@@ -65,7 +64,11 @@ class IpcCursor implements Cursor {
 }
 
 /** A {@link Request} without its envelope (`t`, `i`), as {@link IpcBroker.request} takes it. */
-type RequestBody = Request extends infer R ? (R extends unknown ? Omit<R, 'i' | 't'> : never) : never
+type RequestBody = Request extends infer R
+  ? R extends unknown
+    ? Omit<R, 'i' | 't'>
+    : never
+  : never
 
 /** A request in flight: how to settle it. */
 interface Pending {
@@ -235,7 +238,7 @@ export class IpcBroker implements Broker {
   private receive(message: PrimaryMessage): void {
     switch (message.t) {
       case 'p': {
-        const { n, p } = message as PublicationMessage
+        const { n, p } = message
         // The number rides on the publication: the cursor reads it.
         this.sink?.publication({ ...p, n } as NumberedPublication)
         return

@@ -321,10 +321,14 @@ export async function runPrimary(
   stopping = true
   const begin = Date.now()
   const streams = host?.stats().connections
-  log.log('info', `ssehub shutting down: draining ${Object.keys(cluster.workers ?? {}).length} workers`, {
-    event: 'shutdown',
-    streams,
-  })
+  log.log(
+    'info',
+    `ssehub shutting down: draining ${Object.keys(cluster.workers ?? {}).length} workers`,
+    {
+      event: 'shutdown',
+      streams,
+    },
+  )
   await stopWorkers(shutdownTimeoutMs + EXIT_MARGIN_MS)
   await host?.close()
   const ms = Date.now() - begin

@@ -82,8 +82,9 @@ async function openOn(
     stream.close()
     await waitFor(
       async () =>
-        ((await (await fetch(`${url}/clients`)).json()) as { connections: { clientId?: string }[] })
-          .connections.every((connection) => connection.clientId !== clientId),
+        (
+          (await (await fetch(`${url}/clients`)).json()) as { connections: { clientId?: string }[] }
+        ).connections.every((connection) => connection.clientId !== clientId),
       `${clientId} to leave`,
     )
   }
@@ -322,10 +323,12 @@ describe('ssehub serve --workers 2', () => {
       10_000,
     )
     const mark = acknowledged.length
-    await waitFor(() => acknowledged.length >= mark + 50, 'publishes after the kill', 10_000).catch((error: unknown) => {
-      console.log(cli.stdout(), cli.stderr(), acknowledged.length, mark, n)
-      throw error
-    })
+    await waitFor(() => acknowledged.length >= mark + 50, 'publishes after the kill', 10_000).catch(
+      (error: unknown) => {
+        console.log(cli.stdout(), cli.stderr(), acknowledged.length, mark, n)
+        throw error
+      },
+    )
     stop = true
     await publisher
     const last = acknowledged.at(-1)!
