@@ -10,6 +10,7 @@ import { resolveServerOptions } from '../server/server-options.js'
 import { createHubServer, type AuthRefusal, type HubServer } from '../server/server.js'
 import { SHOWCASE_OPTION_NAMES, createShowcase } from '../showcase/index.js'
 import { UsageError, type CliIo } from './io.js'
+import { listenError } from './listen-error.js'
 import { LogSampler, createLogger, type LogFields, type Logger } from './log.js'
 import { serveHelp } from './serve-flags.js'
 import { parseServeArgs, type ServeConfig, type ServeOptions } from './serve-options.js'
@@ -18,6 +19,7 @@ import {
   exitWithPrimary,
   isWorkerProcess,
   runPrimary,
+  startWorker,
   shareWorkerMetrics,
   workerMetricsSource,
   workerNodeId,
@@ -96,32 +98,24 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
   if (worker) shareWorkerMetrics(hubServer.metrics)
   watchHub(hubServer, log, sampler)
   try {
-    const address = await hubServer.listen(config.port, config.host)
-    logStart(
-      log,
-      hubServer,
-      address,
-      config.options,
-      broker instanceof DurableBroker ? broker.dataDir : undefined,
-      worker,
-    )
+    if (worker) {
+      // A worker does not listen: the primary accepts and hands it connections (workers.ts).
+      await startWorker(hubServer, config.host, log)
+    } else {
+      const address = await hubServer.listen(config.port, config.host)
+      logStart(
+        log,
+        hubServer,
+        address,
+        config.options,
+        broker instanceof DurableBroker ? broker.dataDir : undefined,
+      )
+    }
   } catch (error) {
     await hubServer.close()
     await broker?.close()
     redis?.disconnect()
-    if (isSseError(error)) throw new UsageError(error.message)
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE')
-      throw new UsageError(
-        `port ${config.port} on ${config.host} is in use; pick another with --port`,
-      )
-    if (code === 'EACCES')
-      throw new UsageError(
-        `no permission to listen on ${config.host}:${config.port}; use a port above 1023`,
-      )
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
-      throw new UsageError(`cannot listen on ${config.host}: no such local address`)
-    throw error
+    throw listenError(error, config)
   }
   if (!stop.aborted) {
     await new Promise<void>((resolve) =>
@@ -220,20 +214,10 @@ function logStart(
   address: AddressInfo,
   options: ServeOptions,
   dataDir: string | undefined,
-  worker: boolean,
 ): void {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `${hubServer.protocol}://${host}:${address.port}`
   const broker = hubServer.hub.broker.health().broker
-  if (worker) {
-    // The primary writes the one `listening on` line, once every worker listens.
-    log.log('info', `ssehub worker ${hubServer.hub.node} ready on ${url}`, {
-      event: 'worker-start',
-      pid: process.pid,
-      node: hubServer.hub.node,
-    })
-    return
-  }
   // Validated already (the server was built from them): resolved for their effective values.
   const hub = resolveHubOptions(options)
   const server = resolveServerOptions(options)

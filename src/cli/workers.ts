@@ -1,6 +1,6 @@
 /**
- * `ssehub serve --workers N`: N worker processes serve HTTP on the one port (node:cluster: the
- * primary accepts and hands each connection to the next worker, round robin), and they are one
+ * `ssehub serve --workers N`: N worker processes (node:cluster) serve HTTP on the one port — the
+ * primary accepts and hands each connection to the worker with the fewest — and they are one
  * hub. Without `--redis` the primary owns the hub's broker (memory or durable) through an
  * {@link IpcHost}, and every worker reaches it through an {@link IpcBroker}: one sequencer, so
  * ids, history, targets, finished topics, client commands, presence and the connection limits
@@ -10,8 +10,9 @@
  * exactly); a worker whose primary is gone exits at once (no orphans); SIGTERM/SIGINT on the
  * primary drains every worker within `--shutdown-timeout` and then stops.
  */
-import cluster, { type Address, type Worker } from 'node:cluster'
-import { Socket, type AddressInfo } from 'node:net'
+import cluster, { type Worker } from 'node:cluster'
+import { EventEmitter } from 'node:events'
+import { Socket, createServer, type AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { AggregatorRegistry, type Registry } from 'prom-client'
@@ -23,7 +24,9 @@ import { MemoryBroker } from '../broker/memory.js'
 import { defaultNodeId } from '../broker/node-id.js'
 import { resolveHubOptions } from '../hub/hub-options.js'
 import { resolveServerOptions } from '../server/server-options.js'
+import type { HubServer } from '../server/server.js'
 import { UsageError, type CliIo } from './io.js'
+import { listenError } from './listen-error.js'
 import { createLogger, type Logger } from './log.js'
 import type { ServeConfig } from './serve-options.js'
 
@@ -224,6 +227,21 @@ export async function runPrimary(
   }
   const brokerName = host === null ? 'redis' : host.brokerName()
   serveMetrics()
+  // The primary accepts every connection and hands it to the worker with the fewest open ones
+  // (see Balancer): listening first also reports a port in use before any worker starts.
+  const listener = createServer({ pauseOnConnect: true })
+  let address: AddressInfo
+  try {
+    address = await new Promise<AddressInfo>((resolve, reject) => {
+      listener.once('error', reject)
+      listener.listen(config.port, config.host, () => resolve(listener.address() as AddressInfo))
+    })
+  } catch (error) {
+    await host?.close()
+    throw listenError(error, config)
+  }
+  const balancer = new Balancer()
+  listener.on('connection', (socket: Socket) => balancer.dispatch(socket))
   cluster.setupPrimary({
     exec: fileURLToPath(new URL('./main.js', import.meta.url)),
     args: ['serve', ...argv],
@@ -236,6 +254,7 @@ export async function runPrimary(
   const fork = (): Worker => {
     const worker = cluster.fork()
     started.set(worker, Date.now())
+    balancer.add(worker)
     const link = worker.process.stdio?.[LINK_FD] as Duplex | null | undefined
     // A link the host gave up on (the worker stopped reading): the worker goes, another starts.
     if (host !== null && link !== null && link !== undefined)
@@ -250,40 +269,42 @@ export async function runPrimary(
       })
     return worker
   }
-  // Start: every worker listens, or the first one that fails stops the start.
-  const listening = new Promise<AddressInfo>((resolve, reject) => {
-    let count = 0
-    const onListening = (_worker: Worker, address: Address): void => {
-      if (++count < config.workers) return
-      cluster.off('listening', onListening)
-      cluster.off('exit', onEarlyExit)
-      resolve({
-        address: address.address ?? config.host,
-        family: address.addressType === 6 ? 'IPv6' : 'IPv4',
-        port: address.port,
-      })
-    }
-    const onEarlyExit = (_worker: Worker, code: number | null): void => {
-      cluster.off('listening', onListening)
-      cluster.off('exit', onEarlyExit)
-      reject(new WorkerStartError(code ?? 1))
-    }
-    cluster.on('listening', onListening)
-    cluster.on('exit', onEarlyExit)
-  })
-  for (let i = 0; i < config.workers; i++) fork()
-  let address: AddressInfo
+  /** Resolves once `count` new workers are ready; rejects with the first one's early exit. */
+  const ready = (count: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      let left = count
+      const onReady = (): void => {
+        if (--left > 0) return
+        balancer.off('ready', onReady)
+        cluster.off('exit', onEarlyExit)
+        resolve()
+      }
+      const onEarlyExit = (_worker: Worker, code: number | null): void => {
+        balancer.off('ready', onReady)
+        cluster.off('exit', onEarlyExit)
+        reject(new WorkerStartError(code ?? 1))
+      }
+      balancer.on('ready', onReady)
+      cluster.on('exit', onEarlyExit)
+    })
   try {
-    address = await listening
+    // One worker first: a bad option stops it with one line on stderr, not one per worker.
+    const first = ready(1)
+    fork()
+    await first
+    const rest = ready(config.workers - 1)
+    for (let i = 1; i < config.workers; i++) fork()
+    if (config.workers > 1) await rest
   } catch (error) {
     stopping = true
+    listener.close()
     await stopWorkers(0)
     await host?.close()
-    // The worker wrote its own one line on stderr (a bad option, a port in use).
+    // The worker wrote its own one line on stderr (a bad option, a refused host).
     if (error instanceof WorkerStartError) return error.code
     throw error
   }
-  const hostText = address.family === 'IPv6' ? `[${config.host}]` : config.host
+  const hostText = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `http://${hostText}:${address.port}`
   log.log('info', `ssehub listening on ${url} (${brokerName} broker, ${config.workers} workers)`, {
     event: 'start',
@@ -295,6 +316,7 @@ export async function runPrimary(
   cluster.on('exit', (worker, code, signal) => {
     const since = started.get(worker) ?? 0
     started.delete(worker)
+    balancer.remove(worker)
     if (stopping) return
     const fast = Date.now() - since < CRASH_LOOP_MS
     restartDelayMs = fast ? Math.min(restartDelayMs * 2, MAX_RESTART_DELAY_MS) : 100
@@ -319,6 +341,8 @@ export async function runPrimary(
     )
   }
   stopping = true
+  // No new connection; the workers drain theirs.
+  listener.close()
   const begin = Date.now()
   const streams = host?.stats().connections
   log.log(
@@ -338,6 +362,90 @@ export async function runPrimary(
     ms,
   })
   return 0
+}
+
+/** The message that carries a connection to a worker, and a worker's notices to the primary. */
+const HANDOFF = 'ssehub:connection'
+const READY = 'ssehub:ready'
+const CLOSED = 'ssehub:closed'
+
+/**
+ * Hands each accepted connection to the ready worker with the fewest open connections. Measured
+ * against node:cluster's round robin (which gave one worker 2-3 % more of 39,000 streams, past
+ * its 20,000-file limit) and the OS's accept spreading (61/39 %): see docs/performance.md. A
+ * fresh worker (a restart) takes the new connections until it has caught up with the others.
+ */
+class Balancer extends EventEmitter {
+  private readonly open = new Map<Worker, number>()
+  private readonly readyWorkers = new Set<Worker>()
+
+  add(worker: Worker): void {
+    this.open.set(worker, 0)
+    worker.on('message', (message: { type?: string; n?: number }) => {
+      if (message.type === READY) {
+        this.readyWorkers.add(worker)
+        this.emit('ready', worker)
+      } else if (message.type === CLOSED && typeof message.n === 'number') {
+        this.open.set(worker, Math.max(0, (this.open.get(worker) ?? 0) - message.n))
+      }
+    })
+  }
+
+  remove(worker: Worker): void {
+    this.open.delete(worker)
+    this.readyWorkers.delete(worker)
+  }
+
+  dispatch(socket: Socket): void {
+    let best: Worker | undefined
+    let least = Infinity
+    for (const worker of this.readyWorkers) {
+      const open = this.open.get(worker) ?? 0
+      if (open < least && worker.isConnected()) {
+        best = worker
+        least = open
+      }
+    }
+    if (best === undefined) {
+      // No worker is up (all restarting): the client retries.
+      socket.destroy()
+      return
+    }
+    const worker = best
+    this.open.set(worker, least + 1)
+    worker.send(HANDOFF, socket, { keepOpen: false }, (error) => {
+      if (error === null) return
+      // The worker went while it was being handed over: the client sees a close and retries.
+      socket.destroy()
+      this.open.set(worker, Math.max(0, (this.open.get(worker) ?? 1) - 1))
+    })
+  }
+}
+
+/**
+ * A worker's start: it serves the connections its primary hands it, reports each one closed
+ * (batched per turn), and tells the primary it is ready.
+ */
+export async function startWorker(hubServer: HubServer, host: string, log: Logger): Promise<void> {
+  const take = await hubServer.handoff(host)
+  let closed = 0
+  const report = (): void => {
+    process.send?.({ type: CLOSED, n: closed })
+    closed = 0
+  }
+  process.on('message', (message: unknown, socket?: Socket) => {
+    if (message !== HANDOFF || socket === undefined) return
+    socket.once('close', () => {
+      if (closed++ === 0) setImmediate(report)
+    })
+    take(socket)
+  })
+  process.send?.({ type: READY })
+  log.log('info', `ssehub worker ${hubServer.hub.node} ready`, {
+    event: 'worker-start',
+    pid: process.pid,
+    node: hubServer.hub.node,
+  })
 }
 
 /** A worker that exited before it listened: its exit code is the primary's. */

@@ -20,7 +20,7 @@ import { createMetrics } from './metrics.js'
 import { createNodeFront } from './node-front.js'
 import { isAnswer, type Outcome, Pipeline } from './pipeline.js'
 import { fastTakes, resolveRoute, type Route, type RouteFeatures } from './routes.js'
-import { isLoopbackHost, listen, shutdown, type LifecycleParts } from './lifecycle.js'
+import { handoff, isLoopbackHost, listen, shutdown, type LifecycleParts } from './lifecycle.js'
 import { resolveServerOptions, type AuthRefusal, type HubServerOptions } from './server-options.js'
 
 export { isLoopbackHost }
@@ -48,6 +48,12 @@ export interface HubServer {
   listen(port?: number, host?: string): Promise<AddressInfo>
   /** Graceful shutdown: stop accepting, end every stream, close within `shutdownTimeoutMs`. */
   close(): Promise<void>
+  /**
+   * Serves connections accepted by another process instead of listening (`ssehub serve
+   * --workers`: the primary accepts and hands each connection to a worker). Refuses `host` as
+   * {@link HubServer.listen} does; resolves with the function that takes a connected socket.
+   */
+  handoff(host: string): Promise<(socket: Socket) => void>
   /** The registry of `/metrics` (prom-client's), or `null` with `metrics: false`. */
   readonly metrics: Registry | null
 }
@@ -234,6 +240,7 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     handle: node.handle,
     listen: (port = 8080, host = '127.0.0.1') => listen(parts, port, host),
     close: () => (closing ??= shutdown(parts)),
+    handoff: (host) => handoff(parts, host),
     metrics: metricsRegistry,
   }
 }

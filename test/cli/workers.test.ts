@@ -10,7 +10,9 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect, type Connection } from '../../src/client/index.js'
 import { startCliHub, type CliProcess } from '../helpers/cli.js'
-import { freePort } from '../helpers/redis-server.js'
+import { availableParallelism } from 'node:os'
+import { parseServeArgs } from '../../src/cli/serve-options.js'
+import { freePort, startRedis } from '../helpers/redis-server.js'
 import { openStream, type RawStream } from '../helpers/raw-stream.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -59,9 +61,13 @@ async function nodeOf(url: string, clientId: string): Promise<string> {
   }, `the node of ${clientId}`)
 }
 
+let fillers = 0
+
 /**
- * Opens `GET /events?<query>&clientId=<clientId>` on a worker that `accept`s (by node id):
- * a connection that landed elsewhere is closed and opened again (it lands on the next worker).
+ * Opens `GET /events?<query>&clientId=<clientId>` on a worker that `accept`s (by node id). The
+ * primary hands a connection to the worker with the fewest open ones: one that landed elsewhere
+ * is closed, a filler stream is opened (it lands where the rejected one did, and stays open until
+ * the test ends), and the connection is opened again.
  */
 async function openOn(
   url: string,
@@ -87,6 +93,9 @@ async function openOn(
         ).connections.every((connection) => connection.clientId !== clientId),
       `${clientId} to leave`,
     )
+    const filler = await openStream(`${url}/events?topic=filler&clientId=filler-${++fillers}`)
+    streams.push(filler)
+    await nodeOf(url, `filler-${fillers}`)
   }
   throw new Error(`could not place ${clientId} on the wanted worker`)
 }
@@ -214,6 +223,10 @@ describe('ssehub serve --workers 2', () => {
       else {
         stream.close()
         await stream.ended
+        // A filler on the same worker, so that the next connection goes to the other one.
+        const filler = await openStream(`${url}/events?topic=filler&clientId=filler-${++fillers}`)
+        streams.push(filler)
+        await nodeOf(url, `filler-${fillers}`)
       }
     }
     expect(other).toBeDefined()
@@ -247,8 +260,10 @@ describe('ssehub serve --workers 2', () => {
         error: { code: 'ERR_SSE_LIMIT_REACHED' },
       })
     }
-    await openOn(url, 'topic=t', 'b', (node) => node !== a.node)
-    // Two connections on the hub, one per worker: a third is refused on both workers.
+    const b = await openOn(url, 'topic=t', 'b', any)
+    // Two connections on the hub, one per worker (the primary hands each to the least loaded): a
+    // third is refused though its worker holds one.
+    expect(b.node).not.toBe(a.node)
     for (let i = 0; i < 2; i++) {
       const third = await openStream(`${url}/events?topic=t&clientId=c${i}`)
       streams.push(third)
@@ -407,5 +422,41 @@ describe('ssehub serve --workers 2', () => {
       [ids[1], 'two'],
       [ids[2], 'three'],
     ])
+  })
+
+  it('makes each worker a Redis node with --redis: one hub over Redis', async () => {
+    const redis = await startRedis()
+    try {
+      const { url, cli } = await startWorkers(['--redis', redis.url, '--redis-prefix', 'wk:{h}:'])
+      expect(cli.stdout()).toMatch(/\(redis broker, 2 workers\)/)
+      const x = await openOn(url, 'topic=r', 'x', any)
+      const y = await openOn(url, 'topic=r', 'y', (node) => node !== x.node)
+      const id = await publish(url, { topic: 'r', data: 'via redis' })
+      for (const { stream } of [x, y]) {
+        const [event] = await stream.waitForEvents(1)
+        expect([event!.id, event!.data]).toEqual([id, 'via redis'])
+      }
+    } finally {
+      for (const cli of running.splice(0)) {
+        cli.child.kill('SIGKILL')
+        await cli.exited
+      }
+      await redis.stop()
+    }
+  })
+})
+
+describe('--workers', () => {
+  it("takes a number of processes or 'auto' (one per core); 1 by default", () => {
+    expect(parseServeArgs([], {}).workers).toBe(1)
+    expect(parseServeArgs(['--workers', '4'], {}).workers).toBe(4)
+    expect(parseServeArgs(['--workers', 'auto'], {}).workers).toBe(availableParallelism())
+    expect(parseServeArgs([], { SSEHUB_WORKERS: '3' }).workers).toBe(3)
+  })
+
+  it.each(['0', '-1', 'two', '1000'])('refuses --workers %s in one line', (value) => {
+    expect(() => parseServeArgs(['--workers', value], {})).toThrow(
+      `--workers expects 'auto' or a number of processes from 1 to 256, got "${value}"`,
+    )
   })
 })
