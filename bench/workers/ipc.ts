@@ -9,7 +9,9 @@
  *   written to every worker over a socketpair, one write per turn (src/broker/ipc-channel.ts).
  *
  * CPU of the primary and of the workers per publication delivered to one worker, from
- * process.cpuUsage(). `npx tsx bench/workers/ipc.ts [--events 200000] [--batch 100] [--bytes 200]`
+ * process.cpuUsage().
+ *
+ *   npx tsx bench/workers/ipc.ts [--events 200000] [--batch 100] [--bytes 200] [--workers 2]
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { Socket } from 'node:net'
@@ -23,7 +25,7 @@ const arg = (name: string, fallback: number): number => {
 const EVENTS = arg('events', 200_000)
 const BATCH = arg('batch', 100)
 const BYTES = arg('bytes', 200)
-const WORKERS = 2
+const WORKERS = arg('workers', 2)
 type Mode = 'send-each' | 'send-batch' | 'socket'
 
 if (process.argv.includes('--child')) {

@@ -55,8 +55,13 @@ export class WorkerLink {
   readonly interest = new Set<string>()
   /** Its connections, by id. */
   readonly connections = new Map<string, PresenceConnection>()
+  /** Its connections per topic and per client id (the online counts). */
+  readonly topics = new Map<string, number>()
+  readonly clients = new Map<string, number>()
   /** Publications sent to it. */
   publicationsOut = 0
+  /** It asked for every publication (`all`), whatever its keys. */
+  everything = false
 
   constructor(
     /** The channel to it. */
@@ -65,6 +70,7 @@ export class WorkerLink {
 
   /** True when one of its connections follows one of `keys`. */
   wants(keys: readonly string[]): boolean {
+    if (this.everything) return true
     for (const key of keys) if (this.interest.has(key)) return true
     return false
   }
@@ -178,7 +184,7 @@ export class IpcHost {
   private detach(link: WorkerLink): void {
     if (!this.links.delete(link)) return
     // Its connections are gone with it: they leave every count at once.
-    for (const connection of link.connections.values()) this.leave(connection)
+    for (const connection of link.connections.values()) this.leave(link, connection)
     link.connections.clear()
   }
 
@@ -190,18 +196,21 @@ export class IpcHost {
       case 'sub':
         for (const key of message.k) link.interest.add(key)
         return
+      case 'all':
+        link.everything = true
+        return
       case 'unsub':
         for (const key of message.k) link.interest.delete(key)
         return
       case 'join':
         link.connections.set(message.c.id, message.c)
-        this.enter(message.c)
+        this.enter(link, message.c)
         return
       case 'left': {
         const connection = link.connections.get(message.id)
         if (connection === undefined) return
         link.connections.delete(message.id)
-        this.leave(connection)
+        this.leave(link, connection)
         return
       }
       case 'stats': {
@@ -264,9 +273,9 @@ export class IpcHost {
       case 'command':
         return this.broker.command(request.c).then(() => null)
       case 'topic':
-        return Promise.resolve(this.count((c) => c.topics.includes(request.topic)))
+        return Promise.resolve(this.count((other) => other.topics.get(request.topic) ?? 0))
       case 'client':
-        return Promise.resolve(this.count((c) => c.clientId === request.clientId))
+        return Promise.resolve(this.count((other) => other.clients.get(request.clientId) ?? 0))
       case 'connections': {
         const out: (PresenceConnection & { node: string })[] = []
         for (const other of this.links) {
@@ -304,31 +313,35 @@ export class IpcHost {
     return (await Promise.all(asks)).filter((report) => report !== null)
   }
 
-  /**
-   * Connections matching `test` per worker. O(connections): it answers `/topics/{topic}` and
-   * `DELETE /clients/{id}`, never the publish path.
-   */
-  private count(test: (connection: PresenceConnection) => boolean): PresenceCount {
+  /** A count over the workers: the total and each worker's share (workers with none included). */
+  private count(of: (link: WorkerLink) => number): PresenceCount {
     const nodes: Record<string, number> = {}
     let total = 0
     for (const link of this.links) {
-      let count = 0
-      for (const connection of link.connections.values()) if (test(connection)) count++
+      const count = of(link)
       nodes[link.node] = count
       total += count
     }
     return { total, nodes }
   }
 
-  private enter(connection: PresenceConnection): void {
+  private enter(link: WorkerLink, connection: PresenceConnection): void {
     this.total++
-    if (connection.clientId !== undefined) bump(this.perClient, connection.clientId, 1)
+    for (const topic of connection.topics) bump(link.topics, topic, 1)
+    if (connection.clientId !== undefined) {
+      bump(this.perClient, connection.clientId, 1)
+      bump(link.clients, connection.clientId, 1)
+    }
     if (connection.remoteAddress !== undefined) bump(this.perIp, connection.remoteAddress, 1)
   }
 
-  private leave(connection: PresenceConnection): void {
+  private leave(link: WorkerLink, connection: PresenceConnection): void {
     this.total--
-    if (connection.clientId !== undefined) bump(this.perClient, connection.clientId, -1)
+    for (const topic of connection.topics) bump(link.topics, topic, -1)
+    if (connection.clientId !== undefined) {
+      bump(this.perClient, connection.clientId, -1)
+      bump(link.clients, connection.clientId, -1)
+    }
     if (connection.remoteAddress !== undefined) bump(this.perIp, connection.remoteAddress, -1)
   }
 

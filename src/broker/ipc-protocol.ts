@@ -39,6 +39,8 @@ export type WorkerNotice =
   | { readonly t: 'hi'; readonly node: string }
   /** The worker now has a connection following these routing keys (it had none). */
   | { readonly t: 'sub'; readonly k: readonly string[] }
+  /** Send every publication, whatever its keys (a broker used without presence: tests). */
+  | { readonly t: 'all' }
   /** The worker has no connection following these routing keys any more. */
   | { readonly t: 'unsub'; readonly k: readonly string[] }
   /** A connection joined the worker (presence, and the global connection limits). */

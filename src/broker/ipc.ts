@@ -86,6 +86,12 @@ export interface IpcBrokerOptions {
   ) => IpcChannel
   /** This worker's node id (in `/stats`, `/clients`, `/topics`). */
   readonly node: string
+  /**
+   * Receive every publication, not only those of keys a local connection follows: for a broker
+   * used without a hub's presence (the broker contract tests). A worker never needs it.
+   * @default false
+   */
+  readonly everything?: boolean
 }
 
 /**
@@ -117,6 +123,7 @@ export class IpcBroker implements Broker {
       (error) => this.lost(error),
     )
     this.send({ t: 'hi', node: options.node })
+    if (options.everything === true) this.send({ t: 'all' })
     this.presence = createPresence(this, options.node)
   }
 

@@ -175,6 +175,32 @@ describe('ssehub serve --workers 2', () => {
     expect(topic.nodes).toEqual({ [x.node]: 1, [y.node]: 1 })
   })
 
+  it('answers /metrics and /stats for the whole hub, and /stats for each worker', async () => {
+    const { url } = await startWorkers(['--store', 'memory'])
+    const x = await openOn(url, 'topic=m', 'x', any)
+    const y = await openOn(url, 'topic=m', 'y', (node) => node !== x.node)
+    await publish(url, { topic: 'm', data: 'counted' })
+    await x.stream.waitForEvents(1)
+    await y.stream.waitForEvents(1)
+    // Whichever worker answers, the figures are the hub's (fillers may add streams).
+    const value = (text: string, name: string): number =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1])
+    for (let i = 0; i < 2; i++) {
+      const text = await (await fetch(`${url}/metrics`)).text()
+      const stats = (await (await fetch(`${url}/stats`)).json()) as ClusterStats & {
+        cluster: { totals: { connections: number } }
+      }
+      expect(value(text, 'ssehub_connections')).toBe(stats.cluster.totals.connections)
+      expect(value(text, 'ssehub_broker_up')).toBe(1)
+      expect(value(text, 'ssehub_events_out_total')).toBeGreaterThanOrEqual(2)
+      const perWorker = Object.fromEntries(
+        stats.cluster.nodes.map((report) => [report.node, report.stats.connections]),
+      )
+      expect(perWorker[x.node]).toBeGreaterThanOrEqual(1)
+      expect(perWorker[y.node]).toBeGreaterThanOrEqual(1)
+    }
+  })
+
   it('ends a finished topic on every worker and answers 204 to a resume after its end', async () => {
     const { url } = await startWorkers(['--store', 'memory'])
     const x = await openOn(url, 'topic=job', 'x', any)
