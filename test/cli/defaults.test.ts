@@ -150,6 +150,7 @@ function parsedValue(spec: FlagSpec, args: string[]): unknown {
   if (
     spec.key === 'port' ||
     spec.key === 'host' ||
+    spec.key === 'workers' ||
     spec.key === 'redisUrl' ||
     spec.key === 'logFormat'
   )
