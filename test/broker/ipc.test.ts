@@ -36,15 +36,16 @@ async function socketPair(): Promise<[Socket, Socket]> {
 }
 
 /** A host over a memory broker, and a function that makes a worker's broker attached to it. */
-async function hub(
-  limits?: IpcHostLimits,
-): Promise<{ host: IpcHost; worker(node: string, everything?: boolean): Promise<IpcBroker> }> {
+async function hub(limits?: IpcHostLimits): Promise<{
+  host: IpcHost
+  worker: (node: string, everything?: boolean) => Promise<IpcBroker>
+}> {
   const host = new IpcHost({ broker: new MemoryBroker({ epoch: 'e' }), ...(limits && { limits }) })
   await host.start()
   cleanups.push(() => host.close())
   return {
     host,
-    async worker(node, everything = false) {
+    worker: async (node, everything = false) => {
       const [mine, theirs] = await socketPair()
       host.attach(theirs)
       const broker = new IpcBroker({
