@@ -305,7 +305,9 @@ export async function runPrimary(
     throw error
   }
   const hostText = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  const url = `http://${hostText}:${address.port}`
+  // With --tls-cert the workers serve HTTP/2 + HTTP/1.1 over TLS on the connections handed over.
+  const tls = config.options.tlsCert !== undefined && config.options.tlsCert !== null
+  const url = `${tls ? 'https' : 'http'}://${hostText}:${address.port}`
   log.log('info', `ssehub listening on ${url} (${brokerName} broker, ${config.workers} workers)`, {
     event: 'start',
     pid: process.pid,

@@ -4,12 +4,14 @@
  * connections to the workers in turn, so a retry lands on the other one) and checks exact event
  * sequences through real sockets.
  */
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { connect as http2Connect } from 'node:http2'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect, type Connection } from '../../src/client/index.js'
-import { startCliHub, type CliProcess } from '../helpers/cli.js'
+import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
 import { availableParallelism } from 'node:os'
 import { parseServeArgs } from '../../src/cli/serve-options.js'
 import { freePort, startRedis } from '../helpers/redis-server.js'
@@ -448,6 +450,59 @@ describe('ssehub serve --workers 2', () => {
       [ids[1], 'two'],
       [ids[2], 'three'],
     ])
+  })
+
+  it('serves HTTP/2 over TLS on the connections the primary hands over', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssehub-workers-tls-'))
+    dirs.push(dir)
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+      ].concat(['-days', '1', '-subj', '/CN=localhost', '-keyout', 'k.pem', '-out', 'c.pem']),
+      { cwd: dir, stdio: 'ignore' },
+    )
+    const cli = runCli([
+      'serve',
+      '--port',
+      '0',
+      '--workers',
+      '2',
+      '--store',
+      'memory',
+      '--tls-cert',
+      join(dir, 'c.pem'),
+      '--tls-key',
+      join(dir, 'k.pem'),
+    ])
+    running.push(cli)
+    const url = (
+      await waitFor(() => /listening on (https:\/\/\S+)/.exec(cli.stdout()), 'the hub', 10_000)
+    )[1]!
+    const session = http2Connect(url, { rejectUnauthorized: false })
+    try {
+      const stream = session.request({ ':path': '/events?topic=tls' })
+      stream.setEncoding('utf8')
+      let text = ''
+      stream.on('data', (chunk: string) => (text += chunk))
+      await waitFor(() => text.includes('id: '), 'the stream to open')
+      const published = session.request({
+        ':method': 'POST',
+        ':path': '/publish',
+        'content-type': 'application/json',
+      })
+      published.end(JSON.stringify({ topic: 'tls', data: 'over h2' }))
+      await waitFor(() => text.includes('data: over h2\n'), 'the event over HTTP/2')
+      stream.close()
+    } finally {
+      session.close()
+    }
   })
 
   it('makes each worker a Redis node with --redis: one hub over Redis', async () => {
