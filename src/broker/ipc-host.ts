@@ -27,6 +27,12 @@ export interface IpcHostLimits {
   readonly maxConnections: number | null
   readonly maxConnectionsPerClient: number | null
   readonly maxConnectionsPerIp: number | null
+  /**
+   * At the total or per-client limit: `reject` the new connection, or `evict` the least recently
+   * written one of the hub (of that client) to make room. The per-IP limit always rejects.
+   * @default 'reject'
+   */
+  readonly overflow?: 'reject' | 'evict'
 }
 
 /** Options of {@link IpcHost}. */
@@ -90,6 +96,10 @@ export class IpcHost {
   private readonly perIp = new Map<string, number>()
   private total = 0
   private readonly statsWaits = new Map<number, (stats: object) => void>()
+  private readonly lruWaits = new Map<
+    number,
+    (candidate: { readonly id: string; readonly lastWriteAt: number } | null) => void
+  >()
   private nextStats = 0
   private health = ''
   private healthTimer: NodeJS.Timeout | null = null
@@ -218,6 +228,11 @@ export class IpcHost {
         if (wait !== undefined) wait(message.s)
         return
       }
+      case 'lru': {
+        const wait = this.lruWaits.get(message.i)
+        if (wait !== undefined) wait(message.c)
+        return
+      }
       case 'q':
         this.answer(link, message)
         return
@@ -249,7 +264,7 @@ export class IpcHost {
       case 'resume': {
         if (request.c !== undefined) {
           const connection = link.connections.get(request.c)
-          if (connection !== undefined) this.checkLimits(connection)
+          if (connection !== undefined) this.checkLimits(link, connection)
         }
         // The snapshot: the delivery count now, and the broker's position in the same tick.
         const n = this.delivered
@@ -349,8 +364,9 @@ export class IpcHost {
    * The hub-wide limits, for a connection already counted (it joined just before its resume):
    * refused when it is one too many. Its worker refuses it, and its leave gives the room back.
    */
-  private checkLimits(connection: PresenceConnection): void {
+  private checkLimits(link: WorkerLink, connection: PresenceConnection): void {
     const { maxConnections, maxConnectionsPerClient, maxConnectionsPerIp } = this.limits
+    const evict = this.limits.overflow === 'evict'
     const ip = connection.remoteAddress
     if (ip !== undefined && maxConnectionsPerIp !== null) {
       if ((this.perIp.get(ip) ?? 0) > maxConnectionsPerIp)
@@ -362,17 +378,65 @@ export class IpcHost {
     const clientId = connection.clientId
     if (clientId !== undefined && maxConnectionsPerClient !== null) {
       const own = this.perClient.get(clientId) ?? 0
-      if (own > maxConnectionsPerClient)
+      if (own > maxConnectionsPerClient && evict) this.evictLeastRecent(link, connection, clientId)
+      else if (own > maxConnectionsPerClient)
         throw new SseError(
           ErrorCodes.LIMIT_REACHED,
           `Client ${JSON.stringify(clientId)} already has ${own - 1} connections (maxConnectionsPerClient); close one or retry later.`,
         )
     }
-    if (maxConnections !== null && this.total > maxConnections)
+    if (maxConnections !== null && this.total > maxConnections && evict)
+      this.evictLeastRecent(link, connection, undefined)
+    else if (maxConnections !== null && this.total > maxConnections)
       throw new SseError(
         ErrorCodes.LIMIT_REACHED,
         `The hub holds its maximum of ${maxConnections} connections (maxConnections); retry later.`,
       )
+  }
+
+  /**
+   * Makes room for `joining` (`--overflow evict`): asks every worker for its least recently
+   * written connection (of `clientId`, if given) and ends the least recent of them. O(workers)
+   * messages plus each worker's scan of its connections: it runs only at a limit, never on the
+   * publish path. The new connection is served meanwhile; the count drops when the evicted one
+   * leaves.
+   */
+  private evictLeastRecent(
+    joiningLink: WorkerLink,
+    joining: PresenceConnection,
+    clientId: string | undefined,
+  ): void {
+    const asks = [...this.links]
+      .filter((link) => clientId === undefined || (link.clients.get(clientId) ?? 0) > 0)
+      .map(
+        (link) =>
+          new Promise<{ link: WorkerLink; id: string; lastWriteAt: number } | null>((resolve) => {
+            const i = ++this.nextStats
+            const timer = setTimeout(() => {
+              this.lruWaits.delete(i)
+              resolve(null)
+            }, this.statsTimeoutMs)
+            this.lruWaits.set(i, (candidate) => {
+              clearTimeout(timer)
+              this.lruWaits.delete(i)
+              resolve(candidate === null ? null : { link, ...candidate })
+            })
+            link.channel.send({
+              t: 'lq',
+              i,
+              ...(clientId === undefined ? {} : { clientId }),
+              ...(link === joiningLink ? { exclude: joining.id } : {}),
+            } satisfies PrimaryMessage)
+          }),
+      )
+    void Promise.all(asks).then((candidates) => {
+      let victim: { link: WorkerLink; id: string; lastWriteAt: number } | null = null
+      for (const candidate of candidates)
+        if (candidate !== null && (victim === null || candidate.lastWriteAt < victim.lastWriteAt))
+          victim = candidate
+      if (victim !== null && this.links.has(victim.link))
+        victim.link.channel.send({ t: 'evict', id: victim.id } satisfies PrimaryMessage)
+    })
   }
 
   private pollHealth(): void {

@@ -47,6 +47,12 @@ export type WorkerNotice =
   | { readonly t: 'join'; readonly c: PresenceConnection }
   /** A connection left the worker. */
   | { readonly t: 'left'; readonly id: string }
+  /** Its least recently written connection (of `clientId`, if given), answering `lq`. */
+  | {
+      readonly t: 'lru'
+      readonly i: number
+      readonly c: { readonly id: string; readonly lastWriteAt: number } | null
+    }
   /** The worker's stats, answering the primary's `sq` with the same `i`. */
   | { readonly t: 'stats'; readonly i: number; readonly s: object }
 
@@ -92,6 +98,15 @@ export type PrimaryNotice =
   | { readonly t: 'up' }
   /** The broker's health, sent when it changes (and on attach). */
   | { readonly t: 'h'; readonly h: BrokerHealth }
+  /** Asks for the least recently written connection, not `exclude` (answered with `lru`). */
+  | {
+      readonly t: 'lq'
+      readonly i: number
+      readonly clientId?: string
+      readonly exclude?: string
+    }
+  /** Ends a connection to make room under `--overflow evict` (reason `evicted`). */
+  | { readonly t: 'evict'; readonly id: string }
   /** Asks the worker for its stats (answered with `stats` and the same `i`). */
   | { readonly t: 'sq'; readonly i: number }
 

@@ -77,6 +77,20 @@ interface Pending {
   timer: NodeJS.Timeout
 }
 
+/**
+ * How a worker finds and ends connections when the hub-wide limits evict (`--overflow evict`):
+ * its process's hub, wired by the CLI once the hub exists.
+ */
+export interface IpcEvictor {
+  /** The least recently written connection (of `clientId`, if given) but `exclude`, or null. */
+  candidate(
+    clientId: string | undefined,
+    exclude: string | undefined,
+  ): { readonly id: string; readonly lastWriteAt: number } | null
+  /** Ends connection `id` (reason `evicted`). */
+  evict(id: string): void
+}
+
 /** Options of {@link IpcBroker}. */
 export interface IpcBrokerOptions {
   /** The link to the primary (the worker's end). */
@@ -109,6 +123,7 @@ export class IpcBroker implements Broker {
   /** Connections per routing key on this worker: the keys the primary must send here. */
   private readonly interest = new Map<string, number>()
   private statsSource: PresenceNode | null = null
+  private evictor: IpcEvictor | null = null
   /**
    * The connection that joined in this tick: the hub registers a connection and asks for its
    * resume in the same tick, so the resume names it and the primary checks the hub-wide limits
@@ -237,6 +252,14 @@ export class IpcBroker implements Broker {
     if (removed.length > 0) this.send({ t: 'unsub', k: removed })
   }
 
+  /**
+   * Where the hub-wide limits find and end this worker's connections under `--overflow evict`
+   * (without one, this worker offers none).
+   */
+  evictWith(evictor: IpcEvictor): void {
+    this.evictor = evictor
+  }
+
   /** @internal Where the worker's stats come from (the hub, through the presence). */
   statsFrom(node: PresenceNode | null): void {
     this.statsSource = node
@@ -279,6 +302,16 @@ export class IpcBroker implements Broker {
         return
       case 'sq':
         this.send({ t: 'stats', i: message.i, s: this.statsSource?.stats() ?? {} })
+        return
+      case 'lq':
+        this.send({
+          t: 'lru',
+          i: message.i,
+          c: this.evictor?.candidate(message.clientId, message.exclude) ?? null,
+        })
+        return
+      case 'evict':
+        this.evictor?.evict(message.id)
         return
     }
   }

@@ -16,6 +16,7 @@ import { serveHelp } from './serve-flags.js'
 import { parseServeArgs, type ServeConfig, type ServeOptions } from './serve-options.js'
 import {
   createWorkerBroker,
+  evictThrough,
   exitWithPrimary,
   isWorkerProcess,
   runPrimary,
@@ -95,7 +96,10 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       throw new UsageError(error.message)
     throw error
   }
-  if (worker) shareWorkerMetrics(hubServer.metrics)
+  if (worker) {
+    shareWorkerMetrics(hubServer.metrics)
+    evictThrough(broker, hubServer.hub)
+  }
   watchHub(hubServer, log, sampler)
   try {
     if (worker) {

@@ -25,6 +25,8 @@ import { defaultNodeId } from '../broker/node-id.js'
 import { resolveHubOptions } from '../hub/hub-options.js'
 import { resolveServerOptions } from '../server/server-options.js'
 import type { HubServer } from '../server/server.js'
+import type { Connection } from '../connection/connection.js'
+import type { Hub } from '../hub/hub.js'
 import { UsageError, type CliIo } from './io.js'
 import { listenError } from './listen-error.js'
 import { createLogger, type Logger } from './log.js'
@@ -49,7 +51,7 @@ export function isWorkerProcess(): boolean {
  * The broker of a worker process: the primary's, through the link. (With `--redis`, a worker
  * builds a Redis broker as any node does, and this is not called.)
  */
-export function createWorkerBroker(log: Logger): Broker {
+export function createWorkerBroker(log: Logger): IpcBroker {
   const socket = new Socket({ fd: LINK_FD, readable: true, writable: true })
   return new IpcBroker({
     channel: (onMessage, onClose) =>
@@ -208,13 +210,13 @@ export async function runPrimary(
     }
     host = new IpcHost({
       broker,
-      // Under `--overflow evict` a worker evicts among its own connections; the host enforces
-      // the limits that refuse (the per-IP limit always does).
+      // Over every worker: a refusal, or under `--overflow evict` the hub's least recently
+      // written connection makes room (each worker's own limits are a subset of these).
       limits: {
-        maxConnections: hubOptions.overflow === 'reject' ? hubOptions.maxConnections : null,
-        maxConnectionsPerClient:
-          hubOptions.overflow === 'reject' ? hubOptions.maxConnectionsPerClient : null,
+        maxConnections: hubOptions.maxConnections,
+        maxConnectionsPerClient: hubOptions.maxConnectionsPerClient,
         maxConnectionsPerIp: hubOptions.maxConnectionsPerIp,
+        overflow: hubOptions.overflow,
       },
       onError: (error) => log.log('error', error.message, { event: 'error' }),
     })
@@ -422,6 +424,29 @@ class Balancer extends EventEmitter {
       this.open.set(worker, Math.max(0, (this.open.get(worker) ?? 1) - 1))
     })
   }
+}
+
+/**
+ * Lets the primary's hub-wide limits evict this worker's connections (`--overflow evict`): the
+ * least recently written one, as one process's limits do.
+ */
+export function evictThrough(broker: Broker | undefined, hub: Hub): void {
+  if (!(broker instanceof IpcBroker)) return
+  broker.evictWith({
+    candidate(clientId, exclude) {
+      let victim: Connection | undefined
+      for (const connection of hub.connections()) {
+        if (connection.id === exclude || connection.state === 'closed') continue
+        if (clientId !== undefined && connection.clientId !== clientId) continue
+        if (victim === undefined || connection.lastWriteAt < victim.lastWriteAt) victim = connection
+      }
+      return victim === undefined ? null : { id: victim.id, lastWriteAt: victim.lastWriteAt }
+    },
+    evict(id) {
+      for (const connection of hub.connections())
+        if (connection.id === id) connection.end('evicted')
+    },
+  })
 }
 
 /**

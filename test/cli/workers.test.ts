@@ -299,6 +299,36 @@ describe('ssehub serve --workers 2', () => {
     }
   })
 
+  it('evicts the hub-wide least recently written connection under --overflow evict', async () => {
+    const { url } = await startWorkers([
+      '--store',
+      'memory',
+      '--max-connections',
+      '2',
+      '--overflow',
+      'evict',
+    ])
+    const a = await openOn(url, 'topic=t', 'a', any)
+    const b = await openOn(url, 'topic=t', 'b', any)
+    expect(b.node).not.toBe(a.node)
+    // b was written to last: a is the least recently written of the hub.
+    await publish(url, { clientId: 'b', data: 'fresh' })
+    await b.stream.waitForEvents(1)
+    const c = await openStream(`${url}/events?topic=t&clientId=c`)
+    streams.push(c)
+    expect(c.status).toBe(200)
+    await a.stream.ended
+    expect(b.stream.isEnded()).toBe(false)
+    await waitFor(
+      async () =>
+        ((await (await fetch(`${url}/stats`)).json()) as ClusterStats).cluster.nodes.reduce(
+          (sum, report) => sum + report.stats.connections,
+          0,
+        ) === 2,
+      'two connections on the hub',
+    )
+  })
+
   it('restarts a worker killed with -9 under load; every client resumes with an exact sequence', async () => {
     const port = await freePort()
     const { url, cli } = await startWorkers(['--port', String(port), '--store', 'memory'])
