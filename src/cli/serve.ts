@@ -116,6 +116,8 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       )
     }
   } catch (error) {
+    // (A worker closing its broker here is not its primary going away.)
+    if (worker) workerShuttingDown()
     await hubServer.close()
     await broker?.close()
     redis?.disconnect()

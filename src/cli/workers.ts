@@ -261,7 +261,9 @@ export async function runPrimary(
     // A link the host gave up on (the worker stopped reading): the worker goes, another starts.
     if (host !== null && link !== null && link !== undefined)
       host.attach(link, (_link, error) => {
-        if (error !== null && !stopping) {
+        // A socket error (ECONNRESET, EPIPE) is the worker's end closing: it is exiting anyway.
+        const given = error !== null && (error as NodeJS.ErrnoException).code === undefined
+        if (given && !stopping) {
           log.log('warn', `ssehub worker ${worker.id}: ${error.message}; killing it`, {
             event: 'worker-link',
             worker: worker.id,

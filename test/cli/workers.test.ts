@@ -558,6 +558,25 @@ describe('ssehub serve --workers 2', () => {
 })
 
 describe('--workers', () => {
+  it('stops with one line and exit 2 when its workers cannot serve (an open hub on 0.0.0.0)', async () => {
+    const cli = runCli([
+      'serve',
+      '--workers',
+      '2',
+      '--store',
+      'memory',
+      '--port',
+      '0',
+      '--host',
+      '0.0.0.0',
+    ])
+    running.push(cli)
+    expect(await cli.exited).toBe(2)
+    expect(cli.stderr()).toBe(
+      'ssehub: Refusing to listen on 0.0.0.0 without a publish key: anyone could publish. Set --publish-key (or SSEHUB_PUBLISH_KEY), or pass --allow-anonymous-publish.\n',
+    )
+  })
+
   it("takes a number of processes or 'auto' (one per core); 1 by default", () => {
     expect(parseServeArgs([], {}).workers).toBe(1)
     expect(parseServeArgs(['--workers', '4'], {}).workers).toBe(4)
