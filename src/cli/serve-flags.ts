@@ -23,6 +23,11 @@ export const STORES: readonly Store[] = ['durable', 'memory']
 export const CLI_DEFAULTS = Object.freeze({
   port: 8080,
   host: '127.0.0.1',
+  /**
+   * One process: the library's semantics, and what a small machine or a container with one CPU
+   * should run. `--workers auto` runs one per core (docs/performance.md).
+   */
+  workers: 1,
   /** No Redis URL: the store below. */
   redisUrl: null,
   /** The Redis broker's default node id, `<hostname>:<pid>`. */
@@ -68,6 +73,7 @@ export type FlagKind =
   | 'list'
   | 'choice'
   | 'upstreams'
+  | 'workers'
 
 /** One `ssehub serve` flag. */
 export interface FlagSpec {
@@ -100,6 +106,12 @@ export const serveSpecs: readonly FlagSpec[] = [
     help: 'TCP port (0 picks a free one)',
   },
   { flag: 'host', kind: 'string', key: 'host', help: 'address to listen on' },
+  {
+    flag: 'workers',
+    kind: 'workers',
+    key: 'workers',
+    help: "processes serving HTTP on the one port, one hub (ids, history, targets, limits are hub-wide): a number or 'auto' (one per core)",
+  },
   {
     flag: 'redis',
     kind: 'string',

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { didYouMean } from '../closest.js'
 import type { HubServerOptions } from '../server/server.js'
 import type { ShowcaseOptions } from '../showcase/index.js'
@@ -22,6 +23,9 @@ import {
  * Reads `ssehub serve`'s flags and `SSEHUB_*` env vars, as the table in serve-flags.ts describes
  * them, into the options of the server and of the showcase it mounts.
  */
+
+/** The most worker processes `--workers` takes (a bound on what one primary supervises). */
+const MAX_WORKERS = 256
 
 const booleanWords: Record<string, boolean> = {
   '1': true,
@@ -91,6 +95,14 @@ function parseValue(
         )
       }
     }
+    case 'workers': {
+      if (raw === 'auto') return availableParallelism()
+      if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_WORKERS)
+        throw new UsageError(
+          `${source} expects 'auto' or a number of processes from 1 to ${MAX_WORKERS}, got ${JSON.stringify(raw)}`,
+        )
+      return Number(raw)
+    }
     case 'list':
       return raw
         .split(',')
@@ -122,6 +134,8 @@ export interface ServeConfig {
   readonly options: ServeOptions
   readonly port: number
   readonly host: string
+  /** Processes serving HTTP (`--workers`; 1: this process alone). */
+  readonly workers: number
   /** Redis URL, when the Redis broker is asked for, as given. */
   readonly redisUrl: string | undefined
   /** What {@link ServeConfig.redisUrl} points at: one server or a cluster's seed nodes. */
@@ -233,6 +247,7 @@ export function parseServeArgs(
   const options: Record<string, unknown> = {}
   let port: number = CLI_DEFAULTS.port
   let host: string = CLI_DEFAULTS.host
+  let workers: number = CLI_DEFAULTS.workers
   let redisUrl: string | undefined
   const redisOptions: Record<string, unknown> = {}
   let redisOnly: FlagSpec | undefined
@@ -244,6 +259,7 @@ export function parseServeArgs(
     else if (spec.key === 'store') store = value as Store
     else if (durableKeys.has(spec.key)) durable[spec.key] = value
     else if (spec.key === 'host') host = value as string
+    else if (spec.key === 'workers') workers = value as number
     else if (spec.key === 'redisUrl') redisUrl = value as string
     else if (spec.key in REDIS_FLAG_OPTIONS) {
       redisOptions[REDIS_FLAG_OPTIONS[spec.key as keyof typeof REDIS_FLAG_OPTIONS]] = value
@@ -277,6 +293,7 @@ export function parseServeArgs(
     options,
     port,
     host,
+    workers,
     redisUrl,
     redis,
     redisOptions,

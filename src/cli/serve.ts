@@ -12,10 +12,25 @@ import { mockUpstream } from '../relay/mock-model.js'
 import type { RelayUpstream } from '../relay/relays.js'
 import { SHOWCASE_DEFAULTS, SHOWCASE_OPTION_NAMES, createShowcase } from '../showcase/index.js'
 import { UsageError, type CliIo } from './io.js'
+import { listenError } from './listen-error.js'
 import { LogSampler, createLogger, type LogFields, type Logger } from './log.js'
 import { CLI_DEFAULTS, serveHelp } from './serve-flags.js'
 import type { RedisTarget } from './redis-url.js'
-import { parseServeArgs, type ServeOptions } from './serve-options.js'
+import { parseServeArgs, type ServeConfig, type ServeOptions } from './serve-options.js'
+import {
+  createWorkerBroker,
+  evictThrough,
+  exitWithPrimary,
+  isWorkerProcess,
+  runPrimary,
+  startWorker,
+  shareWorkerMetrics,
+  workerMetricsSource,
+  workerNodeId,
+  workerDone,
+  workerShuttingDown,
+  workerSignal,
+} from './workers.js'
 
 /**
  * `ssehub serve`: runs the hub server until `io.signal` aborts (SIGINT/SIGTERM), then shuts down
@@ -28,16 +43,30 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
     io.stdout(serveHelp())
     return 0
   }
+  // --workers N: this process supervises N workers that are one hub (workers.ts).
+  const worker = config.workers > 1 && isWorkerProcess()
+  if (config.workers > 1 && !worker) {
+    return runPrimary(config, argv, io, {
+      storeBroker: () => storeBroker(config),
+      memoryOptions: pick(config.options, HISTORY_OPTION_NAMES),
+    })
+  }
   const redis = config.redis === undefined ? null : await connectRedis(config.redis)
   const log = createLogger({ format: config.logFormat, write: io.stdout })
   const sampler = new LogSampler(log)
+  if (worker) exitWithPrimary(log)
+  // A worker stops on its own signal or on its primary's drain message.
+  const stop = worker ? workerSignal(io.signal) : io.signal
   let broker: Broker | undefined
   let hubServer: HubServer
   try {
     if (redis !== null) {
+      const { nodeId, ...redisOptions } = config.redisOptions
       broker = new RedisBroker({
         client: redis,
-        ...config.redisOptions,
+        ...redisOptions,
+        // Each worker is a node of its own: ids tell them apart.
+        ...(worker ? { nodeId: workerNodeId(nodeId) } : nodeId === undefined ? {} : { nodeId }),
         ...pick(config.options, [
           'historyMaxEvents',
           'historyMaxAgeMs',
@@ -45,21 +74,11 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
           'idempotencyWindowMs',
         ]),
       })
-    } else if (config.durable !== null) {
-      const { dataDir, fsync, historyMaxBytes } = config.durable
-      broker = new DurableBroker({
-        dataDir,
-        ...(fsync === undefined ? {} : { fsync }),
-        ...(historyMaxBytes === undefined ? {} : { historyMaxBytes }),
-        ...pick(config.options, [
-          'historyMaxEvents',
-          'historyMaxAgeMs',
-          'endedTopicTtlMs',
-          'maxEndedTopics',
-          'idempotencyWindowMs',
-          'maxIdempotencyKeys',
-        ]),
-      })
+    } else if (worker) {
+      // The primary owns the store: a worker reaches it through its link.
+      broker = createWorkerBroker(log)
+    } else {
+      broker = storeBroker(config)
     }
     // The showcase (dashboard, demos) is a part the CLI mounts beside the API.
     const showcase = createShowcase(pick(config.options, SHOWCASE_OPTION_NAMES))
@@ -80,6 +99,8 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       }),
       mounts: [showcase],
       ...(broker === undefined ? {} : { broker }),
+      // A worker's /metrics is the whole hub's (workers.ts).
+      ...(worker ? { metricsSource: workerMetricsSource() } : {}),
       onAuthRefused: (refusal) => logAuthRefusal(sampler, refusal),
     })
   } catch (error) {
@@ -89,39 +110,39 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       throw new UsageError(error.message)
     throw error
   }
+  if (worker) {
+    shareWorkerMetrics(hubServer.metrics)
+    evictThrough(broker, hubServer.hub)
+  }
   watchHub(hubServer, log, sampler)
   try {
-    const address = await hubServer.listen(config.port, config.host)
-    logStart(
-      log,
-      hubServer,
-      address,
-      config.options,
-      broker instanceof DurableBroker ? broker.dataDir : undefined,
-    )
+    if (worker) {
+      // A worker does not listen: the primary accepts and hands it connections (workers.ts).
+      await startWorker(hubServer, config.host, log)
+    } else {
+      const address = await hubServer.listen(config.port, config.host)
+      logStart(
+        log,
+        hubServer,
+        address,
+        config.options,
+        broker instanceof DurableBroker ? broker.dataDir : undefined,
+      )
+    }
   } catch (error) {
+    // (A worker closing its broker here is not its primary going away.)
+    if (worker) workerShuttingDown()
     await hubServer.close()
     await broker?.close()
     redis?.disconnect()
-    if (isSseError(error)) throw new UsageError(error.message)
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE')
-      throw new UsageError(
-        `port ${config.port} on ${config.host} is in use; pick another with --port`,
-      )
-    if (code === 'EACCES')
-      throw new UsageError(
-        `no permission to listen on ${config.host}:${config.port}; use a port above 1023`,
-      )
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
-      throw new UsageError(`cannot listen on ${config.host}: no such local address`)
-    throw error
+    throw listenError(error, config)
   }
-  if (!io.signal.aborted) {
+  if (!stop.aborted) {
     await new Promise<void>((resolve) =>
-      io.signal.addEventListener('abort', () => resolve(), { once: true }),
+      stop.addEventListener('abort', () => resolve(), { once: true }),
     )
   }
+  if (worker) workerShuttingDown()
   const streams = hubServer.hub.stats().connections
   const started = Date.now()
   log.log('info', `ssehub shutting down: ending ${streams} stream${streams === 1 ? '' : 's'}`, {
@@ -143,6 +164,7 @@ export async function runServe(argv: readonly string[], io: CliIo): Promise<numb
       ms,
     },
   )
+  if (worker) workerDone()
   return 0
 }
 
@@ -302,6 +324,28 @@ function packageVersion(): string {
     }
   ).version
   return version
+}
+
+/** The history options every store takes from the command line. */
+const HISTORY_OPTION_NAMES = [
+  'historyMaxEvents',
+  'historyMaxAgeMs',
+  'endedTopicTtlMs',
+  'maxEndedTopics',
+  'idempotencyWindowMs',
+  'maxIdempotencyKeys',
+] as const
+
+/** The durable broker of `--store durable` (the default), or `undefined` for `--store memory`. */
+function storeBroker(config: ServeConfig): Broker | undefined {
+  if (config.durable === null) return undefined
+  const { dataDir, fsync, historyMaxBytes } = config.durable
+  return new DurableBroker({
+    dataDir,
+    ...(fsync === undefined ? {} : { fsync }),
+    ...(historyMaxBytes === undefined ? {} : { historyMaxBytes }),
+    ...pick(config.options, HISTORY_OPTION_NAMES),
+  })
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { Broker, Resume, StartFrom } from '../broker/broker.js'
 import type { Connection } from '../connection/connection.js'
-import { ErrorCodes, SseError } from '../errors.js'
+import { ErrorCodes, SseError, isSseError } from '../errors.js'
 import { encodeDataLines } from '../wire/encode.js'
 import { encodeFrame, writePublication } from './fan-out.js'
 import { isOpen, type HubCounters, type Member } from './member.js'
@@ -15,6 +15,10 @@ import { RESET_EVENT } from './types.js'
 
 /** Seconds a client waits before it retries when the history could not be read. */
 const HISTORY_RETRY_AFTER_S = 2
+/** Seconds a client refused at a connection limit waits (as the hub's own limits answer). */
+const LIMIT_RETRY_AFTER_S = 5
+/** The refusals of a connection limit, when a broker keeps the limits. */
+const limitCodes = new Set<string>([ErrorCodes.LIMIT_REACHED, ErrorCodes.RATE_LIMITED])
 
 /** What the subscribe path needs from its hub; built once per hub. */
 export interface ReplayContext {
@@ -51,6 +55,13 @@ export function startMember(
   context.broker.resume(member.keys, lastEventId, from).then(
     (resume) => openMember(context, member, resume),
     (error: unknown) => {
+      // A broker that keeps limits over several processes (the workers' IPC broker) refuses a
+      // connection over one: answered as the hub's own limits are, and no operational error.
+      if (isSseError(error) && limitCodes.has(error.code)) {
+        context.counters.rejections++
+        member.connection.refuse(error, LIMIT_RETRY_AFTER_S)
+        return
+      }
       context.reportError(error instanceof Error ? error : new Error(String(error)))
       member.connection.refuse(
         new SseError(

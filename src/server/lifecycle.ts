@@ -6,7 +6,7 @@
  */
 import type { Server } from 'node:http'
 import type { Http2SecureServer } from 'node:http2'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { ErrorCodes, SseError } from '../errors.js'
 import { drainConnections, drainSpreadMs } from '../hub/drain.js'
 import type { Hub } from '../hub/hub.js'
@@ -41,18 +41,40 @@ export interface LifecycleParts {
   stop(): void
 }
 
-/** Starts listening on `host:port`. */
-export async function listen(
-  parts: LifecycleParts,
-  port: number,
-  host: string,
-): Promise<AddressInfo> {
+/** The guard against an open hub on a public address. */
+function checkHost(parts: LifecycleParts, host: string): void {
   if (parts.refusesPublicHost && !isLoopbackHost(host)) {
     throw new SseError(
       ErrorCodes.UNAUTHORIZED,
       `Refusing to listen on ${host} without a publish key: anyone could publish. Set --publish-key (or SSEHUB_PUBLISH_KEY), or pass --allow-anonymous-publish.`,
     )
   }
+}
+
+/**
+ * Serves connections another process accepted on `host` (a primary that hands each connection
+ * to one of its workers): the same guard as {@link listen}, then a function that takes a socket.
+ */
+export async function handoff(
+  parts: LifecycleParts,
+  host: string,
+): Promise<(socket: Socket) => void> {
+  checkHost(parts, host)
+  await parts.hub.ready
+  const { server } = parts
+  // node:http starts tracking its connections (request timeouts, closeAllConnections) when it
+  // listens; a server fed by another process never does, so it is told here.
+  server.emit('listening')
+  return (socket) => server.emit('connection', socket)
+}
+
+/** Starts listening on `host:port`. */
+export async function listen(
+  parts: LifecycleParts,
+  port: number,
+  host: string,
+): Promise<AddressInfo> {
+  checkHost(parts, host)
   await parts.hub.ready
   const { server } = parts
   await new Promise<void>((resolve, reject) => {

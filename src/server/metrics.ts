@@ -15,10 +15,17 @@ export function createMetrics(hub: Hub): Registry {
   const registry = new Registry()
   // prom-client's names already start `process_`/`nodejs_`: the prefix is ours alone.
   collectDefaultMetrics({ register: registry, prefix: 'ssehub_' })
-  const gauge = (name: string, help: string, read: () => number): void => {
+  // `aggregator`: how `ssehub serve --workers` sums a gauge over its workers (prom-client's).
+  const gauge = (
+    name: string,
+    help: string,
+    read: () => number,
+    aggregator: 'sum' | 'min' = 'sum',
+  ): void => {
     new Gauge({
       name,
       help,
+      aggregator,
       registers: [registry],
       collect() {
         this.set(read())
@@ -66,8 +73,11 @@ export function createMetrics(hub: Hub): Registry {
     'Connections refused at a limit.',
     () => hub.stats().rejections,
   )
-  gauge('ssehub_broker_up', '1 when the broker accepts publishes.', () =>
-    hub.broker.health().ok ? 1 : 0,
+  gauge(
+    'ssehub_broker_up',
+    '1 when the broker accepts publishes.',
+    () => (hub.broker.health().ok ? 1 : 0),
+    'min',
   )
   return registry
 }

@@ -120,6 +120,12 @@ export interface HubServerOptions extends HubOptions, JwtOptions {
   readonly relayMaxTokens?: number
   /** Generations one node runs at once; past it `POST /relays` answers 503. @default 100 */
   readonly maxRelays?: number
+  /**
+   * Where `/metrics` comes from when this server is one of several processes of one hub
+   * (`ssehub serve --workers`): resolves with the Prometheus text of the whole hub, which the
+   * process that owns the hub aggregates. `null`: this server's own metrics. @default null
+   */
+  readonly metricsSource?: (() => Promise<string>) | null
 }
 
 /** A request refused for want of credentials (`401`) or rights (`403`). */
@@ -167,6 +173,7 @@ export interface ResolvedServerOptions {
   readonly relayTimeoutMs: number
   readonly relayMaxTokens: number
   readonly maxRelays: number
+  readonly metricsSource: (() => Promise<string>) | null
 }
 
 /** Every default of the server-level options, written once. */
@@ -197,6 +204,7 @@ export const SERVER_DEFAULTS: ResolvedServerOptions = Object.freeze({
   relayTimeoutMs: RELAY_DEFAULTS.timeoutMs,
   relayMaxTokens: RELAY_DEFAULTS.maxTokens,
   maxRelays: RELAY_DEFAULTS.maxRunning,
+  metricsSource: null,
 })
 
 function mountsOf(value: unknown): readonly HubServerMountFactory[] {
@@ -296,6 +304,7 @@ export function resolveServerOptions(options: HubServerOptions): ResolvedServerO
     relayTimeoutMs: positiveInteger('relayTimeoutMs', options.relayTimeoutMs ?? d.relayTimeoutMs),
     relayMaxTokens: positiveInteger('relayMaxTokens', options.relayMaxTokens ?? d.relayMaxTokens),
     maxRelays: positiveInteger('maxRelays', options.maxRelays ?? d.maxRelays),
+    metricsSource: callbackOption('metricsSource', options.metricsSource ?? d.metricsSource),
   }
 }
 

@@ -16,11 +16,12 @@ import { Hub } from '../hub/hub.js'
 import { Relays } from '../relay/relays.js'
 import { Access } from './access.js'
 import { clientAddress } from './client-address.js'
+import type { Registry } from 'prom-client'
 import { createMetrics } from './metrics.js'
 import { createNodeFront } from './node-front.js'
 import { isAnswer, type Outcome, Pipeline } from './pipeline.js'
 import { fastTakes, resolveRoute, type Route, type RouteFeatures } from './routes.js'
-import { isLoopbackHost, listen, shutdown, type LifecycleParts } from './lifecycle.js'
+import { handoff, isLoopbackHost, listen, shutdown, type LifecycleParts } from './lifecycle.js'
 import { resolveServerOptions, type AuthRefusal, type HubServerOptions } from './server-options.js'
 
 export { isLoopbackHost }
@@ -48,6 +49,14 @@ export interface HubServer {
   listen(port?: number, host?: string): Promise<AddressInfo>
   /** Graceful shutdown: stop accepting, end every stream, close within `shutdownTimeoutMs`. */
   close(): Promise<void>
+  /**
+   * Serves connections accepted by another process instead of listening (`ssehub serve
+   * --workers`: the primary accepts and hands each connection to a worker). Refuses `host` as
+   * {@link HubServer.listen} does; resolves with the function that takes a connected socket.
+   */
+  handoff(host: string): Promise<(socket: Socket) => void>
+  /** The registry of `/metrics` (prom-client's), or `null` with `metrics: false`. */
+  readonly metrics: Registry | null
 }
 
 /**
@@ -82,10 +91,11 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     maxTokens: resolved.relayMaxTokens,
     maxRunning: resolved.maxRelays,
   })
+  const metricsRegistry = resolved.metrics ? createMetrics(hub) : null
   const pipeline = new Pipeline(hub, access, {
     relays,
     maxBatchEvents: resolved.maxBatchEvents,
-    metrics: resolved.metrics ? createMetrics(hub) : null,
+    metrics: metricsRegistry === null ? null : metricsText(metricsRegistry, resolved.metricsSource),
     report,
     authRefused: resolved.onAuthRefused,
   })
@@ -240,5 +250,16 @@ export function createHubServer(options: HubServerOptions = {}): HubServer {
     handle: node.handle,
     listen: (port = 8080, host = '127.0.0.1') => listen(parts, port, host),
     close: () => (closing ??= shutdown(parts)),
+    handoff: (host) => handoff(parts, host),
+    metrics: metricsRegistry,
   }
+}
+
+/** The text of `/metrics`: this server's registry, or the whole hub's from `source`. */
+function metricsText(
+  registry: Registry,
+  source: (() => Promise<string>) | null,
+): { metrics(): Promise<string>; readonly contentType: string } {
+  if (source === null) return registry
+  return { metrics: source, contentType: registry.contentType }
 }

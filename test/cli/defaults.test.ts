@@ -88,6 +88,7 @@ const computed = {
 const notFlags: Readonly<Record<string, string>> = {
   mounts: 'mount factories are code, not text',
   onAuthRefused: 'a callback is code, not text (serve logs refusals itself)',
+  metricsSource: 'a callback is code, not text (serve --workers sets it in each worker)',
 }
 
 /** The fields of an exported interface in `source`: name -> its TSDoc (or '' without one). */
@@ -148,6 +149,7 @@ function parsedValue(spec: FlagSpec, args: string[]): unknown {
   if (
     spec.key === 'port' ||
     spec.key === 'host' ||
+    spec.key === 'workers' ||
     spec.key === 'redisUrl' ||
     spec.key === 'logFormat'
   )
