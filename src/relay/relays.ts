@@ -225,9 +225,11 @@ export class Relays {
     const topic = relayTopic(id)
     // An ended generation keeps its topic's ended mark for longer than the start's idempotency
     // key lives: it is not started again (and no stray `start` event reopens its topic).
+    // (Its events say so, not its subscribers: viewers may subscribe before the start.)
     const known = await this.hub.topicState(topic)
     if (known.state === 'ended') return { id, topic, started: false, state: 'ended' }
-    if (known.state === 'unknown' && this.running.size >= this.options.maxRunning) {
+    const ran = known.lastEventId !== null
+    if (!ran && this.running.size >= this.options.maxRunning) {
       throw new SseError(
         ErrorCodes.LIMIT_REACHED,
         `This node runs ${this.options.maxRunning} generations (maxRelays); retry later or raise --max-relays.`,
@@ -254,7 +256,7 @@ export class Relays {
     }
     // Joined: or the topic had events but the key was forgotten (a generation running for longer
     // than the idempotency window): never a second upstream call for one id.
-    if (claim.duplicate === true || known.state === 'open') {
+    if (claim.duplicate === true || ran) {
       const now = await this.hub.topicState(topic)
       return { id, topic, started: false, state: now.state === 'ended' ? 'ended' : 'open' }
     }
@@ -283,7 +285,8 @@ export class Relays {
       }
     }
     const known = await this.hub.topicState(topic)
-    if (known.state === 'unknown') {
+    // Viewers alone (subscribed before any start) are no generation.
+    if (known.state === 'unknown' || (known.state === 'open' && known.lastEventId === null)) {
       throw new SseError(
         ErrorCodes.NOT_FOUND,
         `No generation ${JSON.stringify(id)} is known (never started, or forgotten): nothing to abort.`,

@@ -175,3 +175,58 @@ describe('--relay-upstream', () => {
     }
   })
 })
+
+describe('relays with --workers 2', () => {
+  it('one generation for starts on both workers; viewers on both get it; an abort ends it on both', async () => {
+    llm = await startFakeLlm({
+      tokens: Array.from({ length: 100 }, (_, i) => `w${i} `),
+      delayMs: 40,
+    })
+    const url = await serve(['--workers', '2', '--relay-upstream', `default=${llm.url}`])
+    await waitFor(
+      async () =>
+        ((await (await fetch(`${url}/stats`)).json()) as { cluster: { nodes: unknown[] } }).cluster
+          .nodes.length === 2,
+      'two workers',
+      10_000,
+    )
+    // Two viewers at once: the primary hands them to different workers (the fewest connections).
+    const viewers = await Promise.all(
+      ['v1', 'v2'].map(async (clientId) => {
+        const stream = await openStream(
+          `${url}/events?from=start&topic=relay/w&clientId=${clientId}`,
+        )
+        streams.push(stream)
+        return stream
+      }),
+    )
+    const nodes = await waitFor(async () => {
+      const body = (await (await fetch(`${url}/clients`)).json()) as {
+        connections: { node: string }[]
+      }
+      return body.connections.length === 2 ? new Set(body.connections.map((c) => c.node)) : null
+    }, 'both viewers in the presence')
+    expect(nodes.size).toBe(2)
+    // Starts on separate connections, at once: exactly one begins the generation.
+    const starts = await Promise.all(
+      [1, 2, 3, 4].map(
+        async () => (await (await startRelay(url, 'w')).json()) as { started: boolean },
+      ),
+    )
+    expect(starts).toHaveLength(4)
+    expect(starts.filter((start) => start.started)).toHaveLength(1)
+    await Promise.all(viewers.map((viewer) => viewer.waitForText('event: token')))
+    const aborted = await fetch(`${url}/relays/w/abort`, { method: 'POST' })
+    expect(await aborted.json()).toMatchObject({ aborted: true, state: 'ended' })
+    for (const viewer of viewers) {
+      await viewer.ended
+      const finals = viewer.events.filter((e) => e.event === 'done' || e.event === 'error')
+      expect(finals.map((e) => JSON.parse(e.data) as { reason: string })).toMatchObject([
+        { reason: 'aborted' },
+      ])
+    }
+    expect(relayText(viewers[0]!)).toBe(relayText(viewers[1]!))
+    await waitFor(() => llm!.requests[0]?.cancelled === true, 'the upstream cancelled')
+    expect(llm.requests).toHaveLength(1)
+  })
+})

@@ -119,6 +119,17 @@ describe('POST /relays', () => {
     expect(llm!.requests).toHaveLength(1)
   })
 
+  it('starts when viewers subscribed first (they make the topic open, not a generation)', async () => {
+    const hub = await hubWithLlm({ tokens: TOKENS, delayMs: 5 })
+    const early = await watch(hub, 'first')
+    await waitFor(() => hub.server.hub.subscriberCount('relay/first') === 1, 'the viewer')
+    expect(await post(hub, '/relays/first/abort', {})).toMatchObject({ status: 404 })
+    expect((await start(hub, 'first')).json).toMatchObject({ started: true })
+    await early.ended
+    expect(relayText(early)).toBe(TEXT)
+    expect(llm!.requests).toHaveLength(1)
+  })
+
   it('goes on when every viewer leaves; the topic keeps the whole answer', async () => {
     const hub = await hubWithLlm({ tokens: TOKENS, delayMs: 20 })
     await start(hub, 'alone')
