@@ -127,7 +127,11 @@ export function renderReport(r: BenchResults): {
     out.push(`**${name}: absent** (${why}); its columns are empty.`, '')
   for (const [name, why] of Object.entries(r.failures)) out.push(`**Failure** ${name}: ${why}`, '')
   out.push(
-    'All servers run in one process pinned to one core; the load generator (raw sockets on worker threads, source addresses 127.0.0.2–17) runs on the other core and reports its own CPU, so a generator near 100 % means the generator, not the server, was the limit. Each scenario runs for every server in turn, with a fresh server and generator, so that the figures a ratio compares are measured minutes apart.',
+    'All servers run in one process pinned to one core; the load generator (raw sockets on worker threads, source addresses 127.0.0.2–17) runs on the other core and reports its own CPU, so a generator near 100 % means the generator, not the server, was the limit. Each scenario runs for every server in turn, with a fresh server and generator, so that the figures a ratio compares are measured minutes apart.' +
+      // ssehub-workers is the exception: said here, not only in its own section further down.
+      (servers.includes('ssehub-workers')
+        ? ` Except ssehub-workers: a primary and ${String(r.settings.hubWorkers)} worker processes, pinned as the machine line says (its section below).`
+        : ''),
     '',
   )
 
@@ -503,6 +507,15 @@ function workersSection(
       find('ssehub-workers', 'one-to-one', clients, 'max'),
     ],
   ]
+  const batch = r.phases.find(
+    (p) => p.server === 'ssehub-workers' && p.scenario.includes('(batch)'),
+  )?.scenario
+  if (batch !== undefined)
+    phases.push([
+      batch,
+      find('ssehub', batch, clients, 'max'),
+      find('ssehub-workers', batch, clients, 'max'),
+    ])
   for (const [label, single, several] of phases) {
     if (single === undefined && several === undefined) continue
     const row = (figure: string, get: (p: PhaseResult) => number | null | undefined, digits = 1) =>

@@ -366,7 +366,8 @@ export async function broadcast(
 
 /**
  * One-to-one: `clients` client ids with one stream each, round-robin publishes, closed loop; for
- * ssehub also through its batch endpoint, `batch` events per request (its own row).
+ * ssehub (and ssehub-workers) also through its batch endpoint, `batch` events per request (its
+ * own row).
  */
 export async function oneToOne(
   server: RunningServer,
@@ -396,7 +397,7 @@ export async function oneToOne(
     await measure(server, gen, { scenario: 'one-to-one', subscribers: clients }, plan, 1),
   ]
   // ssehub's batch endpoint, in its own row: the same events, 10 per request.
-  if (server.name === 'ssehub' && batch > 1) {
+  if ((server.name === 'ssehub' || server.name === 'ssehub-workers') && batch > 1) {
     rows.push(
       await measure(
         server,
