@@ -9,11 +9,15 @@ export const BENCH_OPTIONS_ENV = 'SSEHUB_BENCH_OPTIONS'
 
 /**
  * The servers the bench can start, in the order it runs them. `ssehub-redis` is ssehub with the
- * Redis broker, against a redis-server the bench starts: asked for by name, not run by default.
+ * Redis broker, against a redis-server the bench starts; `ssehub-workers` is `ssehub serve
+ * --workers N` (`--hub-workers`), one hub over several processes. Both are ssehub itself on
+ * another setting, measured beside plain `ssehub` in the same run: asked for by name, not run by
+ * default.
  */
 export const serverNames = [
   'ssehub',
   'ssehub-redis',
+  'ssehub-workers',
   'better-sse',
   'naive-express',
   'node-floor',
@@ -21,8 +25,10 @@ export const serverNames = [
 ] as const
 /** A server the bench can start. */
 export type ServerName = (typeof serverNames)[number]
-/** The servers a run starts without `--servers`: every one but `ssehub-redis`. */
-export const defaultServers: readonly ServerName[] = serverNames.filter((n) => n !== 'ssehub-redis')
+/** The servers a run starts without `--servers`: all but `ssehub-redis` and `ssehub-workers`. */
+export const defaultServers: readonly ServerName[] = serverNames.filter(
+  (n) => n !== 'ssehub-redis' && n !== 'ssehub-workers',
+)
 
 /** The scenarios, in the order they run. */
 export const scenarioNames = [
@@ -61,6 +67,11 @@ export interface BenchOptions {
   readonly slowRate: number
   /** Load-generator threads holding streams. @default 2 */
   readonly workers: number
+  /**
+   * Worker processes of the `ssehub-workers` server (`ssehub serve --workers N`). Not
+   * `--workers`, which has always meant the load generator's threads. @default 2
+   */
+  readonly hubWorkers: number
   /** Cap of publishes per phase. @default 100000 */
   readonly maxPublishes: number
   /** Rounds of each publishing phase; the report takes medians. @default 1 */
@@ -82,6 +93,7 @@ type NumberKey =
   | 'slowSubscribers'
   | 'slowRate'
   | 'workers'
+  | 'hubWorkers'
   | 'maxPublishes'
   | 'repeat'
 
@@ -159,6 +171,12 @@ export const benchFlags: readonly Flag[] = [
     default: '2',
   },
   {
+    flag: 'hub-workers',
+    placeholder: 'N',
+    help: 'worker processes of ssehub-workers (ssehub serve --workers N)',
+    default: '2',
+  },
+  {
     flag: 'max-publishes',
     placeholder: 'N',
     help: 'cap of publishes per phase',
@@ -193,6 +211,7 @@ const numberFlags: Record<string, NumberKey> = {
   'slow-subscribers': 'slowSubscribers',
   'slow-rate': 'slowRate',
   workers: 'workers',
+  'hub-workers': 'hubWorkers',
   'max-publishes': 'maxPublishes',
   repeat: 'repeat',
 }
@@ -221,6 +240,10 @@ naive-express (need the better-sse and express packages: a checkout's dev depend
 \`npm install better-sse express\` beside ssehub); nchan (needs nginx and its nchan module).
 ssehub-redis: ssehub with the Redis broker, against a redis-server the bench starts on a free
 port, on the generator's core (needs redis-server on the PATH); run only when --servers names it.
+ssehub-workers: \`ssehub serve --workers N\` (N = --hub-workers), on cores 0..N-1 (as many as
+there are; the generator moves to core N when there is one, else it shares core 1 with a
+worker); its CPU and RSS are summed over the primary and every worker, and the report adds a
+row per process (connections, events written, CPU, RSS); run only when --servers names it.
 A server that cannot run here is skipped with one line saying what is missing.
 
 Options:

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { BUCKETS, bucketUpperUs } from './histogram.js'
 import type { BenchResults } from './run.js'
-import type { PhaseResult } from './scenarios.js'
+import type { IdleResult, PhaseResult, ProcessFigure } from './scenarios.js'
 import { barChart, lineChart, type Series } from './svg.js'
 
 const KiB = 1024
@@ -83,8 +83,11 @@ export function renderReport(r: BenchResults): {
   charts: Record<string, string>
 } {
   const servers = [...new Set([...r.idle.map((i) => i.server), ...r.phases.map((p) => p.server)])]
-  // ssehub-redis is ssehub itself on another broker: its own section, not a peer.
-  const peers = servers.filter((s) => s !== 'ssehub' && s !== 'ssehub-redis')
+  // ssehub-redis and ssehub-workers are ssehub itself on another setting: their own sections,
+  // not peers.
+  const peers = servers.filter(
+    (s) => s !== 'ssehub' && s !== 'ssehub-redis' && s !== 'ssehub-workers',
+  )
   // With `--repeat`, a phase has one row per round: the summary takes the median of each figure.
   const find = (
     server: string,
@@ -124,7 +127,11 @@ export function renderReport(r: BenchResults): {
     out.push(`**${name}: absent** (${why}); its columns are empty.`, '')
   for (const [name, why] of Object.entries(r.failures)) out.push(`**Failure** ${name}: ${why}`, '')
   out.push(
-    'All servers run in one process pinned to one core; the load generator (raw sockets on worker threads, source addresses 127.0.0.2–17) runs on the other core and reports its own CPU, so a generator near 100 % means the generator, not the server, was the limit. Each scenario runs for every server in turn, with a fresh server and generator, so that the figures a ratio compares are measured minutes apart.',
+    'All servers run in one process pinned to one core; the load generator (raw sockets on worker threads, source addresses 127.0.0.2–17) runs on the other core and reports its own CPU, so a generator near 100 % means the generator, not the server, was the limit. Each scenario runs for every server in turn, with a fresh server and generator, so that the figures a ratio compares are measured minutes apart.' +
+      // ssehub-workers is the exception: said here, not only in its own section further down.
+      (servers.includes('ssehub-workers')
+        ? ` Except ssehub-workers: a primary and ${String(r.settings.hubWorkers)} worker processes, pinned as the machine line says (its section below).`
+        : ''),
     '',
   )
 
@@ -222,6 +229,7 @@ export function renderReport(r: BenchResults): {
     )
 
   if (servers.includes('ssehub-redis')) redisSection(out, find, large, r)
+  if (servers.includes('ssehub-workers')) workersSection(out, find, idleOf, small, large, r)
 
   out.push('## Idle connections', '', '![RSS against connections](' + 'capacity-rss.svg)', '')
   out.push(
@@ -418,6 +426,137 @@ function redisSection(
       )
   }
   out.push('')
+}
+
+/** The per-process table of a phase or of the idle ramp of ssehub-workers, with the sums. */
+function processTable(out: string[], title: string, rows: readonly ProcessFigure[]): void {
+  const sum = (get: (p: ProcessFigure) => number | null): number | null =>
+    rows.some((p) => get(p) !== null) ? rows.reduce((a, p) => a + (get(p) ?? 0), 0) : null
+  const cpu = sum((p) => p.cpuSeconds)
+  const events = sum((p) => p.eventsOut)
+  out.push(
+    `**${title}**`,
+    '',
+    '| process | pid | connections | events written | CPU s | CPU % of a core | CPU µs per event written | RSS MiB |',
+    '| --- | --: | --: | --: | --: | --: | --: | --: |',
+    ...rows.map(
+      (p) =>
+        `| ${p.role === 'primary' ? 'primary' : `worker ${p.node?.replace(/^.*\//, '') ?? ''}`.trim()} | ${p.pid} | ${n(p.connections, 0)} | ${n(p.eventsOut, 0)} | ${n(p.cpuSeconds, 2)} | ${n(p.cpuPercent)} | ${n(p.cpuUsPerEvent, 2)} | ${n(p.rssBytes / 2 ** 20)} |`,
+    ),
+    `| **all** | | ${n(
+      sum((p) => p.connections),
+      0,
+    )} | ${n(events, 0)} | ${n(cpu, 2)} | ${n(sum((p) => p.cpuPercent))} | ${n(cpu === null || events === null || events === 0 ? null : (cpu * 1e6) / events, 2)} | ${n(rows.reduce((a, p) => a + p.rssBytes, 0) / 2 ** 20)} |`,
+    '',
+  )
+}
+
+/**
+ * `ssehub serve --workers N` against ssehub in one process, the same build in the same run
+ * (ratio = workers / one process): the hub's totals (summed over the primary and every worker),
+ * then each process's own figures.
+ */
+function workersSection(
+  out: string[],
+  find: (
+    s: string,
+    scenario: string,
+    subs: number,
+    mode: 'max' | 'rate',
+  ) => PhaseResult | undefined,
+  idleOf: (server: string) => IdleResult | undefined,
+  small: number,
+  large: number,
+  r: BenchResults,
+): void {
+  const workers = r.settings.hubWorkers as number | undefined
+  const clients = r.settings.clients as number
+  out.push(
+    `## ssehub --workers ${workers ?? 'N'} against ssehub in one process (ssehub-workers / ssehub, same build, same run)`,
+    '',
+    `ssehub-workers is \`ssehub serve --workers ${workers ?? 'N'}\` (the built CLI, the limits lifted as for ssehub): a primary process that owns the store, sequences every publication and hands each connection to a worker, and the workers that hold the connections. Pinning: ${r.machine.pinning}. Its CPU and RSS are the sums over the primary and every worker (from /proc); the connections and events each worker wrote are its \`/stats\` \`cluster.nodes\` entry. Its event-loop lag is not measured (–).`,
+    '',
+    '| phase | figure | one process | workers | ratio |',
+    '| --- | --- | --: | --: | --: |',
+  )
+  const one = idleOf('ssehub')
+  const many = idleOf('ssehub-workers')
+  if (one !== undefined || many !== undefined) {
+    const label = `idle ${n(r.settings.connections as number)}`
+    const perConn = (i: IdleResult | undefined): number | null =>
+      i?.rssPerConnectionBytes == null ? null : i.rssPerConnectionBytes / KiB
+    out.push(
+      `| ${label} | RSS KiB per connection | ${n(perConn(one))} | ${n(perConn(many))} | ${ratio(perConn(many), perConn(one))} |`,
+      `| ${label} | held: opened of ${n(r.settings.held as number)} | ${n(one?.held.opened, 0)} | ${n(many?.held.opened, 0)} | |`,
+    )
+  }
+  const phases: [string, PhaseResult | undefined, PhaseResult | undefined][] = [
+    [
+      `broadcast ${n(large)}, max`,
+      find('ssehub', 'broadcast', large, 'max'),
+      find('ssehub-workers', 'broadcast', large, 'max'),
+    ],
+    [
+      `broadcast ${n(small)}, ${n(r.settings.rate as number)}/s`,
+      find('ssehub', 'broadcast', small, 'rate'),
+      find('ssehub-workers', 'broadcast', small, 'rate'),
+    ],
+    [
+      `one-to-one ${n(clients)} client ids`,
+      find('ssehub', 'one-to-one', clients, 'max'),
+      find('ssehub-workers', 'one-to-one', clients, 'max'),
+    ],
+  ]
+  const batch = r.phases.find(
+    (p) => p.server === 'ssehub-workers' && p.scenario.includes('(batch)'),
+  )?.scenario
+  if (batch !== undefined)
+    phases.push([
+      batch,
+      find('ssehub', batch, clients, 'max'),
+      find('ssehub-workers', batch, clients, 'max'),
+    ])
+  for (const [label, single, several] of phases) {
+    if (single === undefined && several === undefined) continue
+    const row = (figure: string, get: (p: PhaseResult) => number | null | undefined, digits = 1) =>
+      out.push(
+        `| ${label} | ${figure} | ${n(single && get(single), digits)} | ${n(several && get(several), digits)} | ${ratio(several && get(several), single && get(single))} |`,
+      )
+    row('publishes/s', (p) => p.publishesPerSecond)
+    row('delivered events/s', (p) => p.deliveredPerSecond)
+    row('missed', (p) => p.missed, 0)
+    row('hub CPU µs per delivered event (all processes)', (p) => p.serverCpuUsPerEvent, 2)
+    row('hub CPU % of a core (all processes)', (p) => p.serverCpuPercent)
+    row('p50 ms', (p) => p.latency.p50Ms, 2)
+    row('p99 ms', (p) => p.latency.p99Ms, 2)
+    row('generator CPU %', (p) => p.generatorCpuPercent)
+  }
+  out.push('', '### Each process of ssehub-workers', '')
+  if (many?.processes !== undefined)
+    processTable(
+      out,
+      `idle, at ${n(r.settings.connections as number)} connections (CPU: the ramp up to there)`,
+      many.processes,
+    )
+  const seen = new Set<string>()
+  for (const p of r.phases) {
+    if (p.server !== 'ssehub-workers' || p.processes === undefined) continue
+    const key = `${p.scenario}|${p.subscribers}|${p.mode}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    const row = find('ssehub-workers', p.scenario, p.subscribers, p.mode)
+    if (row?.processes === undefined) continue
+    const how =
+      p.mode === 'max' ? 'as fast as accepted' : `${n(p.offeredEventsPerSecond)} events/s offered`
+    processTable(
+      out,
+      `${p.scenario}, ${n(p.subscribers)} ${p.scenario.startsWith('one-to-one') ? 'client ids' : 'subscribers'}, ${how}${row.run === undefined && r.phases.some((q) => q.run !== undefined) ? ' (the median round)' : ''}`,
+      row.processes,
+    )
+  }
+  const slow = r.slow.find((s) => s.server === 'ssehub-workers')
+  if (slow?.processes !== undefined)
+    processTable(out, `slow consumer, ${n(slow.subscribers)} others`, slow.processes)
 }
 
 /** Writes `<out>.json`, `<out>.md` and `<out>-<chart>.svg` (folders created); returns the paths. */

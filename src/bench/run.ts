@@ -23,6 +23,7 @@ import {
   absence,
   externalServer,
   hasTaskset,
+  placement,
   ssehubVersion,
   startServer,
   type RunningServer,
@@ -33,6 +34,22 @@ function redisCpu(row: PhaseResult): string {
   return row.redisCpuMsPer1000Events === undefined
     ? ''
     : `, Redis ${row.redisCpuMsPer1000Events ?? '?'} ms CPU/1000 events`
+}
+
+/** The placement of the processes of a run (`ssehub-workers` spreads over cores). */
+export function runPlacement(options: BenchOptions): ReturnType<typeof placement> {
+  return placement(options.servers.includes('ssehub-workers') ? options.hubWorkers : null)
+}
+
+/** `; primary 0.1 s CPU 2 %, w1 2500 conns 1.2 s CPU 40 %, ...` for ssehub-workers, else nothing. */
+function perProcess(row: { processes?: PhaseResult['processes'] }): string {
+  if (row.processes === undefined) return ''
+  return `; ${row.processes
+    .map(
+      (p) =>
+        `${p.role === 'primary' ? 'primary' : `${p.node?.replace(/^.*\//, '') ?? 'worker'} ${p.connections ?? '?'} conns`} ${p.cpuSeconds} s CPU${p.cpuPercent === null ? '' : ` ${p.cpuPercent} %`}`,
+    )
+    .join(', ')}`
 }
 
 /** Everything a run produced: the JSON file. */
@@ -64,6 +81,8 @@ export async function runCapacityBench(
   const servers: (ServerName | 'external')[] =
     options.url !== undefined ? ['external'] : [...options.servers]
   const phase = { seconds, maxPublishes }
+  const where = runPlacement(options)
+  const withWorkers = options.servers.includes('ssehub-workers')
   const results: BenchResults = {
     command: options.command,
     startedAt: new Date().toISOString(),
@@ -72,9 +91,11 @@ export async function runCapacityBench(
       cores: cpus().length,
       memoryGiB: Math.round(totalmem() / 2 ** 30),
       kernel: release(),
-      pinning: hasTaskset
-        ? 'servers taskset -c 0, load generator taskset -c 1'
-        : 'none (no taskset)',
+      pinning: !hasTaskset
+        ? 'none (no taskset)'
+        : withWorkers
+          ? `servers taskset -c 0, ssehub-workers taskset -c ${where.hubCores}, load generator taskset -c ${where.generatorCore}${where.shared ? ' (shared with a hub worker: this machine has no core past the hub)' : ''}`
+          : 'servers taskset -c 0, load generator taskset -c 1',
     },
     versions: { node: process.version, ssehub: ssehubVersion() },
     settings: {
@@ -88,6 +109,7 @@ export async function runCapacityBench(
       slowSubscribers,
       slowRate,
       workers,
+      ...(withWorkers ? { hubWorkers: options.hubWorkers } : {}),
       maxPublishes,
       repeat,
       scenarios,
@@ -113,6 +135,8 @@ export async function runCapacityBench(
         ? external!
         : await startServer(name, {
             maxConnections: 20_000,
+            hubWorkers: options.hubWorkers,
+            placement: where,
             ...(historyMaxEvents === undefined ? {} : { historyMaxEvents }),
           })
     results.versions[server.name] = server.version
@@ -158,6 +182,7 @@ export async function runCapacityBench(
           log(`  ${server.name} ${line.trim()}`),
         )
         results.idle.push(row)
+        if (row.processes !== undefined) log(`  ${server.name} idle${perProcess(row)}`)
       },
     })
   if (scenarios.includes('broadcast')) {
@@ -169,7 +194,7 @@ export async function runCapacityBench(
           for (const row of await broadcast(server, gen, subscribers, rate, phase)) {
             results.phases.push(tagged(row, round))
             log(
-              `  ${server.name} broadcast ${subscribers} ${row.mode}: ${row.deliveredPerSecond} events/s, p99 ${row.latency.p99Ms} ms, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%${redisCpu(row)}`,
+              `  ${server.name} broadcast ${subscribers} ${row.mode}: ${row.deliveredPerSecond} events/s, p99 ${row.latency.p99Ms} ms, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%${redisCpu(row)}${perProcess(row)}`,
             )
           }
         },
@@ -184,7 +209,7 @@ export async function runCapacityBench(
         for (const row of await oneToOne(server, gen, clients, phase)) {
           results.phases.push(tagged(row, round))
           log(
-            `  ${server.name} ${row.scenario}: ${row.publishesPerSecond} publishes/s, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%${redisCpu(row)}`,
+            `  ${server.name} ${row.scenario}: ${row.publishesPerSecond} publishes/s, missed ${row.missed}, ${row.serverCpuUsPerEvent ?? '?'} us CPU/event, generator ${row.generatorCpuPercent}%${redisCpu(row)}${perProcess(row)}`,
           )
         }
       },

@@ -5,10 +5,87 @@
 import { summarize, type LatencySummary } from './histogram.js'
 import { subscribePath, type LoadGenerator, type MergedStats } from './generator.js'
 import type { PublishPlan } from './protocol.js'
-import { sample, type RunningServer } from './servers.js'
+import {
+  sample,
+  sampleEach,
+  type NodeFigure,
+  type ProcessSample,
+  type RunningServer,
+} from './servers.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits
+
+/**
+ * One process of a hub of several (`ssehub-workers`) over a phase or the idle ramp: the primary,
+ * which owns the store and hands connections over, or a worker, which holds them.
+ */
+export interface ProcessFigure {
+  readonly pid: number
+  readonly role: 'primary' | 'worker'
+  /** The worker's node id in `/stats`; `null` for the primary. */
+  readonly node: string | null
+  /** Open connections it held during the phase (`/stats` `cluster.nodes`); `null`: primary. */
+  readonly connections: number | null
+  /** Events it wrote to its connections in the phase; `null` for the primary and idle. */
+  readonly eventsOut: number | null
+  /** Its CPU (user + system, /proc) over the phase, or the idle ramp up to `connections`. */
+  readonly cpuSeconds: number
+  /** `cpuSeconds` over the phase's wall time, in % of one core; `null` for idle. */
+  readonly cpuPercent: number | null
+  /** Its CPU per event it wrote, in µs; `null` for the primary (it writes to no connection). */
+  readonly cpuUsPerEvent: number | null
+  /** Its resident memory at the end. */
+  readonly rssBytes: number
+}
+
+/** /proc and `/stats` figures of each process of a hub of several, at one moment. */
+interface ProcessMoment {
+  readonly procs: readonly ProcessSample[]
+  readonly nodes: readonly NodeFigure[]
+}
+
+/** `/stats` first, then /proc: the answer to `/stats` is on the clock before the moment. */
+async function processMoment(server: RunningServer): Promise<ProcessMoment | null> {
+  if (server.nodes === null || server.pid === null) return null
+  const nodes = await server.nodes()
+  return { procs: sampleEach(server.pid), nodes }
+}
+
+/**
+ * Each process's figures between two moments: CPU from /proc, connections and events written
+ * from `/stats` (a worker's node id carries its pid). The first process of the tree is the
+ * primary; a process that was not there at `before` (a restarted worker) counts from zero.
+ */
+function processFigures(
+  before: ProcessMoment,
+  after: ProcessMoment,
+  wallS: number | null,
+): ProcessFigure[] {
+  const primary = after.procs[0]?.pid
+  return after.procs.map((p) => {
+    const cpuSeconds = round(
+      p.cpuSeconds - (before.procs.find((b) => b.pid === p.pid)?.cpuSeconds ?? 0),
+    )
+    const node = after.nodes.find((n) => n.pid === p.pid)
+    const nodeBefore = before.nodes.find((n) => n.pid === p.pid)
+    const eventsOut =
+      wallS === null || node === undefined ? null : node.eventsOut - (nodeBefore?.eventsOut ?? 0)
+    return {
+      pid: p.pid,
+      role: p.pid === primary && node === undefined ? 'primary' : 'worker',
+      node: node?.node ?? null,
+      // Held during the phase: counted before the publishing (the phase closes none).
+      connections: (wallS === null ? node : (nodeBefore ?? node))?.connections ?? null,
+      eventsOut,
+      cpuSeconds,
+      cpuPercent: wallS === null ? null : round((100 * cpuSeconds) / wallS, 1),
+      cpuUsPerEvent:
+        eventsOut === null || eventsOut === 0 ? null : round((cpuSeconds * 1e6) / eventsOut),
+      rssBytes: p.rssBytes,
+    }
+  })
+}
 
 /** One step of the idle ramp: what the server holds at that many connections. */
 export interface IdleStep {
@@ -29,6 +106,11 @@ export interface IdleResult {
   readonly connections: number
   readonly held: { readonly target: number; readonly opened: number; readonly failed: number }
   readonly errors: readonly string[]
+  /**
+   * `ssehub-workers` only: each process at `connections` (its connections and RSS, its CPU over
+   * the ramp up to there).
+   */
+  readonly processes?: readonly ProcessFigure[]
 }
 
 /** Ramps to `connections`, then on to `held`, sampling memory, fds and lag at each step. */
@@ -44,6 +126,8 @@ export async function idle(
   if (held > connections) marks.push(held)
   await sleep(500)
   const baseline = server.pid === null ? null : sample(server.pid).rssBytes
+  const start = await processMoment(server)
+  let atTargetProcesses: ProcessFigure[] | undefined
   await server.lag()
   const steps: IdleStep[] = []
   const errors: string[] = []
@@ -59,6 +143,10 @@ export async function idle(
     errors.push(...result.errors)
     await sleep(1500)
     const proc = server.pid === null ? null : sample(server.pid)
+    if (start !== null && atTargetProcesses === undefined && opened + failed >= connections) {
+      const now = await processMoment(server)
+      if (now !== null) atTargetProcesses = processFigures(start, now, null)
+    }
     const lag = await server.lag()
     steps.push({
       connections: opened,
@@ -86,6 +174,7 @@ export async function idle(
     connections,
     held: { target: held, opened, failed },
     errors: errors.slice(0, 5),
+    ...(atTargetProcesses === undefined ? {} : { processes: atTargetProcesses }),
   }
 }
 
@@ -119,6 +208,8 @@ export interface PhaseResult {
   readonly histogram: readonly number[]
   /** Which round of `--repeat` (1-based), when there were several. */
   readonly run?: number
+  /** `ssehub-workers` only: each process of the hub in the phase (the totals sum them). */
+  readonly processes?: readonly ProcessFigure[]
 }
 
 /** Publishes per `plan`, waits for the deliveries (bounded), and measures both sides. */
@@ -130,6 +221,8 @@ async function measure(
   recipientsPerPublish: number,
 ): Promise<PhaseResult> {
   await gen.reset()
+  // Asked before the CPU window opens: the `/stats` answer is not the phase's cost.
+  const momentBefore = await processMoment(server)
   const before = server.pid === null ? null : sample(server.pid)
   const redisBefore = server.redisPid === null ? null : sample(server.redisPid)
   const cpu0 = process.cpuUsage()
@@ -160,10 +253,16 @@ async function measure(
   const end = stats.received >= expected ? performance.now() : lastGrowth
   const wallS = Math.max(1e-3, (end - t0) / 1000)
   const after = server.pid === null ? null : sample(server.pid)
+  const procsAfter = momentBefore === null || server.pid === null ? null : sampleEach(server.pid)
   const redisAfter = server.redisPid === null ? null : sample(server.redisPid)
   const cpu = process.cpuUsage(cpu0)
   const serverCpu = before === null || after === null ? null : after.cpuSeconds - before.cpuSeconds
   const delivered = stats.received
+  // /stats asked once the CPU window has closed (procsAfter is the moment of `after`).
+  const momentAfter =
+    procsAfter === null || server.nodes === null
+      ? null
+      : { procs: procsAfter, nodes: await server.nodes() }
   return {
     server: server.name,
     scenario: label.scenario,
@@ -197,6 +296,9 @@ async function measure(
                 ),
         }),
     histogram: Array.from(stats.histogram),
+    ...(momentBefore === null || momentAfter === null
+      ? {}
+      : { processes: processFigures(momentBefore, momentAfter, wallS) }),
   }
 }
 
@@ -264,7 +366,8 @@ export async function broadcast(
 
 /**
  * One-to-one: `clients` client ids with one stream each, round-robin publishes, closed loop; for
- * ssehub also through its batch endpoint, `batch` events per request (its own row).
+ * ssehub (and ssehub-workers) also through its batch endpoint, `batch` events per request (its
+ * own row).
  */
 export async function oneToOne(
   server: RunningServer,
@@ -294,7 +397,7 @@ export async function oneToOne(
     await measure(server, gen, { scenario: 'one-to-one', subscribers: clients }, plan, 1),
   ]
   // ssehub's batch endpoint, in its own row: the same events, 10 per request.
-  if (server.name === 'ssehub' && batch > 1) {
+  if ((server.name === 'ssehub' || server.name === 'ssehub-workers') && batch > 1) {
     rows.push(
       await measure(
         server,

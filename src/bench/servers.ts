@@ -1,13 +1,14 @@
 /**
  * Starts the servers under test as child processes pinned to core 0 (`taskset -c 0` when it
- * exists), and reads their memory, CPU and open files from /proc — the same way for Node and
- * nginx. Every server listens on 127.0.0.1 only.
+ * exists; `ssehub-workers`, one hub over N processes, on cores 0..N-1), and reads their memory,
+ * CPU and open files from /proc — the same way for Node and nginx, summed over a server's process
+ * tree. Every server listens on 127.0.0.1 only.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { connect, createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { builtFile } from './built.js'
@@ -26,12 +27,30 @@ export interface RunningServer {
   readonly pid: number | null
   /** The redis-server the bench started for it (`ssehub-redis`), else `null`: its CPU is its own. */
   readonly redisPid: number | null
+  /**
+   * Each node of a hub of several processes (`ssehub-workers`), from its `/stats`
+   * `cluster.nodes`; `null` for every other server.
+   */
+  readonly nodes: (() => Promise<NodeFigure[]>) | null
   /** Event-loop lag since the last call (Node servers only). */
   lag(): Promise<{ lagP50Ms: number; lagP99Ms: number; lagMaxMs: number } | null>
   stop(): Promise<void>
 }
 
-const nodeScripts: Record<Exclude<ServerName, 'nchan'>, string> = {
+/** One worker of `ssehub serve --workers N` as its `/stats` reports it. */
+export interface NodeFigure {
+  /** Its node id: `<hostname>:<pid>/w<n>`. */
+  readonly node: string
+  /** Its process id, read from the node id; `null` when the id does not carry one. */
+  readonly pid: number | null
+  readonly connections: number
+  /** Events it has written to its connections since it started. */
+  readonly eventsOut: number
+}
+
+type NodeServer = Exclude<ServerName, 'nchan' | 'ssehub-workers'>
+
+const nodeScripts: Record<NodeServer, string> = {
   ssehub: 'ssehub-server.js',
   // The same script: BENCH_REDIS_URL gives it the Redis broker.
   'ssehub-redis': 'ssehub-server.js',
@@ -47,6 +66,36 @@ const require = createRequire(import.meta.url)
 /** Whether `taskset` exists here (then servers run on core 0, the generator on core 1). */
 export const hasTaskset = spawnSync('taskset', ['-V']).status === 0
 
+/** The cores of this machine. */
+const coreCount = cpus().length
+
+/**
+ * Where the processes of a run go. Every server runs on core 0, except `ssehub-workers`, which
+ * runs on cores 0..N-1 (as many as there are): N workers pinned to one core would measure one
+ * core's worth, not what `--workers N` is for. The generator (and the redis-server of
+ * `ssehub-redis`) runs on core 1, or on core N when the run has `ssehub-workers` and the machine
+ * has a core past the hub's; otherwise it shares core 1 with a worker, and the report says so.
+ */
+export interface Placement {
+  /** The `taskset -c` list of `ssehub-workers`. */
+  readonly hubCores: string
+  /** The core of the load generator and of redis-server. */
+  readonly generatorCore: number
+  /** Whether the generator shares a core with the hub's workers. */
+  readonly shared: boolean
+}
+
+/** The placement of a run; `hubWorkers` is `null` when it does not run `ssehub-workers`. */
+export function placement(hubWorkers: number | null, cores = coreCount): Placement {
+  if (hubWorkers === null || hubWorkers <= 1)
+    return { hubCores: '0', generatorCore: 1, shared: false }
+  const last = Math.min(hubWorkers, cores) - 1
+  const hubCores = last === 0 ? '0' : `0-${last}`
+  return hubWorkers < cores
+    ? { hubCores, generatorCore: hubWorkers, shared: false }
+    : { hubCores, generatorCore: 1, shared: true }
+}
+
 // Servers still running: killed when the bench exits for any reason (nginx would outlive it).
 const live = new Set<ChildProcess>()
 process.on('exit', () => {
@@ -59,8 +108,8 @@ function track(child: ChildProcess): ChildProcess {
   return child
 }
 
-function pinned(command: string, args: string[], core: number): [string, string[]] {
-  return hasTaskset ? ['taskset', ['-c', String(core), command, ...args]] : [command, args]
+function pinned(command: string, args: string[], cores: number | string): [string, string[]] {
+  return hasTaskset ? ['taskset', ['-c', String(cores), command, ...args]] : [command, args]
 }
 
 function packageVersion(name: string): string {
@@ -102,6 +151,10 @@ export function absence(name: ServerName): string | null {
   }
   if (name === 'ssehub-redis' && spawnSync('redis-server', ['--version']).error !== undefined)
     return 'needs redis-server on the PATH (Debian: apt-get install redis-server)'
+  if (name === 'ssehub-workers') {
+    const cli = builtFile('../cli/main.js')
+    return existsSync(cli) ? null : `${cli} is missing: run npm run build`
+  }
   if (name !== 'nchan') {
     const script = builtFile(`peers/${nodeScripts[name]}`)
     return existsSync(script) ? null : `${script} is missing: run npm run build`
@@ -146,22 +199,44 @@ export interface ProcSample {
   readonly fds: number
 }
 
-/** Samples a process tree (the server and its children, e.g. nginx's workers). */
+/** One process of a server's tree, sampled. */
+export interface ProcessSample extends ProcSample {
+  readonly pid: number
+}
+
+/** Samples each process of a tree apart (the primary of `ssehub-workers` first, then workers). */
+export function sampleEach(pid: number): ProcessSample[] {
+  return tree(pid).map((p) => ({ pid: p, ...sampleOne(p) }))
+}
+
+function sampleOne(p: number): ProcSample {
+  try {
+    const status = readFileSync(`/proc/${p}/status`, 'utf8')
+    const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return {
+      rssBytes: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024,
+      cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLK_TCK,
+      fds: readdirSync(`/proc/${p}/fd`).length,
+    }
+  } catch {
+    // The process exited meanwhile.
+    return { rssBytes: 0, cpuSeconds: 0, fds: 0 }
+  }
+}
+
+/**
+ * Samples a process tree (the server and its children, e.g. nginx's workers or the worker
+ * processes of `ssehub-workers`): the sums over every process.
+ */
 export function sample(pid: number): ProcSample {
   let rssBytes = 0
   let cpuSeconds = 0
   let fds = 0
-  for (const p of tree(pid)) {
-    try {
-      const status = readFileSync(`/proc/${p}/status`, 'utf8')
-      rssBytes += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      cpuSeconds += (Number(fields[11]) + Number(fields[12])) / CLK_TCK
-      fds += readdirSync(`/proc/${p}/fd`).length
-    } catch {
-      // The process exited meanwhile.
-    }
+  for (const p of sampleEach(pid)) {
+    rssBytes += p.rssBytes
+    cpuSeconds += p.cpuSeconds
+    fds += p.fds
   }
   return { rssBytes, cpuSeconds, fds }
 }
@@ -207,10 +282,7 @@ function stopChild(child: ChildProcess, timeoutMs = 5000): Promise<void> {
   })
 }
 
-async function startNode(
-  name: Exclude<ServerName, 'nchan'>,
-  env: Record<string, string>,
-): Promise<RunningServer> {
+async function startNode(name: NodeServer, env: Record<string, string>): Promise<RunningServer> {
   const script = builtFile(`peers/${nodeScripts[name]}`)
   const [command, args] = pinned(
     process.execPath,
@@ -242,7 +314,7 @@ async function startNode(
       reject(new Error(`${name} exited with ${code}: ${err}`))
     })
   })
-  const versions: Record<Exclude<ServerName, 'nchan'>, () => string> = {
+  const versions: Record<NodeServer, () => string> = {
     ssehub: ssehubVersion,
     'ssehub-redis': () => `${ssehubVersion()}, ${redisVersion()}`,
     'better-sse': () => packageVersion('better-sse'),
@@ -258,6 +330,7 @@ async function startNode(
     dialect: 'json',
     pid: child.pid ?? null,
     redisPid: null,
+    nodes: null,
     lag: () =>
       new Promise((resolve) => {
         const timer = setTimeout(() => resolve(null), 2000)
@@ -294,6 +367,7 @@ async function startNchan(maxConnections: number): Promise<RunningServer> {
     dialect: 'nchan',
     pid: child.pid ?? null,
     redisPid: null,
+    nodes: null,
     lag: () => Promise.resolve(null),
     stop: async () => {
       // SIGTERM is nginx's fast stop; stopChild escalates to SIGKILL after its timeout.
@@ -310,15 +384,15 @@ function redisVersion(): string {
 
 /**
  * A redis-server for `ssehub-redis` on a free loopback port, without persistence (the bench
- * measures the hub's Redis path, not the disk), pinned to the generator's core 1: the hub keeps
+ * measures the hub's Redis path, not the disk), pinned to the generator's core: the hub keeps
  * core 0 to itself, as with the memory broker, and Redis's own CPU is read apart.
  */
-async function startRedisServer(): Promise<{ port: number; child: ChildProcess }> {
+async function startRedisServer(core: number): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort()
   const [command, args] = pinned(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    1,
+    core,
   )
   const child = track(spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] }))
   let err = ''
@@ -332,17 +406,115 @@ async function startRedisServer(): Promise<{ port: number; child: ChildProcess }
   return { port, child }
 }
 
+/**
+ * `ssehub serve --workers N` as users run it (the built CLI), with the limits meant for a public
+ * server lifted as the `ssehub` server lifts them, on the cores of `placement`. Its event-loop
+ * lag is not asked (the CLI has no bench channel): `null`, an empty cell.
+ */
+async function startHubWorkers(
+  workers: number,
+  historyMaxEvents: number | undefined,
+  where: Placement,
+): Promise<RunningServer> {
+  const cli = builtFile('../cli/main.js')
+  const [command, args] = pinned(
+    process.execPath,
+    [
+      ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+      cli,
+      'serve',
+      ...['--host', '127.0.0.1', '--port', '0', '--workers', String(workers)],
+      ...['--max-connections', 'off', '--max-connections-per-ip', 'off'],
+      ...['--max-connections-per-client', 'off', '--publish-rate', 'off'],
+      ...['--max-topics-per-publish', '100', '--no-metrics'],
+      ...['--history-max-events', String(historyMaxEvents ?? 10_000)],
+      ...(process.env.BENCH_FAST_PATH === '0' ? ['--no-fast-path'] : []),
+    ],
+    where.hubCores,
+  )
+  const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }))
+  let out = ''
+  let err = ''
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk.slice(0, 4000)))
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`ssehub-workers did not start: ${err}`)),
+      30_000,
+    )
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      // The start line only: the log goes on (a worker's restart) and is not kept.
+      if (out.length < 64 * 1024) out += chunk
+      const match = /listening on https?:\/\/[^\s"]+:(\d+)/.exec(out)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve(Number(match[1]))
+      }
+    })
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`ssehub-workers exited with ${code}: ${err}`))
+    })
+  })
+  const nodes = async (): Promise<NodeFigure[]> => {
+    const res = await fetch(`http://127.0.0.1:${port}/stats`, {
+      signal: AbortSignal.timeout(5000),
+    })
+    const body = (await res.json()) as {
+      cluster?: {
+        nodes?: { node: string; stats: { connections: number; eventsOut: number } }[]
+        error?: string
+      }
+    }
+    if (body.cluster?.nodes === undefined)
+      throw new Error(`/stats has no cluster nodes: ${body.cluster?.error ?? res.status}`)
+    return body.cluster.nodes
+      .map((n) => ({
+        node: n.node,
+        // `<hostname>:<pid>/w<n>` (workers.ts): the pid ties the node to its /proc figures.
+        pid: Number(/:(\d+)(?:\/w\d+)?$/.exec(n.node)?.[1] ?? NaN) || null,
+        connections: n.stats.connections,
+        eventsOut: n.stats.eventsOut,
+      }))
+      .sort((a, b) => a.node.localeCompare(b.node, 'en', { numeric: true }))
+  }
+  return {
+    name: 'ssehub-workers',
+    version: `${ssehubVersion()}, serve --workers ${workers}`,
+    port,
+    host: '127.0.0.1',
+    dialect: 'json',
+    // `taskset` execs node: the child's pid is the primary's, and the workers are its children.
+    pid: child.pid ?? null,
+    redisPid: null,
+    nodes,
+    lag: () => Promise.resolve(null),
+    // SIGTERM drains the workers (the generator has closed its streams by then); a primary killed
+    // after the timeout takes its workers with it (they exit when their channel closes).
+    stop: () => stopChild(child, 10_000),
+  }
+}
+
 /** Starts one server (for `ssehub-redis`, its redis-server first). */
 export async function startServer(
   name: ServerName,
-  options: { historyMaxEvents?: number; maxConnections: number },
+  options: {
+    historyMaxEvents?: number
+    maxConnections: number
+    /** Worker processes of `ssehub-workers`. @default 2 */
+    hubWorkers?: number
+    /** Where the hub and redis-server go. @default placement(null) */
+    placement?: Placement
+  },
 ): Promise<RunningServer> {
+  const where = options.placement ?? placement(null)
   if (name === 'nchan') return startNchan(options.maxConnections)
+  if (name === 'ssehub-workers')
+    return startHubWorkers(options.hubWorkers ?? 2, options.historyMaxEvents, where)
   const env: Record<string, string> = {}
   if (options.historyMaxEvents !== undefined)
     env.BENCH_HISTORY_MAX_EVENTS = String(options.historyMaxEvents)
   if (name !== 'ssehub-redis') return startNode(name, env)
-  const redis = await startRedisServer()
+  const redis = await startRedisServer(where.generatorCore)
   // `taskset` execs redis-server: the child's pid is Redis's.
   const redisPid = redis.child.pid ?? null
   let server: RunningServer
@@ -391,6 +563,7 @@ export async function externalServer(url: string): Promise<RunningServer> {
     dialect: 'json',
     pid: null,
     redisPid: null,
+    nodes: null,
     lag: () => Promise.resolve(null),
     stop: () => Promise.resolve(),
   }

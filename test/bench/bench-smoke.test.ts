@@ -124,6 +124,63 @@ describe('ssehub bench', () => {
     )
   }, 120_000)
 
+  it('runs ssehub serve --workers 2 beside ssehub, with 0 missed, the hub summed and a row per process', async () => {
+    const { code, cli, out } = await tinyBench([
+      ...['--servers', 'ssehub,ssehub-workers', '--hub-workers', '2', '--scenarios', 'broadcast'],
+      ...['--subscribers', '50', '--rate', '20'],
+    ])
+    expect(code, cli).toBe(0)
+    const results = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as {
+      versions: Record<string, string>
+      settings: { hubWorkers: number }
+      phases: {
+        server: string
+        mode: string
+        published: number
+        delivered: number
+        missed: number
+        serverCpuPercent: number | null
+        processes?: {
+          pid: number
+          role: string
+          node: string | null
+          connections: number | null
+          eventsOut: number | null
+          cpuSeconds: number
+          rssBytes: number
+        }[]
+      }[]
+    }
+    expect(results.versions['ssehub-workers']).toMatch(/, serve --workers 2$/)
+    expect(results.settings.hubWorkers).toBe(2)
+    const workers = results.phases.filter((p) => p.server === 'ssehub-workers')
+    expect(workers.map((p) => p.mode)).toEqual(['max', 'rate'])
+    for (const phase of workers) {
+      expect(phase.published).toBeGreaterThan(0)
+      expect(phase.missed).toBe(0)
+      const processes = phase.processes!
+      expect(processes.map((p) => p.role)).toEqual(['primary', 'worker', 'worker'])
+      const [primary, ...each] = processes
+      expect(primary).toMatchObject({ connections: null, eventsOut: null, node: null })
+      expect(new Set(processes.map((p) => p.pid)).size).toBe(3)
+      // Every stream on a worker, the 50 spread over both, and every delivered event written
+      // by one of them: the per-worker figures add up to the hub's.
+      expect(each.reduce((sum, p) => sum + p.connections!, 0)).toBe(50)
+      for (const p of each) {
+        expect(p.node).toMatch(new RegExp(`:${p.pid}/w\\d+$`))
+        expect(p.connections).toBeGreaterThan(0)
+        expect(p.rssBytes).toBeGreaterThan(0)
+      }
+      expect(each.reduce((sum, p) => sum + p.eventsOut!, 0)).toBe(phase.delivered)
+    }
+    for (const phase of results.phases.filter((p) => p.server === 'ssehub'))
+      expect(phase).not.toHaveProperty('processes')
+    const md = readFileSync(`${out}.md`, 'utf8')
+    expect(md).toContain('## ssehub --workers 2 against ssehub in one process')
+    expect(md).toMatch(/\| worker w\d+ \| \d+ \| \d+ \| \d+ \|/)
+    expect(md).toContain('| **all** | | 50 |')
+  }, 60_000)
+
   it('runs the node:net floor through the same scenarios, with 0 missed', async () => {
     const { code, cli, out } = await tinyBench([
       ...['--servers', 'node-floor', '--scenarios', 'broadcast,one-to-one'],
@@ -151,7 +208,7 @@ describe('ssehub bench', () => {
     await expect(runBench(['--url', 'http://example.com/'], io())).rejects.toThrow(/loopback/)
     await expect(runBench(['--nope'], io())).rejects.toThrow(UsageError)
     await expect(runBench(['--servers', 'ssehub,nope'], io())).rejects.toThrow(
-      /unknown "nope"; known: ssehub, ssehub-redis, better-sse/,
+      /unknown "nope"; known: ssehub, ssehub-redis, ssehub-workers, better-sse/,
     )
   })
 

@@ -8,6 +8,7 @@ import {
   serverNames,
   type BenchOptions,
 } from '../../src/bench/options.js'
+import { placement } from '../../src/bench/servers.js'
 
 function parse(argv: string[], env: Record<string, string> = {}): BenchOptions {
   const parsed = parseBenchArgs(argv, env)
@@ -30,6 +31,7 @@ describe('ssehub bench options', () => {
       slowSubscribers: 100,
       slowRate: 400,
       workers: 2,
+      hubWorkers: 2,
       maxPublishes: 100_000,
       repeat: 1,
       scenarios: scenarioNames,
@@ -43,6 +45,28 @@ describe('ssehub bench options', () => {
     expect(serverNames).toContain('ssehub-redis')
     expect(parse(['--servers', 'ssehub,ssehub-redis']).servers).toEqual(['ssehub', 'ssehub-redis'])
     expect(benchHelp()).toContain('ssehub-redis')
+  })
+
+  it('runs ssehub-workers (ssehub serve --workers N) only when named, N from --hub-workers', () => {
+    expect(defaultServers).not.toContain('ssehub-workers')
+    expect(parse(['--servers', 'ssehub,ssehub-workers', '--hub-workers', '4'])).toMatchObject({
+      servers: ['ssehub', 'ssehub-workers'],
+      hubWorkers: 4,
+      // --workers stays the load generator's threads.
+      workers: 2,
+    })
+    expect(() => parse(['--hub-workers', '0'])).toThrow(
+      '--hub-workers expects a positive integer, got "0"',
+    )
+    expect(benchHelp()).toContain('ssehub-workers')
+  })
+
+  it('places ssehub-workers on cores 0..N-1 and the generator past them, or says it shares', () => {
+    expect(placement(null, 2)).toEqual({ hubCores: '0', generatorCore: 1, shared: false })
+    expect(placement(2, 2)).toEqual({ hubCores: '0-1', generatorCore: 1, shared: true })
+    expect(placement(4, 2)).toEqual({ hubCores: '0-1', generatorCore: 1, shared: true })
+    expect(placement(2, 4)).toEqual({ hubCores: '0-1', generatorCore: 2, shared: false })
+    expect(placement(1, 4)).toEqual({ hubCores: '0', generatorCore: 1, shared: false })
   })
 
   it('lists every flag with its default in --help, within 100 columns', () => {
