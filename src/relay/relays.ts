@@ -366,7 +366,7 @@ export class Relays {
   ): void {
     const controller = new AbortController()
     const source = isSource(upstream)
-      ? upstream.source(body, controller.signal)
+      ? sourceOf(upstream, body, controller.signal)
       : chatCompletionTokens({
           url: chatCompletionsUrl(upstream.url),
           ...(upstream.apiKey === undefined || upstream.apiKey === null
@@ -398,6 +398,19 @@ export class Relays {
       .finally(() => this.running.delete(id))
     this.running.set(id, { controller, done })
   }
+}
+
+/**
+ * An application's source, called lazily: a `source()` that throws (rather than returning a
+ * failing iterable) ends the generation with `error` (reason `upstream`) like any upstream failure,
+ * instead of leaving a started topic without its final event.
+ */
+async function* sourceOf(
+  upstream: SourceRelayUpstream,
+  body: Readonly<Record<string, unknown>>,
+  signal: AbortSignal,
+): AsyncGenerator<string, void, undefined> {
+  yield* upstream.source(body, signal)
 }
 
 function finalKey(id: string): string {

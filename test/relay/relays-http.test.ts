@@ -213,6 +213,27 @@ describe('POST /relays', () => {
     expect(final.message).toContain('the fake upstream is overloaded')
   })
 
+  it('ends with error (reason upstream) when an upstream in code throws as it is called', async () => {
+    const hub = await fixture.start({
+      relayUpstreams: {
+        broken: {
+          source: () => {
+            throw new Error('the model is not loaded')
+          },
+        },
+      },
+    })
+    expect((await post(hub, '/relays', { id: 'b', upstream: 'broken' })).status).toBe(202)
+    const viewer = await watch(hub, 'b')
+    await viewer.ended
+    expect(JSON.parse(relayFinal(viewer)!.data)).toEqual({
+      outcome: 'error',
+      reason: 'upstream',
+      tokens: 0,
+      message: 'the model is not loaded',
+    })
+  })
+
   it('refuses what it cannot do with a 4xx that says why, and calls no upstream', async () => {
     const hub = await hubWithLlm({ tokens: TOKENS })
     const refusals = [
