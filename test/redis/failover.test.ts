@@ -138,6 +138,10 @@ describe('a Redis Cluster failover to a replica', () => {
     const [a, b] = [await startNode(cluster, prefix), await startNode(cluster, prefix)]
     for (let i = 0; i < 10; i++) await publish(a, `e${i}`)
     await waitFor(() => a.heard.length === 10 && b.heard.length === 10, 'the first ten')
+    // The first ten reached the replica (WAIT): only the five below are lost. Without it, a loaded
+    // machine may cut the link before the replica has them all, and e4 is lost too.
+    const master = await cluster.masterOf(`${prefix}log`)
+    expect(await cluster.node(master).call('WAIT', '1', '2000')).toBe(1)
     const lost: Publication[] = []
     await killMasterAndPromote(cluster, prefix, async () => {
       // The replica is stopped: these are acknowledged by the master only.
