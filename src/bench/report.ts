@@ -371,6 +371,28 @@ export function renderReport(r: BenchResults): {
   return { markdown: out.join('\n') + '\n', charts }
 }
 
+/** A figure of a comparison row: its name, how to read it from a phase, its decimals (1). */
+type Figure = readonly [
+  name: string,
+  get: (p: PhaseResult) => number | null | undefined,
+  digits?: number,
+]
+
+/** One row per figure: `| label | figure | base | other | other / base |`. */
+function comparisonRows(
+  out: string[],
+  label: string,
+  base: PhaseResult | undefined,
+  other: PhaseResult | undefined,
+  figures: readonly Figure[],
+): void {
+  for (const [figure, get, digits = 1] of figures) {
+    const a = base && get(base)
+    const b = other && get(other)
+    out.push(`| ${label} | ${figure} | ${n(a, digits)} | ${n(b, digits)} | ${ratio(b, a)} |`)
+  }
+}
+
 /**
  * ssehub with the Redis broker against ssehub with the memory broker, the same build in the same
  * run (ratio = Redis / memory), with Redis's own CPU apart.
@@ -409,17 +431,15 @@ function redisSection(
   )
   for (const [label, memory, redis] of phases) {
     if (memory === undefined && redis === undefined) continue
-    const row = (figure: string, get: (p: PhaseResult) => number | null | undefined, digits = 1) =>
-      out.push(
-        `| ${label} | ${figure} | ${n(memory && get(memory), digits)} | ${n(redis && get(redis), digits)} | ${ratio(redis && get(redis), memory && get(memory))} |`,
-      )
-    row('publishes/s', (p) => p.publishesPerSecond)
-    row('delivered events/s', (p) => p.deliveredPerSecond)
-    row('missed', (p) => p.missed, 0)
-    row('hub CPU µs per delivered event', (p) => p.serverCpuUsPerEvent, 2)
-    row('p50 ms', (p) => p.latency.p50Ms, 2)
-    row('p99 ms', (p) => p.latency.p99Ms, 2)
-    row('generator CPU %', (p) => p.generatorCpuPercent)
+    comparisonRows(out, label, memory, redis, [
+      ['publishes/s', (p) => p.publishesPerSecond],
+      ['delivered events/s', (p) => p.deliveredPerSecond],
+      ['missed', (p) => p.missed, 0],
+      ['hub CPU µs per delivered event', (p) => p.serverCpuUsPerEvent, 2],
+      ['p50 ms', (p) => p.latency.p50Ms, 2],
+      ['p99 ms', (p) => p.latency.p99Ms, 2],
+      ['generator CPU %', (p) => p.generatorCpuPercent],
+    ])
     if (redis !== undefined)
       out.push(
         `| ${label} | Redis CPU ms per 1,000 published events | | ${n(redis.redisCpuMsPer1000Events, 2)} | |`,
@@ -518,18 +538,16 @@ function workersSection(
     ])
   for (const [label, single, several] of phases) {
     if (single === undefined && several === undefined) continue
-    const row = (figure: string, get: (p: PhaseResult) => number | null | undefined, digits = 1) =>
-      out.push(
-        `| ${label} | ${figure} | ${n(single && get(single), digits)} | ${n(several && get(several), digits)} | ${ratio(several && get(several), single && get(single))} |`,
-      )
-    row('publishes/s', (p) => p.publishesPerSecond)
-    row('delivered events/s', (p) => p.deliveredPerSecond)
-    row('missed', (p) => p.missed, 0)
-    row('hub CPU µs per delivered event (all processes)', (p) => p.serverCpuUsPerEvent, 2)
-    row('hub CPU % of a core (all processes)', (p) => p.serverCpuPercent)
-    row('p50 ms', (p) => p.latency.p50Ms, 2)
-    row('p99 ms', (p) => p.latency.p99Ms, 2)
-    row('generator CPU %', (p) => p.generatorCpuPercent)
+    comparisonRows(out, label, single, several, [
+      ['publishes/s', (p) => p.publishesPerSecond],
+      ['delivered events/s', (p) => p.deliveredPerSecond],
+      ['missed', (p) => p.missed, 0],
+      ['hub CPU µs per delivered event (all processes)', (p) => p.serverCpuUsPerEvent, 2],
+      ['hub CPU % of a core (all processes)', (p) => p.serverCpuPercent],
+      ['p50 ms', (p) => p.latency.p50Ms, 2],
+      ['p99 ms', (p) => p.latency.p99Ms, 2],
+      ['generator CPU %', (p) => p.generatorCpuPercent],
+    ])
   }
   out.push('', '### Each process of ssehub-workers', '')
   if (many?.processes !== undefined)

@@ -349,16 +349,11 @@ async function startNchan(maxConnections: number): Promise<RunningServer> {
   const port = await freePort()
   const conf = join(dir, 'nginx.conf')
   writeFileSync(conf, nchanConfig({ port, dir, maxConnections, modulePath: nchanModule }))
-  const [command, args] = pinned('nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], 0)
-  const child = track(spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] }))
-  let err = ''
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk.slice(0, 4000)))
-  try {
-    await waitForPort(port, child, 10_000)
-  } catch (error) {
-    await stopChild(child)
-    throw new Error(`nginx did not start: ${String(error)} ${err}`, { cause: error })
-  }
+  const child = await startListening(
+    'nginx',
+    pinned('nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], 0),
+    port,
+  )
   return {
     name: 'nchan',
     version: nchanVersion(),
@@ -389,11 +384,27 @@ function redisVersion(): string {
  */
 async function startRedisServer(core: number): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort()
-  const [command, args] = pinned(
+  const child = await startListening(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    core,
+    pinned(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      core,
+    ),
+    port,
   )
+  return { port, child }
+}
+
+/**
+ * Spawns a server (`[command, args]`, as {@link pinned} gives them) and resolves once it listens
+ * on `port`; if it does not within 10 s, it is stopped and the error carries its stderr.
+ */
+async function startListening(
+  name: string,
+  [command, args]: readonly [string, string[]],
+  port: number,
+): Promise<ChildProcess> {
   const child = track(spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] }))
   let err = ''
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk.slice(0, 4000)))
@@ -401,9 +412,9 @@ async function startRedisServer(core: number): Promise<{ port: number; child: Ch
     await waitForPort(port, child, 10_000)
   } catch (error) {
     await stopChild(child)
-    throw new Error(`redis-server did not start: ${String(error)} ${err}`, { cause: error })
+    throw new Error(`${name} did not start: ${String(error)} ${err}`, { cause: error })
   }
-  return { port, child }
+  return child
 }
 
 /**
