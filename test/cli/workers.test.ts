@@ -4,11 +4,11 @@
  * connections to the workers in turn, so a retry lands on the other one) and checks exact event
  * sequences through real sockets.
  */
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { connect as http2Connect } from 'node:http2'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { writeSelfSigned } from '../helpers/self-signed.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect, type Connection } from '../../src/client/index.js'
 import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
@@ -485,19 +485,7 @@ describe('ssehub serve --workers 2', () => {
   it('serves HTTP/2 over TLS on the connections the primary hands over', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssehub-workers-tls-'))
     dirs.push(dir)
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-      ].concat(['-days', '1', '-subj', '/CN=localhost', '-keyout', 'k.pem', '-out', 'c.pem']),
-      { cwd: dir, stdio: 'ignore' },
-    )
+    const files = writeSelfSigned(dir)
     const cli = runCli([
       'serve',
       '--port',
@@ -507,9 +495,9 @@ describe('ssehub serve --workers 2', () => {
       '--store',
       'memory',
       '--tls-cert',
-      join(dir, 'c.pem'),
+      files.cert,
       '--tls-key',
-      join(dir, 'k.pem'),
+      files.key,
     ])
     running.push(cli)
     const url = (

@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:http2'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { writeSelfSigned } from '../helpers/self-signed.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createHubServer, type HubServer } from '../../src/server/server.js'
 import { parseServeArgs } from '../../src/cli/serve-options.js'
@@ -13,29 +13,11 @@ afterEach(async () => {
   server = undefined
 })
 
-function selfSigned(dir: string): { cert: string; key: string } {
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-keyout',
-      'k.pem',
-      '-out',
-      'c.pem',
-    ]),
-    { cwd: dir, stdio: 'ignore' },
-  )
-  return { cert: join(dir, 'c.pem'), key: join(dir, 'k.pem') }
-}
-
 describe('TLS and HTTP/2', () => {
   it('--tls-cert/--tls-key serve an SSE stream over HTTP/2, without hop-by-hop headers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssehub-tls-'))
     try {
-      const files = selfSigned(dir)
+      const files = writeSelfSigned(dir)
       const config = parseServeArgs(['--tls-cert', files.cert, '--tls-key', files.key], {})
       expect(config.options.tlsCert).toBe(readFileSync(files.cert, 'utf8'))
       server = createHubServer({ ...config.options, heartbeatMs: null })

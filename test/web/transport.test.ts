@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,6 +5,7 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createHub, type Hub } from '../../src/hub/hub.js'
 import { createHubServer, type HubServer } from '../../src/server/server.js'
+import { writeSelfSigned } from '../helpers/self-signed.js'
 import { launchChromium, SCREENSHOTS } from './browser.js'
 
 let chromium: Awaited<ReturnType<typeof launchChromium>>
@@ -32,22 +32,10 @@ afterEach(async () => {
 function selfSigned(): { cert: string; key: string } {
   const dir = mkdtempSync(join(tmpdir(), 'ssehub-cert-'))
   try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-      ].concat(['-days', '1', '-subj', '/CN=localhost', '-keyout', 'k.pem', '-out', 'c.pem']),
-      { cwd: dir, stdio: 'ignore' },
-    )
+    const files = writeSelfSigned(dir)
     return {
-      cert: readFileSync(join(dir, 'c.pem'), 'utf8'),
-      key: readFileSync(join(dir, 'k.pem'), 'utf8'),
+      cert: readFileSync(files.cert, 'utf8'),
+      key: readFileSync(files.key, 'utf8'),
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
