@@ -38,33 +38,57 @@ interface Waiting {
 export type SendBatch = (appends: readonly Append[], timeoutMs: number) => Promise<AppendResult[]>
 
 /**
- * Group commit: appends queue while a batch is in flight, and go together, in the order they were
- * made, in the next batch, sent in the event loop's check phase (`setImmediate`) after the one in
- * flight came back. Under load a batch thus carries whatever arrived during one round trip (deeper
- * batches, fewer round trips and fewer reads back); when idle, an append goes in the turn it was
- * made. A queue that reaches `maxEvents` is sent at once, in flight or not (Redis runs batches in
- * the order they were sent on the one connection, so order holds across batches too).
+ * Group commit, pipelined: appends queue while a batch is being built, and go together, in the
+ * order they were made, in the next batch, sent in the event loop's check phase (`setImmediate`).
+ * Up to `maxInFlight` batches travel at once (Redis runs the commands of one connection in the
+ * order they were sent, so order holds across batches); a turn's appends wait for the next
+ * free slot, so under load a batch carries whatever arrived during a round trip and the node
+ * never sits idle waiting for one round trip while publishers wait for the next. When idle, an
+ * append goes in the turn it was made. A queue that reaches `maxEvents` is sent at once, a slot
+ * free or not.
  *
- * Bounds: a batch holds at most `maxEvents` appends; the queue is bounded by the publishes the
- * server admits, and each append fails once `timeoutMs` passed since it was queued.
+ * Bounds: a batch holds at most `maxEvents` appends, at most `maxInFlight` batches are in flight
+ * (plus full ones), the queue is bounded by the publishes the server admits, and each append
+ * fails once `timeoutMs` passed since it was queued.
  */
 export class PublishBatcher {
   private queue: Waiting[] = []
   /** When the oldest queued append was queued (its timeout counts from then). */
   private queuedAt = 0
-  private inFlight = 0
+  /** The batches on their way to Redis, each settled (never rejected) when its answer came. */
+  private readonly inFlight = new Set<Promise<void>>()
+  /** Settles with the queued batch (created with its first append). */
+  private queueSettled: { promise: Promise<void>; resolve: () => void } | null = null
   private scheduled = false
 
   constructor(
     private readonly send: SendBatch,
     private readonly maxEvents: number,
     private readonly timeoutMs: number,
+    private readonly maxInFlight = 1,
   ) {}
+
+  /**
+   * Settles once every append made so far has its answer (whatever it is); `null` when none is
+   * waiting. The reader uses it to deliver this node's own appends together with what it read
+   * (see `RedisBroker`'s read coalescing).
+   */
+  answered(): Promise<void> | null {
+    if (this.inFlight.size === 0 && this.queueSettled === null) return null
+    const all = [...this.inFlight]
+    if (this.queueSettled !== null) all.push(this.queueSettled.promise)
+    return all.length === 1 ? all[0]! : Promise.all(all).then(() => {})
+  }
 
   /** Queues `append` for the next batch; resolves with its own result, or rejects with the batch's error. */
   add(append: Append): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      if (this.queue.length === 0) this.queuedAt = performance.now()
+      if (this.queue.length === 0) {
+        this.queuedAt = performance.now()
+        let resolveQueue = (): void => {}
+        const promise = new Promise<void>((resolve) => (resolveQueue = resolve))
+        this.queueSettled = { promise, resolve: resolveQueue }
+      }
       this.queue.push({ append, resolve, reject })
       if (this.queue.length >= this.maxEvents) this.flush()
       else this.schedule()
@@ -72,23 +96,24 @@ export class PublishBatcher {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.inFlight > 0 || this.queue.length === 0) return
+    if (this.scheduled || this.inFlight.size >= this.maxInFlight || this.queue.length === 0) return
     this.scheduled = true
     setImmediate(this.flushScheduled)
   }
 
   private readonly flushScheduled = (): void => {
     this.scheduled = false
-    if (this.inFlight === 0) this.flush()
+    if (this.inFlight.size < this.maxInFlight) this.flush()
   }
 
   /** Sends what is queued (nothing when empty). */
   private flush(): void {
     const batch = this.queue
-    if (batch.length === 0) return
+    const settled = this.queueSettled
+    if (batch.length === 0 || settled === null) return
     this.queue = []
+    this.queueSettled = null
     const left = Math.max(1, Math.round(this.timeoutMs - (performance.now() - this.queuedAt)))
-    this.inFlight++
     let sent: Promise<AppendResult[]>
     try {
       sent = this.send(
@@ -98,7 +123,7 @@ export class PublishBatcher {
     } catch (error) {
       sent = Promise.reject(error instanceof Error ? error : new Error(String(error)))
     }
-    sent
+    const done = sent
       .then(
         (results) => {
           for (let i = 0; i < batch.length; i++) {
@@ -114,11 +139,13 @@ export class PublishBatcher {
           for (const waiting of batch) waiting.reject(unavailable(cause))
         },
       )
+      .catch(() => {}) // settled either way: the callers heard of the failure above
       .finally(() => {
-        this.inFlight--
+        this.inFlight.delete(done)
+        settled.resolve()
         this.schedule()
       })
-      .catch(() => {})
+    this.inFlight.add(done)
   }
 }
 

@@ -6,7 +6,13 @@
 import { MEMORY_BROKER_DEFAULTS } from './memory.js'
 import { defaultNodeId } from './node-id.js'
 import { hashTag, isCluster, type RedisClient } from './redis-client.js'
-import { optionsObject, positiveInteger, positiveIntegerOption, withDefault } from '../options.js'
+import {
+  nonNegativeIntegerOption,
+  optionsObject,
+  positiveInteger,
+  positiveIntegerOption,
+  withDefault,
+} from '../options.js'
 
 /** Options of `RedisBroker`. Defaults: {@link REDIS_BROKER_DEFAULTS}. */
 export interface RedisBrokerOptions {
@@ -62,6 +68,20 @@ export interface RedisBrokerOptions {
    */
   readonly maxPublishBatchEvents?: number
   /**
+   * Batches on their way to Redis at once. A node keeps publishing while earlier batches travel
+   * (Redis runs one connection's commands in the order sent, so order holds); at 1, a batch waits
+   * for the previous one's answer, and publishers wait a round trip more under load.
+   * @default 4
+   */
+  readonly maxPublishBatchesInFlight?: number
+  /**
+   * Longest the reader holds entries it read while this node's own publishes are on their way to
+   * Redis, in ms, so that connections get both in one socket write (0: never holds). See
+   * `docs/deployment.md` ("Read coalescing").
+   * @default 2
+   */
+  readonly readCoalesceMs?: number
+  /**
    * `BLOCK` of the reader's `XREAD`, in ms; the watchdog fires at this plus 3 s.
    * @default 2000
    */
@@ -112,6 +132,8 @@ export const REDIS_BROKER_DEFAULTS: Omit<ResolvedRedisBrokerOptions, 'client' | 
     idempotencyWindowMs: MEMORY_BROKER_DEFAULTS.idempotencyWindowMs,
     publishTimeoutMs: 2_000,
     maxPublishBatchEvents: 256,
+    maxPublishBatchesInFlight: 4,
+    readCoalesceMs: 2,
     blockMs: 2_000,
     readCount: 500,
     maxReplayScan: 20_000,
@@ -120,7 +142,10 @@ export const REDIS_BROKER_DEFAULTS: Omit<ResolvedRedisBrokerOptions, 'client' | 
   })
 
 /** The options that are positive integers. */
-type IntKey = Exclude<keyof typeof REDIS_BROKER_DEFAULTS, 'prefix' | 'historyMaxAgeMs'>
+type IntKey = Exclude<
+  keyof typeof REDIS_BROKER_DEFAULTS,
+  'prefix' | 'historyMaxAgeMs' | 'readCoalesceMs'
+>
 
 /**
  * Applies {@link REDIS_BROKER_DEFAULTS} and checks every field, so that a bad value fails when the
@@ -163,6 +188,12 @@ export function resolveRedisBrokerOptions(options: RedisBrokerOptions): Resolved
     idempotencyWindowMs: int('idempotencyWindowMs'),
     publishTimeoutMs: int('publishTimeoutMs'),
     maxPublishBatchEvents: int('maxPublishBatchEvents'),
+    maxPublishBatchesInFlight: int('maxPublishBatchesInFlight'),
+    readCoalesceMs: nonNegativeIntegerOption(
+      'readCoalesceMs',
+      withDefault(options.readCoalesceMs, d.readCoalesceMs),
+      false,
+    )!,
     blockMs: int('blockMs'),
     readCount: int('readCount'),
     maxReplayScan: int('maxReplayScan'),
