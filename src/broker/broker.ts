@@ -128,6 +128,13 @@ export type BrokerCommand =
 export interface BrokerSink {
   /** A publication from any node, in log order. */
   publication(publication: Publication): void
+  /**
+   * At most how many local connections a publication to `keys` reaches (a sum over the keys, so
+   * cheap): a broker may hold a read back briefly to write it together with the next when many
+   * connections would otherwise pay a socket write each (the Redis broker's read coalescing).
+   * Optional: without it a broker assumes many.
+   */
+  reach?(keys: readonly string[]): number
   /** A command from any node. */
   command(command: BrokerCommand): void
   /**

@@ -566,13 +566,15 @@ export class RedisBroker implements Broker {
    * When this node has publishes on their way to Redis, the entries just read wait for them (at
    * most `readCoalesceMs`), and go out with them: one more `XREAD`, which does not block, reads
    * what they appended. With two publishers broadcasting to 10,000 streams this halves the
-   * writes. Bound: at most 2 × `readCount` entries per delivery.
+   * writes. Only when the entries reach at least {@link COALESCE_MIN_REACH} connections here: a
+   * one-to-one event saves no write by waiting, and would only be late. Bound: at most
+   * 2 × `readCount` entries per delivery.
    */
   private async coalesce(entries: Entry[]): Promise<Entry[]> {
     // The check phase: publishes that came in this turn's poll phase have been queued by now.
     await new Promise((resolve) => setImmediate(resolve))
     const pending = this.batcher.answered()
-    if (pending === null) return entries
+    if (pending === null || this.reachOf(entries) < COALESCE_MIN_REACH) return entries
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
       pending,
@@ -588,6 +590,23 @@ export class RedisBroker implements Broker {
       'XREAD watchdog fired',
     )
     return entries.concat(entriesOf(more))
+  }
+
+  /** At most how many local connections `entries` reach (many when the sink cannot say). */
+  private reachOf(entries: readonly Entry[]): number {
+    const sink = this.sink
+    if (sink?.reach === undefined) return Number.MAX_SAFE_INTEGER
+    let sum = 0
+    for (const [, fields] of entries) {
+      // Field names sit at even positions; a command entry has no `k` and reaches no connection.
+      for (let i = 0; i + 1 < fields.length; i += 2)
+        if (fields[i] === 'k') {
+          sum += sink.reach(fields[i + 1]!.split('\n'))
+          break
+        }
+      if (sum >= COALESCE_MIN_REACH) break
+    }
+    return sum
   }
 
   private dispatch(
@@ -610,6 +629,12 @@ export class RedisBroker implements Broker {
     }
   }
 }
+
+/**
+ * Read coalescing waits only for entries that reach at least this many connections on this node:
+ * below it, a socket write saved per connection is worth less than the round trip of delay.
+ */
+const COALESCE_MIN_REACH = 100
 
 /** The entries of an `XREAD` reply on the one stream (none for `null`, its timeout). */
 function entriesOf(reply: unknown): Entry[] {

@@ -51,6 +51,14 @@ export class FanOut {
     this.lastReached = reached
   }
 
+  /** At most how many local connections follow any of `keys`: the sum of their sets' sizes. */
+  reachBound(keys: readonly string[]): number {
+    if (keys.includes(ALL_KEY)) return this.registry.members.size
+    let sum = 0
+    for (const key of keys) sum += this.registry.find(key)?.size ?? 0
+    return sum
+  }
+
   /** How many local connections follow any of `keys` (a publish whose delivery is elsewhere). */
   countMatching(keys: readonly string[]): number {
     if (keys.includes(ALL_KEY)) return this.registry.members.size

@@ -129,6 +129,7 @@ export class Hub<E extends EventMap = EventMap> extends TypedEmitter<HubEvents> 
     }
     this.ready = this.broker.start({
       publication: (publication) => this.fanOut.deliver(publication),
+      reach: (keys) => this.fanOut.reachBound(keys),
       command: (command) => this.runCommand(command),
       reset: (reason, id) => resetAll(this.registry.members.values(), reason, id),
       error: (error) => this.reportError(error),
