@@ -264,4 +264,67 @@ describe('PublishBatcher', () => {
       expect(timeoutMs).toBeLessThanOrEqual(2000)
     }
   })
+
+  it('keeps up to maxInFlight batches on their way at once; later appends wait for a free slot, in order', async () => {
+    const sent: string[][] = []
+    const answers: ((results: AppendResult[]) => void)[] = []
+    const batcher = new PublishBatcher(
+      (appends) =>
+        new Promise((resolve) => {
+          sent.push(appends.map((a) => a.fields[1]!))
+          answers.push(resolve)
+        }),
+      100,
+      2000,
+      2,
+    )
+    const a = batcher.add(append('a'))
+    await waitFor(() => sent.length === 1, 'the first batch')
+    // A second slot: sent in its own turn without waiting for the first answer.
+    const b = batcher.add(append('b'))
+    await waitFor(() => sent.length === 2, 'the second batch, the first still in flight')
+    const c = batcher.add(append('c'))
+    const d = batcher.add(append('d'))
+    await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sent).toEqual([['a'], ['b']])
+    answers[0]!([['1-0', 'e']])
+    await expect(a).resolves.toEqual(['1-0', 'e'])
+    await waitFor(() => sent.length === 3, 'the third batch, in the freed slot')
+    expect(sent[2]).toEqual(['c', 'd'])
+    answers[1]!([['1-1', 'e']])
+    answers[2]!([
+      ['1-2', 'e'],
+      ['1-3', 'e'],
+    ])
+    expect(await Promise.all([b, c, d])).toEqual([
+      ['1-1', 'e'],
+      ['1-2', 'e'],
+      ['1-3', 'e'],
+    ])
+  })
+
+  it('answered() settles once every append made so far has its answer, queued and failed ones included', async () => {
+    const answers: { resolve: (r: AppendResult[]) => void; reject: (e: Error) => void }[] = []
+    const batcher = new PublishBatcher(
+      () => new Promise((resolve, reject) => answers.push({ resolve, reject })),
+      100,
+      2000,
+      1,
+    )
+    expect(batcher.answered()).toBeNull()
+    const a = batcher.add(append('a'))
+    await waitFor(() => answers.length === 1, 'the first batch')
+    const b = batcher.add(append('b')) // queued behind the one in flight
+    let settled = false
+    void batcher.answered()!.then(() => (settled = true))
+    answers[0]!.resolve([['1-0', 'e']])
+    await a
+    await waitFor(() => answers.length === 2, 'the queued append sent')
+    expect(settled).toBe(false)
+    answers[1]!.reject(new Error('READONLY You can not write against a read only replica.'))
+    await expect(b).rejects.toMatchObject({ code: 'ERR_SSE_BROKER_UNAVAILABLE' })
+    await waitFor(() => settled, 'answered() settled after the last batch failed')
+    expect(batcher.answered()).toBeNull()
+  })
 })
