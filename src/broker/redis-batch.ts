@@ -60,6 +60,10 @@ export class PublishBatcher {
   /** Settles with the queued batch (created with its first append). */
   private queueSettled: { promise: Promise<void>; resolve: () => void } | null = null
   private scheduled = false
+  /** When the last append was made (`performance.now()`; never: -Infinity). */
+  lastAppendAt = Number.NEGATIVE_INFINITY
+  /** The waiter of {@link PublishBatcher.nextAppend}. */
+  private onAppend: (() => void) | null = null
 
   constructor(
     private readonly send: SendBatch,
@@ -80,8 +84,30 @@ export class PublishBatcher {
     return all.length === 1 ? all[0]! : Promise.all(all).then(() => {})
   }
 
+  /**
+   * Resolves at the next append, or after `timeoutMs` (whichever first). One waiter at a time
+   * (the reader): a second call replaces the first's wake-up by its own.
+   */
+  nextAppend(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(wake, timeoutMs)
+      function wake(): void {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.onAppend?.()
+      this.onAppend = wake
+    })
+  }
+
   /** Queues `append` for the next batch; resolves with its own result, or rejects with the batch's error. */
   add(append: Append): Promise<AppendResult> {
+    this.lastAppendAt = performance.now()
+    const onAppend = this.onAppend
+    if (onAppend !== null) {
+      this.onAppend = null
+      onAppend()
+    }
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) {
         this.queuedAt = performance.now()
@@ -166,12 +192,36 @@ export interface BatchScriptContext {
   readonly client: RedisClient
   readonly logKey: string
   readonly metaKey: string
+  /** This broker's read cursor: what its batches' answers read back starts after it. */
+  readonly cursorKey: string
   readonly maxEvents: number
   readonly maxAgeMs: number | null
   readonly endedTtlMs: number
   readonly idempotencyWindowMs: number
+  /** Most entries one answer reads back. */
+  readonly readCount: number
+  /** How long the read cursor outlives the node's last batch, in ms. */
+  readonly cursorTtlMs: number
   /** A new epoch candidate (used when Redis lost the meta hash). */
   readonly newEpoch: () => string
+  /** Where to read back from when the cursor expired (the node's position); `null`: read nothing. */
+  readonly readFrom: () => string | null
+}
+
+/**
+ * What a batch's answer read back: the entries after `from` (this node's read cursor), in log
+ * order; an entry of the batch itself comes as its id and number only (`fields: null`).
+ */
+export interface ReadBack {
+  readonly epoch: string
+  readonly from: string
+  readonly entries: readonly (readonly [id: string, n: string, fields: readonly string[] | null])[]
+}
+
+/** A batch's answer: one result per append, and what it read back (`null` when not asked). */
+export interface BatchAnswer {
+  readonly results: AppendResult[]
+  readonly read: ReadBack | null
 }
 
 /**
@@ -183,8 +233,8 @@ export async function runPublishBatch(
   context: BatchScriptContext,
   appends: readonly Append[],
   timeoutMs: number,
-): Promise<AppendResult[]> {
-  const keys: string[] = [context.logKey, context.metaKey]
+): Promise<BatchAnswer> {
+  const keys: string[] = [context.logKey, context.metaKey, context.cursorKey]
   const args: string[] = [
     String(context.maxEvents),
     context.newEpoch(),
@@ -192,6 +242,9 @@ export async function runPublishBatch(
     String(context.endedTtlMs),
     String(context.idempotencyWindowMs),
     String(appends.length),
+    context.readFrom() ?? '',
+    String(context.readCount),
+    String(context.cursorTtlMs),
   ]
   for (const append of appends) {
     if (append.once !== null) keys.push(append.once.key)
@@ -213,12 +266,12 @@ export async function runPublishBatch(
     }
   }
   const reply = await withTimeout(run(), timeoutMs, 'Redis did not confirm the publish in time.')
-  return toResults(reply, appends.length)
+  return toAnswer(reply, appends.length)
 }
 
-/** `[epoch, id1, outcome1, id2, outcome2...]` to one result per append. */
-function toResults(reply: unknown, count: number): AppendResult[] {
-  if (!Array.isArray(reply) || reply.length !== 1 + 2 * count)
+/** `[epoch, id1, outcome1, id2, outcome2..., read]` to one result per append and the read. */
+function toAnswer(reply: unknown, count: number): BatchAnswer {
+  if (!Array.isArray(reply) || reply.length !== 2 + 2 * count)
     throw new Error('Redis answered the publish script with an unexpected reply.')
   const epoch = String(reply[0])
   const results: AppendResult[] = []
@@ -229,5 +282,20 @@ function toResults(reply: unknown, count: number): AppendResult[] {
       outcome === 'duplicate' || outcome === 'conflict' ? [id, epoch, outcome] : [id, epoch],
     )
   }
-  return results
+  const raw = reply[1 + 2 * count] as unknown[]
+  if (!Array.isArray(raw) || raw.length === 0) return { results, read: null }
+  const entries: [string, string, string[] | null][] = []
+  for (let i = 1; i < raw.length; i++) {
+    const [id, second] = raw[i] as [string, string | string[]]
+    entries.push(
+      typeof second === 'string' ? [id, second, null] : [id, entryNumberText(second), second],
+    )
+  }
+  return { results, read: { epoch, from: String(raw[0]), entries } }
+}
+
+/** The `n` field of an entry's fields ('' when absent). */
+function entryNumberText(fields: readonly string[]): string {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'n') return fields[i + 1]!
+  return ''
 }

@@ -73,16 +73,22 @@ export class RedisCursor implements Cursor {
 /**
  * The publish script: appends a batch of entries (publishes and commands, in order), atomically:
  * creates the epoch if Redis lost it, honours idempotency keys (a key used earlier in the same
- * batch counts), numbers the entries without gaps, trims by age, tracks finished topics.
+ * batch counts), numbers the entries without gaps, trims by age, tracks finished topics; then
+ * reads back for the node what it has not read yet (its read cursor), so that a publishing node
+ * needs no `XREAD` of its own: its own entries come back as id and number only (it has their
+ * fields), the others' in full.
  *
- * KEYS: log, meta, then for each entry: its idempotency key (`idem:` plus the key; only when it
- * has one), then one `end:` key per topic.
+ * KEYS: log, meta, the node's read cursor, then for each entry: its idempotency key (`idem:` plus
+ * the key; only when it has one), then one `end:` key per topic.
  * ARGV: maxlen, epoch candidate, minid ('' = no age trim), ended ttl ms, idempotency window ms,
- * the number of entries; then for each entry: close ('1'/'0'), the request's fingerprint ('' = no
- * idempotency key), its number of `end:` keys, its number of field/value strings, those strings.
- * Returns `{epoch, id1, outcome1, id2, outcome2...}`: an outcome is '' (appended), 'duplicate'
- * (a used key: the first entry's id, nothing appended) or 'conflict' (another event under a used
- * key: id '').
+ * the number of entries, the node's position (where to read from when its cursor expired; '' =
+ * read nothing back), most entries read back, the cursor's ttl ms; then for each entry: close
+ * ('1'/'0'), the request's fingerprint ('' = no idempotency key), its number of `end:` keys, its
+ * number of field/value strings, those strings.
+ * Returns `{epoch, id1, outcome1, id2, outcome2..., read}`: an outcome is '' (appended),
+ * 'duplicate' (a used key: the first entry's id, nothing appended) or 'conflict' (another event
+ * under a used key: id ''); `read` is `{from, entry...}` (`{}` when nothing was asked), an entry
+ * `{id, n}` for one of this batch, `{id, fields}` for any other.
  */
 export const publishBatchScript = `
 local epoch = redis.call('HGET', KEYS[2], 'e')
@@ -94,8 +100,11 @@ end
 local n = tonumber(redis.call('HGET', KEYS[2], 'n') or '0')
 local appended = false
 local out = {epoch}
-local k = 3
-local a = 7
+-- This batch's entries, in order, and their numbers by id (the node has their fields).
+local ownIds = {}
+local own = {}
+local k = 4
+local a = 10
 for _ = 1, tonumber(ARGV[6]) do
   local close = ARGV[a]
   local fingerprint = ARGV[a + 1]
@@ -130,6 +139,8 @@ for _ = 1, tonumber(ARGV[6]) do
     local fields = {'n', string.format('%d', n)}
     for i = first, last do fields[#fields + 1] = ARGV[i] end
     local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+    own[id] = fields[2]
+    ownIds[#ownIds + 1] = id
     if idem then redis.call('SET', idem, id .. ' ' .. fingerprint, 'PX', ARGV[5]) end
     for i = endFirst, endFirst + ends - 1 do
       redis.call('DEL', KEYS[i])
@@ -146,6 +157,29 @@ if appended then
   redis.call('HSET', KEYS[2], 'n', string.format('%d', n))
   if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
 end
+local read = {}
+if ARGV[7] ~= '' then
+  local from = redis.call('GET', KEYS[3]) or ARGV[7]
+  read[1] = from
+  local last = from
+  -- The batch's entries are the newest of the log, one after the other (a script is atomic):
+  -- what the node has not read is the others' entries before them, then its own.
+  local upto = '+'
+  if #ownIds > 0 then upto = '(' .. ownIds[1] end
+  local others = redis.call('XRANGE', KEYS[1], '(' .. from, upto, 'COUNT', ARGV[8])
+  for _, entry in ipairs(others) do
+    read[#read + 1] = entry
+    last = entry[1]
+  end
+  if #others < tonumber(ARGV[8]) then
+    for _, id in ipairs(ownIds) do
+      read[#read + 1] = {id, own[id]}
+      last = id
+    end
+  end
+  redis.call('SET', KEYS[3], last, 'PX', ARGV[9])
+end
+out[#out + 1] = read
 return out
 `
 
@@ -178,6 +212,7 @@ export function toPublication(
   epoch: string,
   id: string,
   fields: readonly string[],
+  streamId?: StreamId,
 ): RedisPublication | null {
   let keys: string[] | undefined
   let event: string | undefined
@@ -205,7 +240,7 @@ export function toPublication(
     }
   }
   if (keys === undefined) return null // a command entry
-  const streamId = parseStreamId(id)
+  streamId ??= parseStreamId(id)
   return {
     id: `1~0.${epoch}.${id}`,
     keys,

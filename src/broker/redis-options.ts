@@ -75,9 +75,11 @@ export interface RedisBrokerOptions {
    */
   readonly maxPublishBatchesInFlight?: number
   /**
-   * Longest the reader holds entries it read while this node's own publishes are on their way to
-   * Redis, in ms, so that connections get both in one socket write (0: never holds). See
-   * `docs/deployment.md` ("Read coalescing").
+   * How long the reader waits for this node's own publishes, in ms (0: never): entries it read
+   * while they are on their way to Redis are held at most this long, so that connections get
+   * both in one socket write; and after a publish it waits this long for the next before it
+   * blocks in `XREAD`, since the publish answers read back for it. Entries of other nodes are
+   * late by at most this much. See `docs/deployment.md` ("Read coalescing").
    * @default 2
    */
   readonly readCoalesceMs?: number

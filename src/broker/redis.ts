@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { ErrorCodes, SseError } from '../errors.js'
 import { idempotencyConflict, publishFingerprint } from './idempotency.js'
 import type {
@@ -30,7 +31,13 @@ import {
   withTimeout,
 } from './redis-log.js'
 import { readerOf, type RedisClient } from './redis-client.js'
-import { PublishBatcher, runPublishBatch, type AppendResult } from './redis-batch.js'
+import {
+  PublishBatcher,
+  runPublishBatch,
+  type Append,
+  type AppendResult,
+  type ReadBack,
+} from './redis-batch.js'
 import { resolveRedisBrokerOptions, type RedisBrokerOptions } from './redis-options.js'
 import { RedisPresence } from './redis-presence.js'
 
@@ -80,6 +87,13 @@ export class RedisBroker implements Broker {
   /** The reader connection's last error of this outage (`connect ECONNREFUSED ...`). */
   private connectionError: string | null = null
   private loop: Promise<void> | null = null
+  /**
+   * A batch's answer could not be delivered (see {@link RedisBroker.deliverRead}): the reader
+   * reads instead of leaving the reading to the answers.
+   */
+  private readBehind = false
+  /** This broker's read cursor in Redis: where the next batch's answer starts reading back. */
+  private readonly cursorKey: string
   /** The publishes and commands of this turn, sent to Redis in one round trip (redis-batch.ts). */
   private readonly batcher: PublishBatcher
 
@@ -91,6 +105,8 @@ export class RedisBroker implements Broker {
     this.metaKey = `${resolved.prefix}meta`
     this.endPrefix = `${resolved.prefix}end:`
     this.idemPrefix = `${resolved.prefix}idem:`
+    // One per broker (not per node id: two processes with one configured id must not share it).
+    this.cursorKey = `${resolved.prefix}cursor:${randomUUID()}`
     this.idempotencyWindowMs = resolved.idempotencyWindowMs
     this.maxEvents = resolved.historyMaxEvents
     this.maxAgeMs = resolved.historyMaxAgeMs
@@ -363,11 +379,16 @@ export class RedisBroker implements Broker {
       client: this.client,
       logKey: this.logKey,
       metaKey: this.metaKey,
+      cursorKey: this.cursorKey,
       maxEvents: this.maxEvents,
       maxAgeMs: this.maxAgeMs,
       endedTtlMs: this.endedTtlMs,
       idempotencyWindowMs: this.idempotencyWindowMs,
+      readCount: this.readCount,
+      cursorTtlMs: CURSOR_TTL_MS,
       newEpoch,
+      // Read back only while the reader is sound (after a failure it first checks the epoch).
+      readFrom: () => (this.readerHealthy && this.sink !== null ? this.positionRaw : null),
     }
     return new PublishBatcher(
       (appends, timeoutMs) => {
@@ -375,7 +396,10 @@ export class RedisBroker implements Broker {
         if (this.closed) return Promise.reject(new Error('The Redis broker is closed.'))
         if (this.client.status !== 'ready')
           return Promise.reject(new Error(`Redis is not connected (${this.client.status}).`))
-        return runPublishBatch(context, appends, timeoutMs)
+        return runPublishBatch(context, appends, timeoutMs).then(({ results, read }) => {
+          if (read !== null) this.deliverRead(read, appends, results)
+          return results
+        })
       },
       maxEvents,
       this.publishTimeoutMs,
@@ -479,6 +503,26 @@ export class RedisBroker implements Broker {
           }
           needsCheck = false
         }
+        // While this node's batches are on their way, their answers read back for it (see
+        // deliverRead): one round trip per batch instead of two, and its own entries are not
+        // sent back to it. The reader reads again once they are answered, or at once when an
+        // answer could not be delivered.
+        if (this.readerHealthy && !this.readBehind) {
+          const answered = this.batcher.answered()
+          if (answered !== null) {
+            await answered
+            continue
+          }
+          // A node that just published usually publishes again within a turn or two: a blocking
+          // XREAD sent now would be woken by that batch and return its entries a second time.
+          // Waits for it until `readCoalesceMs` after the last publish; entries of other nodes
+          // wait as long at most.
+          const left = this.batcher.lastAppendAt + this.readCoalesceMs - performance.now()
+          if (left > 0) {
+            await this.batcher.nextAppend(left)
+            continue
+          }
+        }
         // After a failure the first read does not block: it answers at once, so recovery is known
         // (and /healthz is ok) within a round trip, not after BLOCK ms of an idle stream.
         const read = this.readerHealthy
@@ -502,28 +546,8 @@ export class RedisBroker implements Broker {
         backoff = 100
         let entries = entriesOf(reply)
         if (entries.length > 0 && this.readCoalesceMs > 0) entries = await this.coalesce(entries)
-        for (const [id, fields] of entries) {
-          // Decoded once, here: the hub shares this publication and its frame among recipients.
-          const publication = toPublication(this.epoch, id, fields)
-          const n = entryNumber(fields)
-          // A hole in the numbering: trimming overtook this reader (a node stalled longer than
-          // the history: GC pause, overload, SIGSTOP). The reset precedes the events after it.
-          // Its id is the position right before this entry: a resume from it replays this entry on.
-          if (n !== null && this.lastNumber !== null && n > this.lastNumber + 1) {
-            const before = predecessor(publication?.streamId ?? parseStreamId(id))
-            this.sink?.reset('expired', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
-          } else if (n !== null && this.lastNumber !== null && n <= this.lastNumber) {
-            // Numbered again from below: the log lost entries this node delivered (a failover
-            // to a replica that lacked them; a restart that lost its last writes). Connections
-            // hold ids the log no longer has: a reset before the log's new entries.
-            const before = predecessor(publication?.streamId ?? parseStreamId(id))
-            this.sink?.reset('unknown', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
-          }
-          if (n !== null) this.lastNumber = n
-          this.positionRaw = id
-          this.position = publication?.streamId ?? parseStreamId(id)
-          this.dispatch(id, fields, publication)
-        }
+        this.readBehind = false
+        for (const [id, fields] of entries) this.take(id, fields)
       } catch (error) {
         if (this.closed) break
         const failure = error instanceof Error ? error : new Error(String(error))
@@ -560,6 +584,69 @@ export class RedisBroker implements Broker {
   }
 
   /**
+   * Delivers one entry of the log, read by the reader or read back in a batch's answer: each
+   * entry once, in log order (one already delivered by the other path is skipped). Decoded once,
+   * here: the hub shares the publication and its frame among recipients.
+   */
+  private take(id: string, fields: readonly string[]): void {
+    const streamId = parseStreamId(id)
+    if (compareIds(streamId, this.position) <= 0) return
+    const publication = toPublication(this.epoch, id, fields, streamId)
+    const n = entryNumber(fields)
+    // A hole in the numbering: trimming overtook this reader (a node stalled longer than the
+    // history: GC pause, overload, SIGSTOP). The reset precedes the events after it. Its id is
+    // the position right before this entry: a resume from it replays this entry on.
+    if (n !== null && this.lastNumber !== null && n > this.lastNumber + 1) {
+      const before = predecessor(streamId)
+      this.sink?.reset('expired', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
+    } else if (n !== null && this.lastNumber !== null && n <= this.lastNumber) {
+      // Numbered again from below: the log lost entries this node delivered (a failover to a
+      // replica that lacked them; a restart that lost its last writes). Connections hold ids the
+      // log no longer has: a reset before the log's new entries.
+      const before = predecessor(streamId)
+      this.sink?.reset('unknown', `1~0.${this.epoch}.${before.ms}-${before.seq}`)
+    }
+    if (n !== null) this.lastNumber = n
+    this.positionRaw = id
+    this.position = streamId
+    this.dispatch(id, fields, publication)
+  }
+
+  /**
+   * What a batch's answer read back (see {@link publishBatchScript}): delivered before its callers
+   * hear of it, as the memory broker delivers a publish before answering it. The batch's own
+   * entries come as ids; their fields are the appends'. Not delivered, and left to the reader,
+   * when Redis changed epoch or when the read starts after this node's position (an earlier
+   * answer that read back never came: a batch that timed out).
+   */
+  private deliverRead(
+    read: ReadBack,
+    appends: readonly Append[],
+    results: readonly AppendResult[],
+  ): void {
+    if (this.closed || this.sink === null) return
+    if (read.epoch !== this.epoch || compareIds(parseStreamId(read.from), this.position) > 0) {
+      this.readBehind = true
+      return
+    }
+    let own: Map<string, readonly string[]> | null = null
+    for (const [id, n, fields] of read.entries) {
+      if (fields !== null) {
+        this.take(id, fields)
+        continue
+      }
+      own ??= appendedFields(appends, results)
+      const mine = own.get(id)
+      // An entry of this batch that no append claims: the reader reads it rather than a guess.
+      if (mine === undefined) {
+        this.readBehind = true
+        return
+      }
+      this.take(id, ['n', n, ...mine])
+    }
+  }
+
+  /**
    * Read coalescing: the memory broker delivers the publishes of one loop turn together, so each
    * connection gets them in one socket write; here a node's own publishes come back a round trip
    * after what the reader just read, and a fan-out would pay one write per connection for each.
@@ -581,6 +668,9 @@ export class RedisBroker implements Broker {
       new Promise((resolve) => (timer = setTimeout(resolve, this.readCoalesceMs))),
     ])
     clearTimeout(timer)
+    // The answers read back what the batches appended, and delivered it (in log order, so what
+    // was held and is older went first); what is left of `entries` goes out in the same turn.
+    if (!this.readBehind) return entries
     const reader = this.reader
     if (this.closed || reader === null) return entries
     const after = entries[entries.length - 1]![0]
@@ -631,10 +721,29 @@ export class RedisBroker implements Broker {
 }
 
 /**
+ * How long a broker's read cursor outlives its last batch, in ms. Past it, the next batch reads
+ * back from the node's position (it may read entries again; they are skipped): the key of a node
+ * that died goes away on its own.
+ */
+const CURSOR_TTL_MS = 60_000
+
+/**
  * Read coalescing waits only for entries that reach at least this many connections on this node:
  * below it, a socket write saved per connection is worth less than the round trip of delay.
  */
 const COALESCE_MIN_REACH = 100
+
+/** The fields of each appended entry of a batch, by the id Redis gave it. */
+function appendedFields(
+  appends: readonly Append[],
+  results: readonly AppendResult[],
+): Map<string, readonly string[]> {
+  const byId = new Map<string, readonly string[]>()
+  results.forEach(([id, , outcome], index) => {
+    if (outcome === undefined) byId.set(id, appends[index]!.fields)
+  })
+  return byId
+}
 
 /** The entries of an `XREAD` reply on the one stream (none for `null`, its timeout). */
 function entriesOf(reply: unknown): Entry[] {

@@ -15,6 +15,15 @@ afterAll(async () => {
   await redis?.stop()
 })
 
+const noopSink: BrokerSink = {
+  publication: () => {},
+  command: () => {},
+  reset: () => {},
+  error: () => {},
+  unavailable: () => {},
+  recovered: () => {},
+}
+
 /** A started broker on its own prefix, the publications its reader delivered, and its client. */
 async function started(options: { maxPublishBatchEvents?: number } = {}) {
   const client = redis.client()
@@ -200,6 +209,67 @@ describe('RedisBroker publish batching', () => {
       expect(
         () => new RedisBroker({ client: redis.client(), maxPublishBatchEvents: value }),
       ).toThrow(/maxPublishBatchEvents/)
+  })
+})
+
+describe('RedisBroker reading back in the publish answer', () => {
+  it('delivers a publish to this node before it answers it, as the memory broker does', async () => {
+    const { broker, delivered } = await started()
+    for (let i = 0; i < 20; i++) {
+      const publication = await broker.publish({ keys: ['t'], data: `e${i}` })
+      // No wait: the answer itself read the entry back and delivered it.
+      expect(delivered.at(-1)).toMatchObject({ id: publication.id, data: `e${i}` })
+    }
+    expect(delivered.map((p) => p.data)).toEqual(Array.from({ length: 20 }, (_, i) => `e${i}`))
+    await broker.close()
+  })
+
+  it("delivers what another node appended before this node's batch, in log order, each once", async () => {
+    const { broker, delivered, prefix } = await started()
+    const other = new RedisBroker({ client: redis.client(), prefix, blockMs: 200 })
+    await other.start({ ...noopSink })
+    const results = []
+    for (let i = 0; i < 10; i++) {
+      results.push(await other.publish({ keys: ['t'], data: `other${i}` }))
+      results.push(await broker.publish({ keys: ['t'], data: `own${i}` }))
+    }
+    await waitFor(() => delivered.length >= 20, 'every entry delivered')
+    expect(delivered.map((p) => [p.id, p.data])).toEqual(results.map((p) => [p.id, p.data]))
+    await Promise.all([broker.close(), other.close()])
+  })
+
+  it('leaves it to the reader when an answer that read back was lost (a timed-out batch): nothing skipped, nothing twice', async () => {
+    const client = redis.client()
+    const broker = new RedisBroker({
+      client,
+      prefix: `b${++prefixes}:{h}:`,
+      blockMs: 200,
+      publishTimeoutMs: 200,
+      // The reader waits this long for the next publish after one: it is not blocked in an
+      // XREAD that the lost batch's entry would wake, so only the answers read.
+      readCoalesceMs: 5_000,
+    })
+    const delivered: Publication[] = []
+    await broker.start({ ...noopSink, publication: (p) => delivered.push(p) })
+    await broker.publish({ keys: ['t'], data: 'warm' })
+    // Redis runs this batch (its entry is appended and the read cursor moves), but its answer
+    // never reaches the broker.
+    const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>
+    vi.spyOn(client, 'evalsha').mockImplementationOnce((...args: unknown[]) => {
+      void evalsha(...args)
+      return new Promise(() => {})
+    })
+    await expect(broker.publish({ keys: ['t'], data: 'lost answer' })).rejects.toMatchObject({
+      code: 'ERR_SSE_BROKER_UNAVAILABLE',
+    })
+    const next = await broker.publish({ keys: ['t'], data: 'next' })
+    await waitFor(() => delivered.length >= 3, 'both entries delivered')
+    expect(delivered.map((p) => p.data)).toEqual(['warm', 'lost answer', 'next'])
+    expect(delivered[2]!.id).toBe(next.id)
+    await broker.publish({ keys: ['t'], data: 'after' })
+    await waitFor(() => delivered.length >= 4, 'the next entry')
+    expect(delivered.map((p) => p.data)).toEqual(['warm', 'lost answer', 'next', 'after'])
+    await broker.close()
   })
 })
 
