@@ -58,7 +58,7 @@ export class PublishBatcher {
   /** The batches on their way to Redis, each settled (never rejected) when its answer came. */
   private readonly inFlight = new Set<Promise<void>>()
   /** Settles with the queued batch (created with its first append). */
-  private queueSettled: { promise: Promise<void>; resolve: () => void } | null = null
+  private queueSettled: Deferred | null = null
   private scheduled = false
   /** When the last append was made (`performance.now()`; never: -Infinity). */
   lastAppendAt = Number.NEGATIVE_INFINITY
@@ -111,9 +111,7 @@ export class PublishBatcher {
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) {
         this.queuedAt = performance.now()
-        let resolveQueue = (): void => {}
-        const promise = new Promise<void>((resolve) => (resolveQueue = resolve))
-        this.queueSettled = { promise, resolve: resolveQueue }
+        this.queueSettled = deferred()
       }
       this.queue.push({ append, resolve, reject })
       if (this.queue.length >= this.maxEvents) this.flush()
@@ -173,6 +171,19 @@ export class PublishBatcher {
       })
     this.inFlight.add(done)
   }
+}
+
+/** A promise and the function that resolves it. */
+export interface Deferred {
+  readonly promise: Promise<void>
+  readonly resolve: () => void
+}
+
+/** A new {@link Deferred}. */
+export function deferred(): Deferred {
+  let resolve = (): void => {}
+  const promise = new Promise<void>((done) => (resolve = done))
+  return { promise, resolve }
 }
 
 /** `ERR_SSE_BROKER_UNAVAILABLE` for a batch Redis did not take; `cause` says why. */

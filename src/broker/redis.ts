@@ -33,6 +33,7 @@ import {
 import { readerOf, type RedisClient } from './redis-client.js'
 import {
   PublishBatcher,
+  deferred,
   runPublishBatch,
   type Append,
   type AppendResult,
@@ -87,6 +88,8 @@ export class RedisBroker implements Broker {
   /** The reader connection's last error of this outage (`connect ECONNREFUSED ...`). */
   private connectionError: string | null = null
   private loop: Promise<void> | null = null
+  /** Resolved by close(): ends the reader's waits for this node's batches. */
+  private readonly closing = deferred()
   /**
    * A batch's answer could not be delivered (see {@link RedisBroker.deliverRead}): the reader
    * reads instead of leaving the reading to the answers.
@@ -339,6 +342,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     await this.presence.close()
     this.closed = true
+    this.closing.resolve()
     // Disconnected once, here (it ends the blocking read): ioredis arms a 2 s timer on every
     // disconnect() that only the socket's close clears, so a second one, after the close, would
     // hold the process for 2 s after everything else has ended.
@@ -510,7 +514,8 @@ export class RedisBroker implements Broker {
         if (this.readerHealthy && !this.readBehind) {
           const answered = this.batcher.answered()
           if (answered !== null) {
-            await answered
+            // Or until close(): a batch in flight may take up to publishTimeoutMs.
+            await Promise.race([answered, this.closing.promise])
             continue
           }
           // A node that just published usually publishes again within a turn or two: a blocking
