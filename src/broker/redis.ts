@@ -524,7 +524,7 @@ export class RedisBroker implements Broker {
           // wait as long at most.
           const left = this.batcher.lastAppendAt + this.readCoalesceMs - performance.now()
           if (left > 0) {
-            await this.batcher.nextAppend(left)
+            await Promise.race([this.batcher.nextAppend(left), this.closing.promise])
             continue
           }
         }
