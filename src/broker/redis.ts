@@ -551,7 +551,8 @@ export class RedisBroker implements Broker {
         backoff = 100
         let entries = entriesOf(reply)
         if (entries.length > 0 && this.readCoalesceMs > 0) entries = await this.coalesce(entries)
-        this.readBehind = false
+        // A full read stops short of the log's end: read on before waiting for anything.
+        this.readBehind = entries.length >= this.readCount
         for (const [id, fields] of entries) this.take(id, fields)
       } catch (error) {
         if (this.closed) break
@@ -635,9 +636,13 @@ export class RedisBroker implements Broker {
       return
     }
     let own: Map<string, readonly string[]> | null = null
+    let others = 0
     for (const [id, n, fields] of read.entries) {
       if (fields !== null) {
         this.take(id, fields)
+        // A full read (readCount entries of other nodes) stops before the rest of the log and
+        // this batch's own entries: the reader reads on at once instead of waiting for answers.
+        if (++others >= this.readCount) this.readBehind = true
         continue
       }
       own ??= appendedFields(appends, results)

@@ -238,6 +238,37 @@ describe('RedisBroker reading back in the publish answer', () => {
     await Promise.all([broker.close(), other.close()])
   })
 
+  it('reads on at once when an answer read back a full readCount of other entries (its own are after them)', async () => {
+    const prefix = `b${++prefixes}:{h}:`
+    const broker = new RedisBroker({
+      client: redis.client(),
+      prefix,
+      blockMs: 200,
+      readCount: 2,
+      // After a publish the reader waits this long for the next before it reads: longer than
+      // the test waits, so only an immediate read delivers the rest.
+      readCoalesceMs: 20_000,
+    })
+    const delivered: Publication[] = []
+    await broker.start({ ...noopSink, publication: (p) => delivered.push(p) })
+    await broker.publish({ keys: ['t'], data: 'warm' })
+    const other = new RedisBroker({ client: redis.client(), prefix, blockMs: 200 })
+    await other.start({ ...noopSink })
+    for (let i = 0; i < 5; i++) await other.publish({ keys: ['t'], data: `other${i}` })
+    await broker.publish({ keys: ['t'], data: 'own' })
+    await waitFor(() => delivered.length === 7, 'the rest of the log, read at once', 2_000)
+    expect(delivered.map((p) => p.data)).toEqual([
+      'warm',
+      'other0',
+      'other1',
+      'other2',
+      'other3',
+      'other4',
+      'own',
+    ])
+    await Promise.all([broker.close(), other.close()])
+  })
+
   it('leaves it to the reader when an answer that read back was lost (a timed-out batch): nothing skipped, nothing twice', async () => {
     const client = redis.client()
     const broker = new RedisBroker({
