@@ -95,6 +95,8 @@ export class RedisBroker implements Broker {
    * reads instead of leaving the reading to the answers.
    */
   private readBehind = false
+  /** A publish answer came from another epoch: the reader checks it before it delivers more. */
+  private epochStale = false
   /** This broker's read cursor in Redis: where the next batch's answer starts reading back. */
   private readonly cursorKey: string
   /** The publishes and commands of this turn, sent to Redis in one round trip (redis-batch.ts). */
@@ -497,7 +499,8 @@ export class RedisBroker implements Broker {
             if (!this.readerHealthy) this.lastError = { message: error.message, at: Date.now() }
           })
         }
-        if (needsCheck) {
+        if (needsCheck || this.epochStale) {
+          this.epochStale = false
           // After a failure, Redis may have restarted without its data: a new epoch means every
           // connection here may have missed events. Tell them (reset) and read the new log.
           if (await this.syncEpoch()) {
@@ -551,6 +554,8 @@ export class RedisBroker implements Broker {
         backoff = 100
         let entries = entriesOf(reply)
         if (entries.length > 0 && this.readCoalesceMs > 0) entries = await this.coalesce(entries)
+        // Read across an epoch change a publish answer saw: checked first (loop top).
+        if (this.epochStale) continue
         // A full read stops short of the log's end: read on before waiting for anything.
         this.readBehind = entries.length >= this.readCount
         for (const [id, fields] of entries) this.take(id, fields)
@@ -631,7 +636,14 @@ export class RedisBroker implements Broker {
     results: readonly AppendResult[],
   ): void {
     if (this.closed || this.sink === null) return
-    if (read.epoch !== this.epoch || compareIds(parseStreamId(read.from), this.position) > 0) {
+    if (read.epoch !== this.epoch) {
+      // Redis lost the log without dropping the connection (FLUSHALL, eviction) and the script
+      // started a new one: the reader checks the epoch and resets before anything of it.
+      this.epochStale = true
+      this.readBehind = true
+      return
+    }
+    if (compareIds(parseStreamId(read.from), this.position) > 0) {
       this.readBehind = true
       return
     }

@@ -269,6 +269,30 @@ describe('RedisBroker reading back in the publish answer', () => {
     await Promise.all([broker.close(), other.close()])
   })
 
+  it('resets before the first event of a new log when Redis lost it without dropping the connection (FLUSHALL)', async () => {
+    const client = redis.client()
+    const broker = new RedisBroker({ client, prefix: `b${++prefixes}:{h}:`, blockMs: 200 })
+    const seen: string[] = []
+    await broker.start({
+      ...noopSink,
+      publication: (p) => seen.push(`event ${p.data} ${p.id}`),
+      reset: (reason, id) => seen.push(`reset ${reason} ${id}`),
+    })
+    const before = await broker.publish({ keys: ['t'], data: 'before' })
+    await waitFor(() => seen.length === 1, 'the first event')
+    await redis.client().flushall()
+    const after = await broker.publish({ keys: ['t'], data: 'after' })
+    const epoch = /^1~0\.([0-9a-z]+)\./.exec(after.id)![1]!
+    expect(before.id).not.toContain(`.${epoch}.`)
+    await waitFor(() => seen.length === 3, 'the reset and the event of the new log')
+    expect(seen).toEqual([
+      `event before ${before.id}`,
+      `reset epoch 1~0.${epoch}.0-0`,
+      `event after ${after.id}`,
+    ])
+    await broker.close()
+  })
+
   it('leaves it to the reader when an answer that read back was lost (a timed-out batch): nothing skipped, nothing twice', async () => {
     const client = redis.client()
     const broker = new RedisBroker({
