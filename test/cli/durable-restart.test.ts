@@ -16,7 +16,14 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { binPath, spawnCli, startCliHub, type CliProcess } from '../helpers/cli.js'
+import {
+  binPath,
+  killAll,
+  killCli,
+  spawnCli,
+  startCliHub,
+  type CliProcess,
+} from '../helpers/cli.js'
 import { waitFor } from '../helpers/wait.js'
 import { killRestartRound } from '../helpers/kill-restart.js'
 import { openStream } from '../helpers/raw-stream.js'
@@ -28,12 +35,7 @@ const newDir = (): string => join(root, `d${++dirs}`)
 
 const running: CliProcess[] = []
 afterEach(async () => {
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null && cli.child.signalCode === null) {
-      cli.child.kill('SIGKILL')
-      await cli.exited
-    }
-  }
+  await killAll(running)
 })
 
 async function hub(args: string[]) {
@@ -119,8 +121,7 @@ describe('ssehub serve with a damaged or full store', () => {
       const ids: string[] = []
       for (let i = 0; i < 10; i++)
         ids.push(((await (await publish(first.url, `e${i}`)).json()) as { id: string }).id)
-      first.cli.child.kill('SIGKILL')
-      await first.cli.exited
+      await killCli(first.cli)
       const log = join(dataDir, 'log')
       const segment = join(log, readdirSync(log).sort().pop()!)
       const bytes = readFileSync(segment)
@@ -189,8 +190,7 @@ describe('ssehub serve with a damaged or full store', () => {
       expect(after.status).toBe(200)
       expect((await fetch(`${url}/healthz`)).status).toBe(200)
       // Nothing was corrupted: a restart reads back every acknowledged event, without a cut.
-      cli.child.kill('SIGKILL')
-      await cli.exited
+      await killCli(cli)
       const again = await hub(['--data-dir', dataDir])
       expect(again.cli.stderr()).toBe('')
       const replay = await openStream(`${again.url}/events?topic=t`, {

@@ -2,7 +2,7 @@ import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { networkCause, publishHelp, runPublish } from '../../src/cli/publish.js'
-import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
+import { killAll, runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
 import { startHub, type TestHub } from '../helpers/hub-server.js'
 import { openStream } from '../helpers/raw-stream.js'
 
@@ -11,12 +11,7 @@ const running: CliProcess[] = []
 let hub: TestHub | undefined
 
 afterEach(async () => {
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null) {
-      cli.child.kill('SIGKILL')
-      await cli.exited
-    }
-  }
+  await killAll(running)
   await hub?.close()
   hub = undefined
 })

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseServeArgs } from '../../src/cli/serve-options.js'
-import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
+import { killAll, runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.js'
 import { openStream, type RawStream } from '../helpers/raw-stream.js'
 import { relayText } from '../helpers/relay-viewer.js'
@@ -19,12 +19,7 @@ const streams: RawStream[] = []
 let llm: FakeLlm | undefined
 afterEach(async () => {
   for (const stream of streams.splice(0)) stream.close()
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null) {
-      cli.child.kill('SIGKILL')
-      await cli.exited
-    }
-  }
+  await killAll(running)
   await llm?.close()
   llm = undefined
 })

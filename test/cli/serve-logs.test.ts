@@ -5,7 +5,7 @@
 import { hostname } from 'node:os'
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { startCliHub, type CliProcess } from '../helpers/cli.js'
+import { killAll, startCliHub, type CliProcess } from '../helpers/cli.js'
 import { openStream, type RawStream } from '../helpers/raw-stream.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -18,12 +18,7 @@ afterEach(async () => {
     item.close?.()
     item.destroy?.()
   }
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null) {
-      cli.child.kill('SIGKILL')
-      await cli.exited
-    }
-  }
+  await killAll(running)
 })
 
 async function hub(args: string[]): Promise<{ url: string; cli: CliProcess }> {

@@ -1,15 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { openStream } from '../helpers/raw-stream.js'
-import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
+import { killAll, runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
 
 const running: CliProcess[] = []
 afterEach(async () => {
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null) {
-      cli.child.kill('SIGKILL')
-      await cli.exited
-    }
-  }
+  await killAll(running)
 })
 
 async function hub(args: string[] = [], env: Record<string, string> = {}) {

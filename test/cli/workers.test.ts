@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { writeSelfSigned } from '../helpers/self-signed.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect, type Connection } from '../../src/client/index.js'
-import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
+import { killAll, killCli, runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
 import { availableParallelism } from 'node:os'
 import { parseServeArgs } from '../../src/cli/serve-options.js'
 import { freePort, startRedis } from '../helpers/redis-server.js'
@@ -26,10 +26,7 @@ const dirs: string[] = []
 afterEach(async () => {
   for (const client of clients.splice(0)) client.close()
   for (const stream of streams.splice(0)) stream.close()
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL')
-    await cli.exited
-  }
+  await killAll(running)
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
@@ -427,8 +424,7 @@ describe('ssehub serve --workers 2', () => {
     const { url, cli } = await startWorkers(['--store', 'memory'])
     const pids = (await nodes(url)).map((node) => Number(/:(\d+)\//.exec(node)![1]))
     expect(pids).toHaveLength(2)
-    cli.child.kill('SIGKILL')
-    await cli.exited
+    await killCli(cli)
     await waitFor(
       () =>
         pids.every((pid) => {
@@ -470,8 +466,7 @@ describe('ssehub serve --workers 2', () => {
       await publish(hub.url, { topic: 'd', data: 'two' }),
       await publish(hub.url, { topic: 'd', data: 'three' }),
     ]
-    hub.cli.child.kill('SIGKILL')
-    await hub.cli.exited
+    await killCli(hub.cli)
     const again = await startWorkers(['--port', String(port)], env)
     const stream = await openStream(`${again.url}/events?topic=d`, { 'last-event-id': ids[0]! })
     streams.push(stream)
@@ -536,10 +531,7 @@ describe('ssehub serve --workers 2', () => {
         expect([event!.id, event!.data]).toEqual([id, 'via redis'])
       }
     } finally {
-      for (const cli of running.splice(0)) {
-        cli.child.kill('SIGKILL')
-        await cli.exited
-      }
+      await killAll(running)
       await redis.stop()
     }
   })

@@ -17,6 +17,17 @@ export interface CliProcess {
   readonly exited: Promise<number | null>
 }
 
+/** kill -9 of `cli` when it still runs, and its exit awaited. */
+export async function killCli(cli: CliProcess): Promise<void> {
+  if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL')
+  await cli.exited
+}
+
+/** {@link killCli} of every process of `list`, which is emptied (a test file's `afterEach`). */
+export async function killAll(list: CliProcess[]): Promise<void> {
+  for (const cli of list.splice(0)) await killCli(cli)
+}
+
 /** Spawns `node dist/cli/main.js ...args` with `env` added to a clean environment. */
 export function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
   return spawnCli(process.execPath, [binPath, ...args], { env })

@@ -8,7 +8,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { publish } from '../../src/client/publisher.js'
-import { runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
+import { killAll, runCli, startCliHub, type CliProcess } from '../helpers/cli.js'
 import { openStream, type RawStream } from '../helpers/raw-stream.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
 
@@ -27,12 +27,7 @@ afterAll(async () => {
 afterEach(async () => {
   for (const stream of streams.splice(0)) stream.close()
   for (const server of servers.splice(0)) server.close()
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null && cli.child.signalCode === null) {
-      cli.child.kill('SIGKILL')
-      await cli.exited
-    }
-  }
+  await killAll(running)
 })
 
 /**

@@ -5,7 +5,7 @@
  * Real processes: Redis, two hub nodes, a fake OpenAI-compatible upstream.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startCliHub, type CliProcess } from '../helpers/cli.js'
+import { killAll, killCli, startCliHub, type CliProcess } from '../helpers/cli.js'
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.js'
 import { openStream, type RawStream } from '../helpers/raw-stream.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
@@ -25,12 +25,7 @@ afterAll(async () => {
 })
 afterEach(async () => {
   for (const stream of streams.splice(0)) stream.close()
-  for (const cli of running.splice(0)) {
-    if (cli.child.exitCode === null) {
-      cli.child.kill('SIGKILL')
-      await cli.exited
-    }
-  }
+  await killAll(running)
   await llm?.close()
   llm = undefined
 })
@@ -119,8 +114,7 @@ describe('relays on Redis, across nodes', () => {
     expect((await start(a, 'k')).json.started).toBe(true)
     const viewer = await watch(b, 'k')
     await viewer.waitForEvents(3)
-    nodeA!.child.kill('SIGKILL')
-    await nodeA!.exited
+    await killCli(nodeA!)
     // The topic stays open (nobody ends it) until an abort: B waits for A, then ends it itself.
     expect((await fetch(`${b}/topics/relay%2Fk`).then((r) => r.json())).state).toBe('open')
     const started = Date.now()
