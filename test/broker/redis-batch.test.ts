@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { BrokerSink, Publication } from '../../src/broker/broker.js'
+import type { Publication } from '../../src/broker/broker.js'
 import { PublishBatcher, type Append, type AppendResult } from '../../src/broker/redis-batch.js'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { isSseError } from '../../src/errors.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { waitFor } from '../helpers/wait.js'
+import { noopSink } from './contract.js'
 
 let redis: TestRedis
 let prefixes = 0
@@ -15,30 +16,13 @@ afterAll(async () => {
   await redis?.stop()
 })
 
-const noopSink: BrokerSink = {
-  publication: () => {},
-  command: () => {},
-  reset: () => {},
-  error: () => {},
-  unavailable: () => {},
-  recovered: () => {},
-}
-
 /** A started broker on its own prefix, the publications its reader delivered, and its client. */
 async function started(options: { maxPublishBatchEvents?: number } = {}) {
   const client = redis.client()
   const prefix = `b${++prefixes}:{h}:`
   const broker = new RedisBroker({ client, prefix, blockMs: 200, ...options })
   const delivered: Publication[] = []
-  const sink: BrokerSink = {
-    publication: (p) => delivered.push(p),
-    command: () => {},
-    reset: () => {},
-    error: () => {},
-    unavailable: () => {},
-    recovered: () => {},
-  }
-  await broker.start(sink)
+  await broker.start({ ...noopSink, publication: (p) => delivered.push(p) })
   // Every publish script call goes through evalsha (eval only when Redis lacks the script).
   const calls = vi.spyOn(client, 'evalsha')
   return { broker, client, prefix, delivered, calls }
@@ -130,14 +114,7 @@ describe('RedisBroker publish batching', () => {
       blockMs: 200,
       publishTimeoutMs: 100,
     })
-    await broker.start({
-      publication: () => {},
-      command: () => {},
-      reset: () => {},
-      error: () => {},
-      unavailable: () => {},
-      recovered: () => {},
-    })
+    await broker.start(noopSink)
     // Redis never answers this call.
     vi.spyOn(client, 'evalsha').mockReturnValueOnce(new Promise(() => {}))
     const outcomes = await Promise.allSettled([
@@ -227,7 +204,7 @@ describe('RedisBroker reading back in the publish answer', () => {
   it("delivers what another node appended before this node's batch, in log order, each once", async () => {
     const { broker, delivered, prefix } = await started()
     const other = new RedisBroker({ client: redis.client(), prefix, blockMs: 200 })
-    await other.start({ ...noopSink })
+    await other.start(noopSink)
     const results = []
     for (let i = 0; i < 10; i++) {
       results.push(await other.publish({ keys: ['t'], data: `other${i}` }))
@@ -253,7 +230,7 @@ describe('RedisBroker reading back in the publish answer', () => {
     await broker.start({ ...noopSink, publication: (p) => delivered.push(p) })
     await broker.publish({ keys: ['t'], data: 'warm' })
     const other = new RedisBroker({ client: redis.client(), prefix, blockMs: 200 })
-    await other.start({ ...noopSink })
+    await other.start(noopSink)
     for (let i = 0; i < 5; i++) await other.publish({ keys: ['t'], data: `other${i}` })
     await broker.publish({ keys: ['t'], data: 'own' })
     await waitFor(() => delivered.length === 7, 'the rest of the log, read at once', 2_000)
@@ -336,7 +313,8 @@ describe('PublishBatcher', () => {
     once: null,
   })
 
-  it('queues appends while a batch is in flight and sends them together after it (group commit)', async () => {
+  /** A batcher whose batches wait for the test: what each sent, and how to answer it. */
+  function recordingBatcher(maxEvents: number, maxInFlight: number) {
     const sent: string[][] = []
     const answers: ((results: AppendResult[]) => void)[] = []
     const batcher = new PublishBatcher(
@@ -345,9 +323,15 @@ describe('PublishBatcher', () => {
           sent.push(appends.map((a) => a.fields[1]!))
           answers.push(resolve)
         }),
-      100,
+      maxEvents,
       2000,
+      maxInFlight,
     )
+    return { batcher, sent, answers }
+  }
+
+  it('queues appends while a batch is in flight and sends them together after it (group commit)', async () => {
+    const { batcher, sent, answers } = recordingBatcher(100, 1)
     const a = batcher.add(append('a'))
     await waitFor(() => sent.length === 1, 'the first batch')
     // In flight: these wait for it, whatever turns they come in.
@@ -391,18 +375,7 @@ describe('PublishBatcher', () => {
   })
 
   it('keeps up to maxInFlight batches on their way at once; later appends wait for a free slot, in order', async () => {
-    const sent: string[][] = []
-    const answers: ((results: AppendResult[]) => void)[] = []
-    const batcher = new PublishBatcher(
-      (appends) =>
-        new Promise((resolve) => {
-          sent.push(appends.map((a) => a.fields[1]!))
-          answers.push(resolve)
-        }),
-      100,
-      2000,
-      2,
-    )
+    const { batcher, sent, answers } = recordingBatcher(100, 2)
     const a = batcher.add(append('a'))
     await waitFor(() => sent.length === 1, 'the first batch')
     // A second slot: sent in its own turn without waiting for the first answer.

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { runCli } from '../helpers/cli.js'
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js'
-import { describeBrokerContract } from './contract.js'
+import { describeBrokerContract, noopSink } from './contract.js'
 
 let cluster: TestRedisCluster
 let prefixes = 0
@@ -35,14 +35,7 @@ describe('RedisBroker on a Redis Cluster', () => {
     const client = cluster.client()
     const prefix = `keys:{k}:`
     const broker = new RedisBroker({ client, prefix, blockMs: 200, presenceFlushMs: 10 })
-    await broker.start({
-      publication: () => {},
-      command: () => {},
-      reset: () => {},
-      error: () => {},
-      unavailable: () => {},
-      recovered: () => {},
-    })
+    await broker.start(noopSink)
     broker.presence.start({ stats: () => ({}) })
     await broker.publish({ keys: ['a'], data: 'x', idempotencyKey: 'once' })
     await broker.publish({ keys: ['b'], data: 'y', close: true })

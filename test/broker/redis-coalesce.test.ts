@@ -10,6 +10,7 @@ import { RedisBroker } from '../../src/broker/redis.js'
 import type { RedisClient } from '../../src/broker/redis-client.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { waitFor } from '../helpers/wait.js'
+import { noopSink } from './contract.js'
 
 let redis: TestRedis
 let prefixes = 0
@@ -20,21 +21,12 @@ afterAll(async () => {
   await redis?.stop()
 })
 
-const noop: BrokerSink = {
-  publication: () => {},
-  command: () => {},
-  reset: () => {},
-  error: () => {},
-  unavailable: () => {},
-  recovered: () => {},
-}
-
 /** A sink that records each synchronous run of deliveries as one group of event data. */
 function recorder(reach: ((keys: readonly string[]) => number) | undefined) {
   const groups: string[][] = []
   let open: string[] | null = null
   const sink: BrokerSink = {
-    ...noop,
+    ...noopSink,
     publication: (publication) => {
       if (open === null) {
         const group: string[] = []
@@ -89,7 +81,7 @@ async function twoNodes(options: {
     gate.then(() => evalsha(...args)),
   )
   const b = new RedisBroker({ client: redis.client(), prefix, blockMs: 500 })
-  await b.start(noop)
+  await b.start(noopSink)
   return { a, b, groups: recorded.groups, replies, open }
 }
 
@@ -99,22 +91,25 @@ async function turns(): Promise<void> {
 }
 
 describe('RedisBroker read coalescing', () => {
-  it('holds what it read while its own publish is in flight, then delivers both in one run', async () => {
-    const { a, b, groups, replies, open } = await twoNodes({
-      readCoalesceMs: 5_000,
-      reach: () => 1_000,
-    })
-    const own = a.publish({ keys: ['news'], data: 'own' }) // held before it reaches Redis
-    await b.publish({ keys: ['news'], data: 'other' })
-    await waitFor(() => replies.includes('other'), "A's reader got B's event")
-    await turns()
-    expect(groups).toEqual([]) // held: A's own publish is still on its way
-    open()
-    await own
-    await waitFor(() => groups.length > 0, 'the held delivery')
-    expect(groups).toEqual([['other', 'own']])
-    await Promise.all([a.close(), b.close()])
-  })
+  it.each([
+    { sink: 'that says an entry reaches 1,000 connections', reach: () => 1_000 },
+    { sink: 'that cannot say how many connections an entry reaches', reach: undefined },
+  ])(
+    'holds what it read while its own publish is in flight, then delivers both in one run (a sink $sink)',
+    async ({ reach }) => {
+      const { a, b, groups, replies, open } = await twoNodes({ readCoalesceMs: 5_000, reach })
+      const own = a.publish({ keys: ['news'], data: 'own' }) // held before it reaches Redis
+      await b.publish({ keys: ['news'], data: 'other' })
+      await waitFor(() => replies.includes('other'), "A's reader got B's event")
+      await turns()
+      expect(groups).toEqual([]) // held: A's own publish is still on its way
+      open()
+      await own
+      await waitFor(() => groups.length > 0, 'the held delivery')
+      expect(groups).toEqual([['other', 'own']])
+      await Promise.all([a.close(), b.close()])
+    },
+  )
 
   it('holds at most readCoalesceMs: past it, what was read goes out alone', async () => {
     const { a, b, groups, replies, open } = await twoNodes({
@@ -136,10 +131,17 @@ describe('RedisBroker read coalescing', () => {
     await Promise.all([a.close(), b.close()])
   })
 
-  it('does not hold entries that reach few local connections (one-to-one): nothing to save', async () => {
-    const { a, b, groups, open } = await twoNodes({ readCoalesceMs: 5_000, reach: () => 1 })
-    const own = a.publish({ keys: ['@c:u1'], data: 'own' })
-    await b.publish({ keys: ['@c:u2'], data: 'other' })
+  it.each([
+    {
+      when: 'entries reach few local connections (one-to-one: nothing to save)',
+      readCoalesceMs: 5_000,
+      reach: () => 1,
+    },
+    { when: 'readCoalesceMs is 0', readCoalesceMs: 0, reach: () => 1_000 },
+  ])('does not hold when $when', async ({ readCoalesceMs, reach }) => {
+    const { a, b, groups, open } = await twoNodes({ readCoalesceMs, reach })
+    const own = a.publish({ keys: ['news'], data: 'own' })
+    await b.publish({ keys: ['news'], data: 'other' })
     // Delivered while A's own publish is still held before Redis: no coalescing wait.
     await waitFor(() => groups.length === 1, "B's event, delivered at once")
     expect(groups).toEqual([['other']])
@@ -147,35 +149,6 @@ describe('RedisBroker read coalescing', () => {
     await own
     await waitFor(() => groups.length === 2, 'the own publish')
     expect(groups).toEqual([['other'], ['own']])
-    await Promise.all([a.close(), b.close()])
-  })
-
-  it('never holds with readCoalesceMs 0', async () => {
-    const { a, b, groups, open } = await twoNodes({ readCoalesceMs: 0, reach: () => 1_000 })
-    const own = a.publish({ keys: ['news'], data: 'own' })
-    await b.publish({ keys: ['news'], data: 'other' })
-    await waitFor(() => groups.length === 1, "B's event, delivered at once")
-    open()
-    await own
-    await waitFor(() => groups.length === 2, 'the own publish')
-    expect(groups).toEqual([['other'], ['own']])
-    await Promise.all([a.close(), b.close()])
-  })
-
-  it('holds when the sink cannot say how many connections an entry reaches', async () => {
-    const { a, b, groups, replies, open } = await twoNodes({
-      readCoalesceMs: 5_000,
-      reach: undefined,
-    })
-    const own = a.publish({ keys: ['news'], data: 'own' })
-    await b.publish({ keys: ['news'], data: 'other' })
-    await waitFor(() => replies.includes('other'), "A's reader got B's event")
-    await turns()
-    expect(groups).toEqual([])
-    open()
-    await own
-    await waitFor(() => groups.length > 0, 'the held delivery')
-    expect(groups).toEqual([['other', 'own']])
     await Promise.all([a.close(), b.close()])
   })
 

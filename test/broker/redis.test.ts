@@ -3,7 +3,7 @@ import { RedisBroker } from '../../src/broker/redis.js'
 import { createHub } from '../../src/index.js'
 import { startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { waitFor } from '../helpers/wait.js'
-import { describeBrokerContract } from './contract.js'
+import { describeBrokerContract, noopSink } from './contract.js'
 
 let redis: TestRedis
 let prefixes = 0
@@ -33,12 +33,8 @@ describe('RedisBroker', () => {
     const broker = new RedisBroker({ client, prefix: `t${++prefixes}:{h}:`, blockMs: 200 })
     const delivered: string[] = []
     await broker.start({
+      ...noopSink,
       publication: (p) => delivered.push(p.id),
-      command: () => {},
-      reset: () => {},
-      error: () => {},
-      unavailable: () => {},
-      recovered: () => {},
     })
     const published = await broker.publish({ keys: ['a'], data: 'x' })
     expect(published.id).toMatch(/^1~0\.[0-9a-z]{8}\.\d+-\d+$/)
@@ -73,14 +69,7 @@ describe('RedisBroker', () => {
       return reader
     })
     const broker = new RedisBroker({ client, prefix: `t${++prefixes}:{h}:`, blockMs: 200 })
-    await broker.start({
-      publication: () => {},
-      command: () => {},
-      reset: () => {},
-      error: () => {},
-      unavailable: () => {},
-      recovered: () => {},
-    })
+    await broker.start(noopSink)
     await waitFor(() => broker.health().ok, 'the reader reading')
     const disconnect = vi.spyOn(reader!, 'disconnect')
     await broker.close()
@@ -97,9 +86,7 @@ describe('RedisBroker', () => {
     const heard: string[] = []
     const outages: Error[] = []
     await broker.start({
-      publication: () => {},
-      command: () => {},
-      reset: () => {},
+      ...noopSink,
       error: (error) => heard.push(`error ${error.message}`),
       unavailable: (error) => {
         outages.push(error)

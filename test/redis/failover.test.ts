@@ -12,6 +12,7 @@ import type { BrokerSink, Publication } from '../../src/broker/broker.js'
 import { RedisBroker } from '../../src/broker/redis.js'
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js'
 import { waitFor } from '../helpers/wait.js'
+import { noopSink } from '../broker/contract.js'
 
 interface Node {
   readonly broker: RedisBroker
@@ -56,18 +57,15 @@ async function startNode(c: TestRedisCluster, prefix: string): Promise<Node> {
   brokers.push(broker)
   const node: Node = { broker, heard: [], resetIds: [], publications: [] }
   const sink: BrokerSink = {
+    ...noopSink,
     publication: (p) => {
       node.heard.push(p.data)
       node.publications.push(p)
     },
-    command: () => {},
     reset: (reason, id) => {
       node.heard.push(`reset:${reason}`)
       node.resetIds.push(id)
     },
-    error: () => {},
-    unavailable: () => {},
-    recovered: () => {},
   }
   await broker.start(sink)
   return node
