@@ -46,6 +46,14 @@ function median(values: readonly (number | null)[]): number | null {
   return known.length % 2 === 1 ? known[mid]! : (known[mid - 1]! + known[mid]!) / 2
 }
 
+/** A server's phase of a scenario (subscribers, mode), the median of its rounds. */
+type FindPhase = (
+  server: string,
+  scenario: string,
+  subscribers: number,
+  mode: 'max' | 'rate',
+) => PhaseResult | undefined
+
 /**
  * Several rounds of one phase as one row: the median of each figure (events missed: the most in
  * any round); histograms are the median-throughput round's. `undefined` for no rows.
@@ -89,7 +97,7 @@ export function renderReport(r: BenchResults): {
     (s) => s !== 'ssehub' && s !== 'ssehub-redis' && s !== 'ssehub-workers',
   )
   // With `--repeat`, a phase has one row per round: the summary takes the median of each figure.
-  const find = (
+  const find: FindPhase = (
     server: string,
     scenario: string,
     subscribers: number,
@@ -397,17 +405,7 @@ function comparisonRows(
  * ssehub with the Redis broker against ssehub with the memory broker, the same build in the same
  * run (ratio = Redis / memory), with Redis's own CPU apart.
  */
-function redisSection(
-  out: string[],
-  find: (
-    s: string,
-    scenario: string,
-    subs: number,
-    mode: 'max' | 'rate',
-  ) => PhaseResult | undefined,
-  large: number,
-  r: BenchResults,
-): void {
+function redisSection(out: string[], find: FindPhase, large: number, r: BenchResults): void {
   const clients = r.settings.clients as number
   const phases: [string, PhaseResult | undefined, PhaseResult | undefined][] = [
     [
@@ -478,12 +476,7 @@ function processTable(out: string[], title: string, rows: readonly ProcessFigure
  */
 function workersSection(
   out: string[],
-  find: (
-    s: string,
-    scenario: string,
-    subs: number,
-    mode: 'max' | 'rate',
-  ) => PhaseResult | undefined,
+  find: FindPhase,
   idleOf: (server: string) => IdleResult | undefined,
   small: number,
   large: number,

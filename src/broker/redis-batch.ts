@@ -221,12 +221,13 @@ export interface BatchScriptContext {
 
 /**
  * What a batch's answer read back: the entries after `from` (this node's read cursor), in log
- * order; an entry of the batch itself comes as its id and number only (`fields: null`).
+ * order: another node's as its fields, one of the batch itself as its number `n` only (the node
+ * has its fields).
  */
 export interface ReadBack {
   readonly epoch: string
   readonly from: string
-  readonly entries: readonly (readonly [id: string, n: string, fields: readonly string[] | null])[]
+  readonly entries: readonly (readonly [id: string, fieldsOrN: readonly string[] | string])[]
 }
 
 /** A batch's answer: one result per append, and what it read back (`null` when not asked). */
@@ -295,18 +296,7 @@ function toAnswer(reply: unknown, count: number): BatchAnswer {
   }
   const raw = reply[1 + 2 * count] as unknown[]
   if (!Array.isArray(raw) || raw.length === 0) return { results, read: null }
-  const entries: [string, string, string[] | null][] = []
-  for (let i = 1; i < raw.length; i++) {
-    const [id, second] = raw[i] as [string, string | string[]]
-    entries.push(
-      typeof second === 'string' ? [id, second, null] : [id, entryNumberText(second), second],
-    )
-  }
+  // `{id, n}` or `{id, fields}`, as the script wrote them.
+  const entries = raw.slice(1) as [string, string[] | string][]
   return { results, read: { epoch, from: String(raw[0]), entries } }
-}
-
-/** The `n` field of an entry's fields ('' when absent). */
-function entryNumberText(fields: readonly string[]): string {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'n') return fields[i + 1]!
-  return ''
 }

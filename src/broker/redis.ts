@@ -649,9 +649,9 @@ export class RedisBroker implements Broker {
     }
     let own: Map<string, readonly string[]> | null = null
     let others = 0
-    for (const [id, n, fields] of read.entries) {
-      if (fields !== null) {
-        this.take(id, fields)
+    for (const [id, fieldsOrN] of read.entries) {
+      if (typeof fieldsOrN !== 'string') {
+        this.take(id, fieldsOrN)
         // A full read (readCount entries of other nodes) stops before the rest of the log and
         // this batch's own entries: the reader reads on at once instead of waiting for answers.
         if (++others >= this.readCount) this.readBehind = true
@@ -664,7 +664,7 @@ export class RedisBroker implements Broker {
         this.readBehind = true
         return
       }
-      this.take(id, ['n', n, ...mine])
+      this.take(id, ['n', fieldsOrN, ...mine])
     }
   }
 

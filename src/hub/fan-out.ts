@@ -61,10 +61,10 @@ export class FanOut {
 
   /** How many local connections follow any of `keys` (a publish whose delivery is elsewhere). */
   countMatching(keys: readonly string[]): number {
-    if (keys.includes(ALL_KEY)) return this.registry.members.size
-    // One key (a topic, a client id): its set's size. An asynchronous broker (Redis) asks this for
-    // every publish: a broadcast to 10,000 streams must not copy 10,000 members into a Set.
-    if (keys.length === 1) return this.registry.find(keys[0]!)?.size ?? 0
+    // `all`, or one key (a topic, a client id): exact without a copy. An asynchronous broker
+    // (Redis) asks this for every publish: a broadcast to 10,000 streams must not copy 10,000
+    // members into a Set.
+    if (keys.length === 1 || keys.includes(ALL_KEY)) return this.reachBound(keys)
     const seen = new Set<Member>()
     for (const key of keys) {
       const set = this.registry.find(key)
