@@ -95,8 +95,13 @@ export class RedisBroker implements Broker {
    * reads instead of leaving the reading to the answers.
    */
   private readBehind = false
-  /** A publish answer came from another epoch: the reader checks it before it delivers more. */
+  /**
+   * The epoch may have changed (a publish answer came from another one, or the log's numbering
+   * went back): the reader checks it before it delivers more.
+   */
   private epochStale = false
+  /** The position at which the reader last checked the epoch for numbering that went back. */
+  private epochCheckedAt: string | null = null
   /** This broker's read cursor in Redis: where the next batch's answer starts reading back. */
   private readonly cursorKey: string
   /** The publishes and commands of this turn, sent to Redis in one round trip (redis-batch.ts). */
@@ -472,8 +477,15 @@ export class RedisBroker implements Broker {
   }
 
   private async syncEpoch(): Promise<boolean> {
-    await this.client.hsetnx(this.metaKey, 'e', newEpoch())
-    const epoch = (await this.client.hget(this.metaKey, 'e')) ?? ''
+    // One transaction: a FLUSHALL between the two would leave no epoch to read.
+    const replies = await this.client
+      .multi()
+      .hsetnx(this.metaKey, 'e', newEpoch())
+      .hget(this.metaKey, 'e')
+      .exec()
+    const [error, value] = replies?.[1] ?? [new Error('Redis discarded the epoch transaction.')]
+    if (error) throw error
+    const epoch = typeof value === 'string' ? value : ''
     const changed = this.epoch !== '' && epoch !== this.epoch
     this.epoch = epoch
     return changed
@@ -556,6 +568,22 @@ export class RedisBroker implements Broker {
         if (entries.length > 0 && this.readCoalesceMs > 0) entries = await this.coalesce(entries)
         // Read across an epoch change a publish answer saw: checked first (loop top).
         if (this.epochStale) continue
+        // Numbered from below: a failover lost entries (an `unknown` reset, in take()), or Redis
+        // lost the whole log while connected (FLUSHALL, eviction) and a new one began: an epoch
+        // reset, and ids of the new epoch. Which one, the epoch says: checked once per position.
+        // (Entries at or before the position were delivered already, by a publish's answer.)
+        const next = entries.find(([id]) => compareIds(parseStreamId(id), this.position) > 0)
+        const n = next === undefined ? null : entryNumber(next[1])
+        if (
+          n !== null &&
+          this.lastNumber !== null &&
+          n <= this.lastNumber &&
+          this.epochCheckedAt !== this.positionRaw
+        ) {
+          this.epochCheckedAt = this.positionRaw
+          this.epochStale = true
+          continue
+        }
         // A full read stops short of the log's end: read on before waiting for anything.
         this.readBehind = entries.length >= this.readCount
         for (const [id, fields] of entries) this.take(id, fields)

@@ -270,6 +270,31 @@ describe('RedisBroker reading back in the publish answer', () => {
     await broker.close()
   })
 
+  it('resets a node that does not publish before the first event of a new log (FLUSHALL), with the new epoch', async () => {
+    const prefix = `b${++prefixes}:{h}:`
+    const reader = new RedisBroker({ client: redis.client(), prefix, blockMs: 200 })
+    const seen: string[] = []
+    await reader.start({
+      ...noopSink,
+      publication: (p) => seen.push(`event ${p.data} ${p.id}`),
+      reset: (reason, id) => seen.push(`reset ${reason} ${id}`),
+    })
+    const publisher = new RedisBroker({ client: redis.client(), prefix, blockMs: 200 })
+    await publisher.start(noopSink)
+    const before = await publisher.publish({ keys: ['t'], data: 'before' })
+    await waitFor(() => seen.length === 1, 'the first event')
+    await redis.client().flushall()
+    const after = await publisher.publish({ keys: ['t'], data: 'after' })
+    const epoch = /^1~0\.([0-9a-z]+)\./.exec(after.id)![1]!
+    await waitFor(() => seen.length === 3, 'the reset and the event of the new log')
+    expect(seen).toEqual([
+      `event before ${before.id}`,
+      `reset epoch 1~0.${epoch}.0-0`,
+      `event after ${after.id}`,
+    ])
+    await Promise.all([reader.close(), publisher.close()])
+  })
+
   it('leaves it to the reader when an answer that read back was lost (a timed-out batch): nothing skipped, nothing twice', async () => {
     const client = redis.client()
     const broker = new RedisBroker({
